@@ -1,0 +1,49 @@
+"""Shared fixtures. Lab tests fail loudly when they cannot run: they are never skipped."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+from collections.abc import Iterator
+
+import pytest
+
+from dockwall.lab.lab import Lab
+from dockwall.lab.probe import Prober
+
+REQUIRED_TOOLS = ("dockerd", "ip", "nsenter", "iptables-save", "busybox")
+
+
+def lab_preconditions() -> list[str]:
+    problems = [] if os.geteuid() == 0 else ["lab tests need root"]
+    problems += [f"{tool} is not installed" for tool in REQUIRED_TOOLS if not shutil.which(tool)]
+    return problems
+
+
+def new_lab_name(worker: str) -> str:
+    """Unique per pytest-xdist worker and run, so parallel runs never collide."""
+    return f"t{worker.removeprefix('gw')[:3]}{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def lab_session(worker_id: str) -> Iterator[Lab]:
+    problems = lab_preconditions()
+    if problems:
+        pytest.fail("cannot run lab tests: " + "; ".join(problems) + " (run `make test` as root)")
+    lab = Lab(new_lab_name(worker_id))
+    lab.up()
+    try:
+        yield lab
+    finally:
+        lab.down()
+
+
+@pytest.fixture
+def lab(lab_session: Lab) -> Lab:
+    return lab_session
+
+
+@pytest.fixture
+def prober(lab: Lab) -> Prober:
+    return Prober(lab)
