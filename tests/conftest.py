@@ -6,11 +6,14 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
+
+from .lab.dockwall_cli import Dockwall
 
 REQUIRED_TOOLS = ("dockerd", "ip", "nsenter", "iptables-save", "busybox")
 
@@ -47,3 +50,14 @@ def lab(lab_session: Lab) -> Lab:
 @pytest.fixture
 def prober(lab: Lab) -> Prober:
     return Prober(lab)
+
+
+@pytest.fixture
+def dockwall(lab: Lab, tmp_path: Path) -> Iterator[Dockwall]:
+    """The dockwall CLI on the lab host; the lab is back to plain Docker afterwards."""
+    dw = Dockwall(lab, tmp_path)
+    dw.cleanup()
+    try:
+        yield dw
+    finally:
+        dw.cleanup()

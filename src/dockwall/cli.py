@@ -1,4 +1,4 @@
-"""The `dockwall` command line."""
+"""The `dockwall` command line: thin wiring over the commands modules."""
 
 from __future__ import annotations
 
@@ -6,17 +6,31 @@ import sys
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
+from dockwall.commands import policy, status
 from dockwall.errors import DockwallError
+from dockwall.explain.cli import register as register_explain
 from dockwall.lab.cli import app as lab_app
 
 app = typer.Typer(
-    help="dockwall: a declarative ingress/egress firewall for Docker hosts.",
+    help="dockwall: a declarative ingress/egress firewall for Docker hosts.\n\n"
+    "Write who may reach each container's published ports and where each container may "
+    "connect in one policy file; dockwall compiles it to the host's firewall (iptables "
+    "DOCKER-USER or nftables), applies it atomically over IPv4 and IPv6, and shows the "
+    "diff before it does. Docker is reached as its CLI does (DOCKER_HOST, contexts).",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    rich_markup_mode="rich",
 )
+app.command()(policy.init)
+app.command()(policy.plan)
+app.command()(policy.apply)
+app.command()(status.status)
+app.command()(policy.reset)
 app.add_typer(lab_app, name="lab")
-err_console = Console(stderr=True)
+register_explain(app)
+err_console = Console(stderr=True, soft_wrap=True)
 
 
 def main() -> None:
@@ -24,5 +38,5 @@ def main() -> None:
     try:
         app()
     except DockwallError as exc:
-        err_console.print(f"[red]error:[/] {exc}", markup=True, highlight=False)
+        err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
         sys.exit(1)

@@ -112,3 +112,17 @@ class SubprocessRunner:
         """Becomes the command (exec), so it gets the terminal and its exit code is ours."""
         full = self.argv_for(argv)
         os.execvpe(full[0], full, {**os.environ, **self.env})  # noqa: S606
+
+    def interactive(self, argv: Sequence[str]) -> subprocess.Popen[str]:
+        """A running command to talk to line by line (stdin and stdout are pipes)."""
+        full = self.argv_for(argv)
+        env = {**os.environ, **self.env} if self.env else None
+        return subprocess.Popen(  # noqa: S603 - argument list, never a shell
+            full,
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            env=env,
+        )

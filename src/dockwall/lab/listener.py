@@ -1,8 +1,10 @@
 """A tiny TCP and UDP responder that lab namespaces and containers run.
 
-A probe counts a port as open when TCP connects or a UDP datagram is answered, so this
-program only has to accept and echo. It runs from the host's Python inside the target
-network namespace (nsenter), which is why the lab image needs nothing but busybox.
+A probe counts a port as open when TCP connects or a UDP datagram is answered. TCP
+connections get a banner and are then echoed until the peer closes, so a test can hold
+a connection open across re-applies and see whether it still carries data. It runs
+from the host's Python inside the target network namespace (nsenter), which is why the
+lab image needs nothing but busybox.
 """
 
 from __future__ import annotations
@@ -29,33 +31,44 @@ def bound_socket(kind: int, address: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(addresses: Sequence[str], tcp_ports: Sequence[int], udp_ports: Sequence[int]) -> None:
-    """Answers forever; the lab stops it with a signal."""
-    selector = selectors.DefaultSelector()
-    for address in addresses:
-        for port in tcp_ports:
-            selector.register(bound_socket(socket.SOCK_STREAM, address, port), selectors.EVENT_READ)
-        for port in udp_ports:
-            selector.register(bound_socket(socket.SOCK_DGRAM, address, port), selectors.EVENT_READ)
-    while True:
-        for key, _ in selector.select():
-            answer(key.fileobj)  # type: ignore[arg-type]
+class Responder:
+    def __init__(self) -> None:
+        self.selector = selectors.DefaultSelector()
 
+    def bind(self, kind: int, address: str, port: int) -> None:
+        self.selector.register(bound_socket(kind, address, port), selectors.EVENT_READ, "server")
 
-def answer(sock: socket.socket) -> None:
-    """Greets a TCP client and closes, or echoes a UDP datagram back to its sender."""
-    try:
-        if sock.type == socket.SOCK_STREAM:
+    def serve(self) -> None:
+        """Answers forever; the lab stops it with a signal."""
+        while True:
+            for key, _ in self.selector.select():
+                sock: socket.socket = key.fileobj  # type: ignore[assignment]
+                try:
+                    self.handle(sock, key.data)
+                except OSError:
+                    self.drop(sock, key.data)
+
+    def handle(self, sock: socket.socket, role: str) -> None:
+        if role == "conn":
+            data = sock.recv(4096)
+            if not data:
+                self.drop(sock, role)
+                return
+            sock.sendall(data)
+        elif sock.type == socket.SOCK_STREAM:
             conn, _ = sock.accept()
-            with conn:
-                conn.setblocking(True)
-                conn.settimeout(1.0)
-                conn.sendall(BANNER)
+            conn.setblocking(True)
+            conn.settimeout(1.0)
+            conn.sendall(BANNER)
+            self.selector.register(conn, selectors.EVENT_READ, "conn")
         else:
             data, peer = sock.recvfrom(2048)
             sock.sendto(data, peer)
-    except OSError:
-        return
+
+    def drop(self, sock: socket.socket, role: str) -> None:
+        if role == "conn":
+            self.selector.unregister(sock)
+            sock.close()
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -65,7 +78,13 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--tcp", type=int, action="append", default=[])
     parser.add_argument("--udp", type=int, action="append", default=[])
     args = parser.parse_args(argv)
-    serve(args.addr or ["0.0.0.0", "::"], args.tcp, args.udp)
+    responder = Responder()
+    for address in args.addr or ["0.0.0.0", "::"]:
+        for port in args.tcp:
+            responder.bind(socket.SOCK_STREAM, address, port)
+        for port in args.udp:
+            responder.bind(socket.SOCK_DGRAM, address, port)
+    responder.serve()
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel, ConfigDict, ValidationInfo, model_validator
 
-from dockwall.policy.problems import did_you_mean, fail, shown
+from dockwall.policy.problems import clip, did_you_mean, fail, shown
 
 _YAML_FLAG = "dockwall.policy.yaml"
 
@@ -53,6 +53,11 @@ class MappingModel(Model):
         hidden = renamed | cls._internal
         return (*(name for name in cls.model_fields if name not in hidden), *cls._renames)
 
+    @classmethod
+    def renames(cls) -> Mapping[str, tuple[str, bool]]:
+        """YAML keys that fill a differently named field (see the class docstring)."""
+        return cls._renames
+
     @model_validator(mode="before")
     @classmethod
     def _read_yaml(cls, data: Any, info: ValidationInfo) -> Any:
@@ -78,7 +83,7 @@ def _check_keys(data: dict[str, Any], allowed: Sequence[str]) -> None:
     for key, value in data.items():
         if key not in allowed:
             raise fail(
-                f"unknown key {key!r}{did_you_mean(key, allowed)} "
+                f"unknown key {clip(key)}{did_you_mean(key, allowed)} "
                 f"(allowed keys: {', '.join(allowed)})",
                 at=(key,),
                 on_key=True,

@@ -10,7 +10,7 @@ import ipaddress
 import re
 from typing import Literal
 
-from dockwall.policy.problems import did_you_mean
+from dockwall.policy.problems import clip, did_you_mean
 
 Protocol = Literal["tcp", "udp", "icmp"]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -20,7 +20,9 @@ ANY = "any"
 PORT_MIN = 1
 PORT_MAX = 65535
 
-_PORT_SPEC = re.compile(r"(?P<first>[0-9]{1,9})(?:-(?P<last>[0-9]{1,9}))?(?:/(?P<proto>.*))?", re.ASCII)
+_PORT_SPEC = re.compile(
+    r"(?P<first>[0-9]{1,9})(?:-(?P<last>[0-9]{1,9}))?(?:/(?P<proto>.*))?", re.ASCII
+)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*", re.ASCII)
 
 
@@ -34,7 +36,7 @@ def parse_port_range(text: str) -> tuple[Protocol, int | None, int | None]:
         return "icmp", None, None
     match = _PORT_SPEC.fullmatch(text)
     if match is None:
-        raise SpecError(f"{text!r} is not a port: write N/tcp, N-M/udp or icmp")
+        raise SpecError(f"{clip(text)} is not a port: write N/tcp, N-M/udp or icmp")
     first, last = int(match["first"]), int(match["last"] or match["first"])
     for port in (first, last):
         if not PORT_MIN <= port <= PORT_MAX:
@@ -53,7 +55,9 @@ def _protocol(text: str, proto: str | None) -> Protocol:
         raise SpecError(f"icmp has no ports; write just icmp instead of {text}")
     if proto not in ("tcp", "udp"):
         hint = did_you_mean(proto.lower(), PROTOCOLS)
-        raise SpecError(f"unknown protocol {proto!r} in {text}: use tcp, udp or icmp{hint}")
+        raise SpecError(
+            f"unknown protocol {clip(proto)} in {clip(text)}: use tcp, udp or icmp{hint}"
+        )
     return "tcp" if proto == "tcp" else "udp"
 
 
@@ -72,7 +76,7 @@ def parse_network(text: str) -> Network:
     the writer meant either the host or the network, and guessing wrong opens a hole.
     """
     if "%" in text:
-        raise SpecError(f"{text} has a scope id; write the address without %...")
+        raise SpecError(f"{clip(text)} has a scope id: write the address without %...")
     try:
         return ipaddress.ip_network(text, strict=True)
     except ValueError:
@@ -81,7 +85,7 @@ def parse_network(text: str) -> Network:
         loose = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise SpecError(
-            f"{text!r} is not an IP address or CIDR (like 192.0.2.0/24 or 2001:db8::/32)"
+            f"{clip(text)} is not an IP address or CIDR (like 192.0.2.0/24 or 2001:db8::/32)"
         ) from None
     host = text.split("/", 1)[0]
     raise SpecError(
@@ -93,7 +97,7 @@ def check_name(text: str, what: str) -> str:
     """A container, compose project or service name as Docker and Compose accept them."""
     if not _NAME.fullmatch(text):
         raise SpecError(
-            f"{text!r} is not a valid {what}: use letters, digits, '_', '.' and '-', "
+            f"{clip(text)} is not a valid {what}: use letters, digits, '_', '.' and '-', "
             "starting with a letter or digit"
         )
     return text
@@ -103,5 +107,5 @@ def parse_label_selector(text: str) -> tuple[str, str]:
     """`key=value` as a pair; the value may be empty, as Docker labels can be."""
     key, sep, value = text.partition("=")
     if not sep or not key or any(ch.isspace() for ch in key):
-        raise SpecError(f"{text!r} is not a label selector: write key=value, like tier=db")
+        raise SpecError(f"{clip(text)} is not a label selector: write key=value, like tier=db")
     return key, value

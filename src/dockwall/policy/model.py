@@ -98,7 +98,8 @@ def _addresses(value: Any) -> tuple[Network, ...] | None:
     if value is None:
         return None
     if not isinstance(value, list | tuple):
-        raise fail(f"expected a list of CIDRs or [any], got {shown(value)}")
+        hint = f"; write [{value}]" if isinstance(value, str) and len(value) < 60 else ""
+        raise fail(f"expected a list of CIDRs or [any], got {shown(value)}{hint}")
     if not value:
         raise fail("is empty: list CIDRs, or write [any] for every address")
     if ANY in value:

@@ -45,13 +45,21 @@ def fail(
     The message travels inside the context object rather than as the template, because
     pydantic substitutes `{name}` placeholders and user input may contain braces.
     """
-    return PydanticCustomError(ERROR_TYPE, "{problem}", {"problem": Problem(message, at, on_key, see)})
+    return PydanticCustomError(
+        ERROR_TYPE, "{problem}", {"problem": Problem(message, at, on_key, see)}
+    )
 
 
 def did_you_mean(word: str, choices: Sequence[str]) -> str:
     """A suffix suggesting the closest choice to a misspelt word, or nothing."""
     close = difflib.get_close_matches(word, choices, n=1, cutoff=0.6)
     return f"; did you mean '{close[0]}'?" if close else ""
+
+
+def clip(text: str, limit: int = 60) -> str:
+    """User text quoted for a message, cut short: labels may hold kilobytes of junk."""
+    quoted = repr(text)
+    return quoted if len(quoted) <= limit else quoted[: limit - 4] + "...'"
 
 
 def shown(value: object) -> str:
@@ -62,7 +70,7 @@ def shown(value: object) -> str:
         return "a mapping"
     if isinstance(value, list | tuple):
         return "a list"
-    return repr(value) if isinstance(value, str) else str(value)
+    return clip(value) if isinstance(value, str) else str(value)
 
 
 def choice(value: object, options: Sequence[str]) -> str:

@@ -1,0 +1,1 @@
+"""Helpers of bench_datapath.py: lab setup, the four firewall setups, the measurements."""

@@ -1,0 +1,40 @@
+"""`dockwall audit [FILE...]`: the live host, or Dockerfiles and compose files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import docker
+import typer
+from rich.console import Console
+
+from dockwall.audit.findings import print_findings, to_json
+from dockwall.audit.live import audit_host
+from dockwall.audit.static import audit_files
+from dockwall.explain.live import gather
+from dockwall.runner import SubprocessRunner
+
+
+def audit(
+    files: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Dockerfiles and compose files; without them, the live host."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Find firewall mistakes: exit code 0 without findings above info, 3 with some."""
+    if files:
+        findings = audit_files(files)
+    else:
+        findings = audit_host(gather(SubprocessRunner(), docker.from_env))
+    if as_json:
+        typer.echo(to_json(findings))
+    else:
+        print_findings(Console(), findings)
+    if any(f.severity != "info" for f in findings):
+        raise typer.Exit(3)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("audit")(audit)

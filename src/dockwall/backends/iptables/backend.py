@@ -1,0 +1,160 @@
+"""Plans and applies the iptables backend, one atomic iptables-restore per family.
+
+Only chains named DOCKWALL-* are ever written, plus one marked jump from DOCKER-USER
+and one from INPUT. Where Docker made no DOCKER-USER (ip6tables under Docker 20.10),
+dockwall creates it and hooks it from FORWARD, marked so reset can undo exactly that.
+"""
+
+from __future__ import annotations
+
+import difflib
+
+from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
+from dockwall.backends.iptables.render import CHAIN_PREFIX, FORWARD, INPUT, MARK, render
+from dockwall.backends.iptables.ruleset import FilterTable, parse_filter
+from dockwall.backends.iptables.variant import Family, Variant, detect
+from dockwall.compile.ir import Ruleset
+from dockwall.runner import Runner
+
+FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
+DOCKER_USER = "DOCKER-USER"
+
+
+def hook(chain: str) -> str:
+    return f"{MARK} -j {chain}"
+
+
+def hooks(live: FilterTable) -> list[tuple[str, str]]:
+    """(chain, our jump) pairs: FORWARD->DOCKER-USER only when Docker made none."""
+    wanted = [(DOCKER_USER, hook(FORWARD)), ("INPUT", hook(INPUT))]
+    docker_made_it = DOCKER_USER in live.chains and hook(DOCKER_USER) not in live.rules("FORWARD")
+    if not docker_made_it:
+        wanted.insert(0, ("FORWARD", hook(DOCKER_USER)))
+    return wanted
+
+
+def ours(live: FilterTable) -> list[str]:
+    return [c for c in live.chains if c.startswith(CHAIN_PREFIX)]
+
+
+class IptablesBackend:
+    name = "iptables"
+
+    def __init__(self, runner: Runner, variant: Variant | None = None) -> None:
+        self.runner = runner
+        self.variant = variant or detect(runner)
+
+    def live(self, family: Family) -> FilterTable:
+        argv = [*self.variant.save(family), "-c", "-t", "filter"]
+        return parse_filter(self.runner.run(argv).stdout)
+
+    def plan(self, ruleset: Ruleset) -> Plan:
+        changes: list[Change] = []
+        transactions: list[Transaction] = []
+        for family in FAMILIES:
+            live = self.live(family)
+            desired = render(ruleset, family).chains
+            diff = chain_changes(family, live, desired) + hook_changes(family, live)
+            if diff:
+                changes += diff
+                transactions.append(self.transaction(family, apply_script(live, desired)))
+        return Plan(self.name, tuple(changes), tuple(transactions))
+
+    def plan_reset(self) -> Plan:
+        changes: list[Change] = []
+        transactions: list[Transaction] = []
+        for family in FAMILIES:
+            live = self.live(family)
+            lines, diff = reset_script(family, live)
+            if diff:
+                changes += diff
+                transactions.append(self.transaction(family, lines))
+        return Plan(self.name, tuple(changes), tuple(transactions))
+
+    def transaction(self, family: Family, lines: list[str]) -> Transaction:
+        payload = "\n".join(["*filter", *lines, "COMMIT", ""])
+        return Transaction(tuple(self.variant.restore(family)), payload)
+
+    def apply(self, plan: Plan) -> None:
+        for transaction in plan.transactions:
+            self.runner.run(list(transaction.argv), input=transaction.payload)
+
+    def counters(self) -> list[RuleCounter]:
+        return [
+            RuleCounter(family, rule.chain, rule.text, rule.packets, rule.bytes)
+            for family in FAMILIES
+            for chain, rules in self.live(family).chains.items()
+            if chain.startswith(CHAIN_PREFIX)
+            for rule in rules
+        ]
+
+    def installed(self) -> bool:
+        return any(ours(self.live(family)) for family in FAMILIES)
+
+
+def chain_changes(family: Family, live: FilterTable, desired: dict[str, list[str]]) -> list[Change]:
+    """A line diff per chain, so a plan reads like `git diff` of the firewall."""
+    changes: list[Change] = []
+    for chain in [*desired, *(c for c in ours(live) if c not in desired)]:
+        before = live.rules(chain) if chain in live.chains else None
+        after = desired.get(chain)
+        if before == after:
+            continue
+        if before is None:
+            changes.append(Change(family, "add", chain, "(new chain)"))
+        if after is None:
+            changes.append(Change(family, "remove", chain, "(chain removed)"))
+        matcher = difflib.SequenceMatcher(a=before or [], b=after or [], autojunk=False)
+        for tag, a0, a1, b0, b1 in matcher.get_opcodes():
+            if tag == "equal":
+                continue
+            changes += [Change(family, "remove", chain, t) for t in (before or [])[a0:a1]]
+            changes += [Change(family, "add", chain, t) for t in (after or [])[b0:b1]]
+    return changes
+
+
+def hook_changes(family: Family, live: FilterTable) -> list[Change]:
+    changes: list[Change] = []
+    if DOCKER_USER not in live.chains:
+        changes.append(Change(family, "add", DOCKER_USER, "(new chain: Docker made none)"))
+    for chain, jump in hooks(live):
+        count = live.rules(chain).count(jump)
+        if count == 0:
+            changes.append(Change(family, "add", chain, f"{jump} (first rule)"))
+        changes += [Change(family, "remove", chain, f"{jump} (duplicate)")] * max(0, count - 1)
+    return changes
+
+
+def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
+    """Declaring a chain under --noflush empties it, so every chain is rebuilt whole."""
+    lines = [f":{chain} - [0:0]" for chain in desired]
+    stale = [c for c in ours(live) if c not in desired]
+    lines += [f":{chain} - [0:0]" for chain in stale]
+    if DOCKER_USER not in live.chains:
+        lines.append(f":{DOCKER_USER} - [0:0]")
+    for chain, jump in hooks(live):
+        count = live.rules(chain).count(jump)
+        if count == 0:
+            lines.append(f"-I {chain} 1 {jump}")
+        lines += [f"-D {chain} {jump}"] * max(0, count - 1)
+    lines += [f"-A {chain} {rule}" for chain, rules in desired.items() for rule in rules]
+    lines += [f"-X {chain}" for chain in stale]
+    return lines
+
+
+def reset_script(family: Family, live: FilterTable) -> tuple[list[str], list[Change]]:
+    """Remove our jumps and chains; drop the DOCKER-USER we created if nothing else uses it."""
+    lines: list[str] = []
+    changes: list[Change] = []
+    for chain, rules in live.chains.items():
+        for rule in rules:
+            if rule.text.startswith(MARK):
+                lines.append(f"-D {chain} {rule.text}")
+                changes.append(Change(family, "remove", chain, rule.text))
+    created_docker_user = hook(DOCKER_USER) in live.rules("FORWARD")
+    leftover = [r for r in live.rules(DOCKER_USER) if not r.startswith(MARK)]
+    chains = ours(live) + ([DOCKER_USER] if created_docker_user and not leftover else [])
+    lines += [f":{chain} - [0:0]" for chain in chains if chain.startswith(CHAIN_PREFIX)]
+    lines += [f"-X {chain}" for chain in chains]
+    changes += [Change(family, "remove", chain, "(chain removed)") for chain in chains]
+    return lines, changes

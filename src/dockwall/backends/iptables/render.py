@@ -1,0 +1,135 @@
+"""IR -> the chains dockwall wants, as rule texts in iptables-save's own spelling.
+
+Rules are written exactly as iptables-save prints them back (option order, `-m tcp`,
+/32 suffixes), so the live ruleset can be compared with the desired one as plain text
+and `plan` shows nothing when nothing changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from dockwall.backends.iptables.variant import Family
+from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
+from dockwall.model.state import Network
+
+FORWARD = "DOCKWALL-FORWARD"
+INPUT = "DOCKWALL-INPUT"
+DEFAULT_IN = "DOCKWALL-DEFAULT-I"
+DEFAULT_OUT = "DOCKWALL-DEFAULT-E"
+CHAIN_PREFIX = "DOCKWALL-"
+MARK = "-m comment --comment dockwall"
+ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+NEIGHBOUR_DISCOVERY = (133, 134, 135, 136)
+
+
+@dataclass(frozen=True)
+class Desired:
+    """Our chains in order, each with its rules, for one address family."""
+
+    chains: dict[str, list[str]]
+
+
+def version(family: Family) -> int:
+    return 4 if family == "ipv4" else 6
+
+
+def cidr(network: Network) -> str:
+    return f"{network.network_address}/{network.prefixlen}"
+
+
+def host(endpoint: Endpoint) -> str:
+    return f"{endpoint.address}/{endpoint.address.max_prefixlen}"
+
+
+def port_range(port: PortMatch) -> str:
+    if port.first is None or port.last is None or port.first == port.last:
+        return str(port.first)
+    return f"{port.first}:{port.last}"
+
+
+def proto_match(port: PortMatch, family: Family, original: bool) -> str:
+    if port.proto == "icmp":
+        return "-p icmp" if family == "ipv4" else "-p ipv6-icmp"
+    if port.first is None:
+        return f"-p {port.proto}"
+    if original:
+        return f"-p {port.proto} -m conntrack --ctorigdstport {port_range(port)} --ctdir ORIGINAL"
+    return f"-p {port.proto} -m {port.proto} --dport {port_range(port)}"
+
+
+def allow_rules(allow: Allow, family: Family, peer_flag: str) -> list[str]:
+    """Every (peer, port) combination of one Allow that exists in this family."""
+    if allow.peers is None:
+        peers: list[str] = [""]
+    else:
+        peers = [f"{peer_flag} {cidr(p)} " for p in allow.peers if p.version == version(family)]
+    ports = [proto_match(p, family, allow.original) + " " for p in allow.ports] or [""]
+    return [f"{peer}{port}-j RETURN" for peer in peers for port in ports]
+
+
+def filter_rules(filter_: Filter, family: Family, peer_flag: str) -> list[str]:
+    rules = [r for allow in filter_.allows for r in allow_rules(allow, family, peer_flag)]
+    return [*dict.fromkeys(rules), "-j DROP"]
+
+
+def guard_chain(guard: Guard, direction: str) -> str:
+    return f"{CHAIN_PREFIX}{direction}-{guard.key}"
+
+
+def ingress_dispatch(endpoint: Endpoint, target: str) -> str:
+    iface = endpoint.interface
+    return f"-d {host(endpoint)} ! -i {iface} -o {iface} {target}"
+
+
+def egress_dispatch(endpoint: Endpoint, target: str, forwarded: bool) -> str:
+    iface = endpoint.interface
+    out = f"! -o {iface} " if forwarded else ""
+    return f"-s {host(endpoint)} -i {iface} {out}{target}"
+
+
+def target(filter_: Filter | None, chain: str) -> str | None:
+    """goto the filter's chain, so its RETURN ends our part of FORWARD for this packet."""
+    if filter_ is not None:
+        return f"-g {chain}"
+    return None
+
+
+def render(ruleset: Ruleset, family: Family) -> Desired:
+    """FORWARD dispatch by container address first, then the bridge-wide defaults."""
+    chains: dict[str, list[str]] = {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]}
+    if family == "ipv6":
+        chains[INPUT] += [f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in NEIGHBOUR_DISCOVERY]
+    for guard in ruleset.guards:
+        mine = [e for e in guard.endpoints if e.address.version == version(family)]
+        if not mine:
+            continue
+        ingress = target(guard.ingress, guard_chain(guard, "I"))
+        egress = target(guard.egress, guard_chain(guard, "E"))
+        if guard.ingress is not None:
+            chains[guard_chain(guard, "I")] = filter_rules(guard.ingress, family, "-s")
+        if guard.egress is not None:
+            chains[guard_chain(guard, "E")] = filter_rules(guard.egress, family, "-d")
+        for endpoint in mine:
+            if ingress or ruleset.default_ingress is not None:
+                chains[FORWARD].append(ingress_dispatch(endpoint, ingress or "-j RETURN"))
+            if egress or ruleset.default_egress is not None:
+                chains[FORWARD].append(egress_dispatch(endpoint, egress or "-j RETURN", True))
+                chains[INPUT].append(egress_dispatch(endpoint, egress or "-j RETURN", False))
+    add_defaults(chains, ruleset, family)
+    return Desired(chains)
+
+
+def add_defaults(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) -> None:
+    """Whole-bridge rules: they hold containers dockwall has not seen yet (fail-closed)."""
+    if ruleset.default_ingress is not None:
+        chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s")
+    if ruleset.default_egress is not None:
+        chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d")
+    for bridge in ruleset.bridges:
+        iface = bridge.interface
+        if ruleset.default_ingress is not None:
+            chains[FORWARD].append(f"! -i {iface} -o {iface} -g {DEFAULT_IN}")
+        if ruleset.default_egress is not None:
+            chains[FORWARD].append(f"-i {iface} ! -o {iface} -g {DEFAULT_OUT}")
+            chains[INPUT].append(f"-i {iface} -g {DEFAULT_OUT}")

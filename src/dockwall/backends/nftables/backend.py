@@ -1,0 +1,71 @@
+"""The nftables backend: one table of dockwall's own, replaced whole in one transaction."""
+
+from __future__ import annotations
+
+import json
+
+from dockwall.backends.base import Plan, RuleCounter, Transaction
+from dockwall.backends.nftables.detect import nft_tables
+from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
+from dockwall.backends.nftables.live import live_objects, rule_counters
+from dockwall.backends.nftables.plan import table_changes
+from dockwall.backends.nftables.render import render
+from dockwall.backends.nftables.view import TableView, table_view
+from dockwall.compile.ir import Ruleset
+from dockwall.runner import Runner
+
+LOAD_ARGV = ("nft", "-j", "-f", "-")
+
+
+class NftablesBackend:
+    """Never touches another table and never flushes the ruleset: Docker's rules stay put."""
+
+    name = "nftables"
+
+    def __init__(self, runner: Runner) -> None:
+        self.runner = runner
+
+    def render(self, ruleset: Ruleset) -> list[Json]:
+        return render(ruleset)
+
+    def plan(self, ruleset: Ruleset) -> Plan:
+        commands = render(ruleset)
+        found = table_changes(table_view(added_objects(commands)), self.live_view())
+        if not found:
+            return Plan(self.name)
+        return Plan(self.name, tuple(found), (transaction(commands),))
+
+    def plan_reset(self) -> Plan:
+        live = self.live_view()
+        if live is None:
+            return Plan(self.name)
+        table = {"table": table_ref()}
+        return Plan(
+            self.name,
+            tuple(table_changes(None, live)),
+            (transaction([{"add": table}, {"delete": table}]),),
+        )
+
+    def apply(self, plan: Plan) -> None:
+        for step in plan.transactions:
+            self.runner.run(list(step.argv), input=step.payload)
+
+    def counters(self) -> list[RuleCounter]:
+        objects = live_objects(self.runner)
+        return rule_counters(objects) if objects is not None else []
+
+    def installed(self) -> bool:
+        return (FAMILY, TABLE) in nft_tables(self.runner)
+
+    def live_view(self) -> TableView | None:
+        objects = live_objects(self.runner)
+        return table_view(objects) if objects is not None else None
+
+
+def added_objects(commands: list[Json]) -> list[Json]:
+    """What a replace transaction creates inside the table (the table itself aside)."""
+    return [c["add"] for c in commands if "add" in c and "table" not in c["add"]]
+
+
+def transaction(commands: list[Json]) -> Transaction:
+    return Transaction(LOAD_ARGV, json.dumps({"nftables": commands}, separators=(",", ":")))

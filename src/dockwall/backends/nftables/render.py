@@ -1,0 +1,305 @@
+"""Turns the IR into the nftables objects of table `inet dockwall`.
+
+Layout, and why:
+
+- Base chains `forward` and `input` hook at priority filter - 1, before Docker's, with
+  policy accept: our table can only drop. Anything it lets through still meets Docker.
+- Established and related packets leave at once, so filters only ever see new
+  connections and replies can never be cut.
+- Dispatch is one verdict-map lookup per direction and family, keyed by (container
+  address, bridge interface), so a packet's cost does not grow with the container count.
+  Peers are interval sets, so it does not grow with the allowlists either.
+- A filter chain `return`s what it allows and drops the rest. Returning (not accepting)
+  lets one forwarded packet be checked as the destination's ingress and then as the
+  source's egress; the base chain's policy accept then hands it to Docker.
+- Guards without a filter for a direction map to `return`, so the defaults (which catch
+  every other address on a known bridge, fail-closed) never see their traffic.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+from dockwall.backends.nftables import expr as e
+from dockwall.backends.nftables.expr import Json
+from dockwall.compile.ir import Allow, Filter, Guard, PortMatch, Ruleset
+from dockwall.model.state import Network
+
+PRIORITY = -1
+ND_TYPES = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert")
+ICMP = {4: "icmp", 6: "ipv6-icmp"}
+IP = {4: "ip", 6: "ip6"}
+ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
+NAME_LIMIT = 48
+
+
+@dataclass(frozen=True)
+class Direction:
+    """What differs between ingress and egress: which side of the packet is whose."""
+
+    chain: str
+    default_chain: str
+    prefix: str
+    container_field: str
+    peer_field: str
+    interface_key: str
+
+
+INGRESS = Direction("ingress", "default-in", "in", "daddr", "saddr", "oifname")
+EGRESS = Direction("egress", "default-out", "out", "saddr", "daddr", "iifname")
+
+
+@dataclass
+class Objects:
+    """Chains first (map elements jump to them), then sets and maps, then the rules."""
+
+    sets: list[Json] = field(default_factory=list)
+    chains: list[Json] = field(default_factory=list)
+    rules: list[Json] = field(default_factory=list)
+
+    def ordered(self) -> list[Json]:
+        return [*self.chains, *self.sets, *self.rules]
+
+    def chain(self, name: str, exprs_per_rule: Iterable[list[Json]]) -> None:
+        self.chains.append({"chain": {**chain_ref(name)}})
+        self.rules.extend(rule(name, exprs) for exprs in exprs_per_rule)
+
+
+def render(ruleset: Ruleset) -> list[Json]:
+    """The one transaction that replaces the table, whether or not it exists yet.
+
+    `add` makes the `delete` safe on a host without the table; the delete then drops
+    everything old, so the kernel swaps old for new in a single commit.
+    """
+    table = {"table": e.table_ref()}
+    return [
+        {"add": table},
+        {"delete": table},
+        {"add": table},
+        *({"add": obj} for obj in table_objects(ruleset)),
+    ]
+
+
+def table_objects(ruleset: Ruleset) -> list[Json]:
+    objects = Objects()
+    interfaces = bridge_interfaces(ruleset)
+    objects.sets.append(named_set("bridges", "ifname", [], interfaces))
+    objects.sets.append(
+        named_set("intra", ["ifname", "ifname"], [], [e.concat(i, i) for i in interfaces])
+    )
+    labels = guard_labels(ruleset.guards)
+    for direction, default in (
+        (INGRESS, ruleset.default_ingress),
+        (EGRESS, ruleset.default_egress),
+    ):
+        add_direction(objects, direction, ruleset, labels, default)
+    add_base_chains(objects)
+    return objects.ordered()
+
+
+def add_base_chains(objects: Objects) -> None:
+    established = e.match(e.ct("state"), ["established", "related"], op="in")
+    objects.chains.append(base_chain("forward"))
+    objects.chains.append(base_chain("input"))
+    objects.rules += [
+        rule("forward", [established, e.verdict("accept")]),
+        rule(
+            "forward",
+            [
+                e.match(e.concat(e.meta("iifname"), e.meta("oifname")), e.set_ref("intra")),
+                e.verdict("accept"),
+            ],
+        ),
+        rule("forward", [e.jump(INGRESS.chain)]),
+        rule("forward", [e.jump(EGRESS.chain)]),
+        rule("input", [established, e.verdict("accept")]),
+        rule(
+            "input",
+            [e.match(e.payload("icmpv6", "type"), {"set": list(ND_TYPES)}), e.verdict("accept")],
+        ),
+        rule("input", [e.jump(EGRESS.chain)]),
+    ]
+
+
+def add_direction(
+    objects: Objects,
+    direction: Direction,
+    ruleset: Ruleset,
+    labels: dict[str, str],
+    default: Filter | None,
+) -> None:
+    """The dispatch chain of one direction, its verdict maps and the filter chains."""
+    dispatch: list[list[Json]] = []
+    for family in (4, 6):
+        name = f"{direction.chain}-v{family}"
+        objects.sets.append(
+            verdict_map(name, family, dispatch_elements(direction, ruleset, labels, family))
+        )
+        key = e.concat(
+            e.payload(IP[family], direction.container_field), e.meta(direction.interface_key)
+        )
+        dispatch.append([e.vmap(key, name)])
+    if default is not None:
+        dispatch.append(
+            [
+                e.match(e.meta(direction.interface_key), e.set_ref("bridges")),
+                e.goto(direction.default_chain),
+            ]
+        )
+        add_filter(objects, direction.default_chain, default, direction)
+    for guard in ruleset.guards:
+        flt = guard.ingress if direction is INGRESS else guard.egress
+        if flt is not None:
+            add_filter(objects, f"{direction.prefix}-{labels[guard.key]}", flt, direction)
+    objects.chain(direction.chain, dispatch)
+
+
+def dispatch_elements(
+    direction: Direction, ruleset: Ruleset, labels: dict[str, str], family: int
+) -> list[list[Json]]:
+    """(address . interface) -> goto the guard's chain, or return when it has no filter."""
+    elements: dict[tuple[str, str], Json] = {}
+    for guard in ruleset.guards:
+        flt = guard.ingress if direction is INGRESS else guard.egress
+        target = e.goto(f"{direction.prefix}-{labels[guard.key]}") if flt else e.verdict("return")
+        for endpoint in guard.endpoints:
+            if endpoint.address.version == family:
+                elements.setdefault((str(endpoint.address), endpoint.interface), target)
+    return [
+        [e.concat(address, interface), target] for (address, interface), target in elements.items()
+    ]
+
+
+def add_filter(objects: Objects, chain: str, flt: Filter, direction: Direction) -> None:
+    """Allowed new connections return to the caller; everything else ends in a counted drop."""
+    rules: list[list[Json]] = []
+    for index, allow in enumerate(flt.allows):
+        peers = peer_matches(objects, f"{chain}-{index}", allow, direction)
+        for family, peer in peers:
+            for ports in port_matches(allow, family):
+                rules.append([*peer, *ports, e.counter(), e.verdict("return")])
+    rules.append([e.counter(), e.verdict("drop")])
+    objects.chain(chain, rules)
+
+
+def peer_matches(
+    objects: Objects, set_prefix: str, allow: Allow, direction: Direction
+) -> list[tuple[int | None, list[Json]]]:
+    """One (family, match) per family the peers contain; no peers means any address."""
+    if allow.peers is None:
+        return [(None, [])]
+    found: list[tuple[int | None, list[Json]]] = []
+    for family in (4, 6):
+        networks = collapsed(n for n in allow.peers if n.version == family)
+        if networks:
+            name = f"{set_prefix}-v{family}"
+            objects.sets.append(
+                named_set(name, ADDR_TYPE[family], ["interval"], elements(networks))
+            )
+            found.append(
+                (family, [e.match(e.payload(IP[family], direction.peer_field), e.set_ref(name))])
+            )
+    return found
+
+
+def port_matches(allow: Allow, family: int | None) -> list[list[Json]]:
+    """The protocol/port part of each rule; empty ports is one rule matching anything."""
+    if not allow.ports:
+        return [[]]
+    return [m for port in allow.ports for m in port_match(port, family, allow.original)]
+
+
+def port_match(port: PortMatch, family: int | None, original: bool) -> list[list[Json]]:
+    l4proto = e.meta("l4proto")
+    if port.proto == "icmp":
+        families = (4, 6) if family is None else (family,)
+        return [[e.match(l4proto, ICMP[f])] for f in families]
+    if port.first is None:
+        return [[e.match(l4proto, port.proto)]]
+    value = e.port_value(port.first, port.last if port.last is not None else port.first)
+    if original:
+        return [[e.match(l4proto, port.proto), e.match(e.ct("proto-dst", "original"), value)]]
+    return [[e.match(e.payload(port.proto, "dport"), value)]]
+
+
+def collapsed(networks: Iterable[Network]) -> list[Network]:
+    """nft rejects overlapping intervals, and prints adjacent ones merged: merge them first."""
+    return list(ipaddress.collapse_addresses(sorted(networks)))  # type: ignore[type-var]
+
+
+def elements(networks: Sequence[Network]) -> list[str | Json]:
+    """Host addresses bare and the rest as prefixes, the way nft prints them back."""
+    return [
+        str(n.network_address)
+        if n.prefixlen == n.max_prefixlen
+        else {"prefix": {"addr": str(n.network_address), "len": n.prefixlen}}
+        for n in networks
+    ]
+
+
+def bridge_interfaces(ruleset: Ruleset) -> list[str]:
+    """Every bridge the defaults hold, plus any interface a guard's endpoint sits behind."""
+    names = [b.interface for b in ruleset.bridges]
+    names += [p.interface for g in ruleset.guards for p in g.endpoints]
+    return sorted(set(names))
+
+
+def guard_labels(guards: Sequence[Guard]) -> dict[str, str]:
+    """Readable chain names: the container's name, its key added only to tell twins apart."""
+    names = [safe_name(g.name) for g in guards]
+    return {
+        g.key: name if names.count(name) == 1 else f"{name}-{safe_name(g.key)[:12]}"
+        for g, name in zip(guards, names, strict=True)
+    }
+
+
+def safe_name(text: str) -> str:
+    cleaned = re.sub(r"[^A-Za-z0-9_.-]", "_", text)[:NAME_LIMIT]
+    return cleaned if cleaned[:1].isalpha() else f"c{cleaned}"
+
+
+def chain_ref(name: str) -> Json:
+    return {"family": e.FAMILY, "table": e.TABLE, "name": name}
+
+
+def base_chain(hook: str) -> Json:
+    return {
+        "chain": {
+            **chain_ref(hook),
+            "type": "filter",
+            "hook": hook,
+            "prio": PRIORITY,
+            "policy": "accept",
+        }
+    }
+
+
+def rule(chain: str, exprs: list[Json]) -> Json:
+    return {"rule": {"family": e.FAMILY, "table": e.TABLE, "chain": chain, "expr": exprs}}
+
+
+def named_set(
+    name: str, kind: str | list[str], flags: list[str], elem: Sequence[str | Json]
+) -> Json:
+    body: Json = {"family": e.FAMILY, "name": name, "table": e.TABLE, "type": kind}
+    if flags:
+        body["flags"] = flags
+    if elem:
+        body["elem"] = list(elem)
+    return {"set": body}
+
+
+def verdict_map(name: str, family: int, elem: list[list[Json]]) -> Json:
+    body: Json = {
+        "family": e.FAMILY,
+        "name": name,
+        "table": e.TABLE,
+        "type": [ADDR_TYPE[family], "ifname"],
+        "map": "verdict",
+    }
+    if elem:
+        body["elem"] = elem
+    return {"map": body}

@@ -1,0 +1,1 @@
+"""The firewall commands of the CLI, one module per concern."""

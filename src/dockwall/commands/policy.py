@@ -1,0 +1,120 @@
+"""`init`, `plan`, `apply` and `reset`: the declarative loop, Terraform-style."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, PolicyOption
+from dockwall.commands.report import console, counts, plan_json, print_plan, warn
+from dockwall.commands.starter import starter_policy
+from dockwall.engine import default_engine, read_inputs
+from dockwall.errors import DockwallError
+from dockwall.sources.docker_state import connect, read_state
+
+EXIT_PENDING = 2
+
+
+def plan(
+    policy: PolicyOption = DEFAULT,
+    backend: BackendOption = None,
+    as_json: JsonOption = False,
+    detailed_exitcode: Annotated[
+        bool,
+        typer.Option(
+            "--detailed-exitcode",
+            help="Exit 0 when the live firewall matches, 2 when changes are pending, 1 on error.",
+        ),
+    ] = False,
+) -> None:
+    """Show what `apply` would change, as a diff against the LIVE firewall.
+
+    Reads the policy and Docker's state, compiles the rules and compares them with what
+    the kernel has now. Nothing is changed.
+    """
+    inputs = read_inputs(policy)
+    engine = default_engine(backend)
+    selected, plans = engine.plan(inputs)
+    if as_json:
+        typer.echo(plan_json(plans, inputs.compiled.warnings,
+                             {"backend": selected.backend.name, "reason": selected.reason}))
+    else:
+        warn(inputs.compiled.warnings)
+        console.print(f"backend: {selected.backend.name} ({selected.reason})")
+        print_plan(plans)
+    if detailed_exitcode and not all(p.in_sync for p in plans):
+        raise typer.Exit(EXIT_PENDING)
+
+
+def apply(
+    policy: PolicyOption = DEFAULT,
+    backend: BackendOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; change nothing.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Make the live firewall match the policy, atomically (one transaction per family).
+
+    Existing connections survive: rules act on new connections, and replies always pass.
+    """
+    inputs = read_inputs(policy)
+    engine = default_engine(backend)
+    selected, plans = engine.plan(inputs)
+    if not dry_run:
+        engine.apply(selected, plans)
+    added, removed = counts(plans)
+    if as_json:
+        typer.echo(plan_json(plans, inputs.compiled.warnings,
+                             {"backend": selected.backend.name, "applied": not dry_run}))
+        return
+    warn(inputs.compiled.warnings)
+    if dry_run:
+        print_plan(plans)
+        return
+    guarded = len(inputs.compiled.ruleset.guards)
+    console.print(
+        f"Applied with {selected.backend.name}: {added} added, {removed} removed; "
+        f"{guarded} container(s) under explicit rules, the rest under the defaults."
+    )
+
+
+def reset(
+    backend: BackendOption = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
+) -> None:
+    """Remove everything dockwall added to the firewall, and nothing else.
+
+    Docker's own chains and other tools' rules are left as they are; Docker's default
+    behaviour returns at once.
+    """
+    engine = default_engine(backend)
+    plans = engine.reset_plans() if dry_run else engine.reset()
+    print_plan(plans) if dry_run else console.print(
+        f"Reset: {counts(plans)[1]} rule(s) and chain(s) removed."
+    )
+
+
+def init(
+    policy: PolicyOption = DEFAULT,
+    force: Annotated[bool, typer.Option("--force", help="Overwrite an existing file.")] = False,
+) -> None:
+    """Write a starter policy from the running containers (`-f -` prints it).
+
+    Every published port stays open to everyone and egress stays allowed, exactly as
+    Docker behaves today: start explicit, then tighten.
+    """
+    client = connect()
+    try:
+        text = starter_policy(read_state(client))
+    finally:
+        client.close()
+    if str(policy) == "-":
+        sys.stdout.write(text)
+        return
+    if policy.exists() and not force:
+        raise DockwallError(f"{policy} exists; use --force to overwrite it")
+    policy.parent.mkdir(parents=True, exist_ok=True)
+    Path(policy).write_text(text)
+    console.print(f"wrote {policy}; review it, then run: dockwall plan -f {policy}")

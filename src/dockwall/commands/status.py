@@ -1,0 +1,87 @@
+"""`dockwall status`: what is protected, how, and what the rules have matched."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from rich.table import Table
+
+from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, PolicyOption
+from dockwall.commands.report import console, warn
+from dockwall.compile.ir import Allow, Filter, Guard
+from dockwall.engine import Inputs, default_engine, read_inputs
+from dockwall.model.state import Container
+
+
+def describe_allow(allow: Allow, peer_word: str) -> str:
+    ports = ", ".join(
+        p.proto if p.first is None else f"{p.first}{'' if p.last == p.first else f'-{p.last}'}/{p.proto}"
+        for p in allow.ports
+    ) or "all ports"
+    peers = "any" if allow.peers is None else ", ".join(map(str, allow.peers))
+    kind = " (host port)" if allow.original else ""
+    return f"{ports}{kind} {peer_word} {peers}"
+
+
+def describe(filter_: Filter | None, peer_word: str) -> str:
+    if filter_ is None:
+        return "allow all"
+    if not filter_.allows:
+        return "deny all"
+    return "; ".join(describe_allow(a, peer_word) for a in filter_.allows)
+
+
+def container_row(container: Container, guard: Guard | None, inputs: Inputs) -> dict[str, Any]:
+    ruleset = inputs.compiled.ruleset
+    ingress = guard.ingress if guard else ruleset.default_ingress
+    egress = guard.egress if guard else ruleset.default_egress
+    return {
+        "name": container.name,
+        "id": container.short_id,
+        "entry": guard.origin if guard else "defaults",
+        "networks": [
+            {"network": a.network, "interface": a.interface, "addresses": [str(x) for x in a.addresses]}
+            for a in container.attachments
+        ],
+        "published": [str(p) for p in container.ports],
+        "ingress": describe(ingress, "from"),
+        "egress": describe(egress, "to"),
+    }
+
+
+def status(
+    policy: PolicyOption = DEFAULT,
+    backend: BackendOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Containers, networks, published ports, who may reach them, egress, rule counters."""
+    inputs = read_inputs(policy)
+    engine = default_engine(backend)
+    selected, plans = engine.plan(inputs)
+    guards = {g.name: g for g in inputs.compiled.ruleset.guards}
+    rows = [container_row(c, guards.get(c.name), inputs) for c in sorted(inputs.state.containers, key=lambda c: c.name)]
+    counters = selected.backend.counters()
+    report = {
+        "backend": selected.backend.name,
+        "reason": selected.reason,
+        "in_sync": all(p.in_sync for p in plans),
+        "containers": rows,
+        "counters": [c.__dict__ for c in counters],
+        "warnings": list(inputs.compiled.warnings),
+    }
+    if as_json:
+        console.print_json(json.dumps(report))
+        return
+    warn(inputs.compiled.warnings)
+    console.print(f"backend: [bold]{selected.backend.name}[/] ({selected.reason}); "
+                  + ("[green]in sync with the policy[/]" if report["in_sync"] else "[yellow]changes pending: run dockwall plan[/]"))
+    table = Table("container", "entry", "networks", "published", "ingress", "egress")
+    for row in rows:
+        nets = "\n".join(f"{n['network']} ({n['interface']}) {' '.join(n['addresses'])}" for n in row["networks"])
+        table.add_row(row["name"], row["entry"], nets, "\n".join(row["published"]), row["ingress"], row["egress"])
+    console.print(table)
+    rules = Table("family", "chain", "rule", "packets", "bytes", title="rule counters")
+    for c in counters:
+        rules.add_row(c.family, c.where, c.text, str(c.packets), str(c.bytes))
+    console.print(rules)

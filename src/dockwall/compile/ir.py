@@ -1,0 +1,86 @@
+"""The firewall IR: what must be true, independent of address family and backend.
+
+The compiler resolves the policy against the host's state into this IR; each backend
+renders it (iptables chains, an nftables table) and each is checked against the same
+real packets. Semantics every backend must keep:
+
+- dockwall only restricts. Allowed traffic is handed back to Docker's own rules, never
+  accepted outright, so dockwall cannot open what Docker closes.
+- Replies and established connections always pass; filters act on new connections.
+- Ingress is traffic forwarded to a container from outside its bridge. Egress is traffic
+  from a container leaving its bridge, forwarded or addressed to the host itself.
+- A Filter allows what one of its rules matches and drops every other new connection.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from dockwall.model.state import Address, Bridge, Network
+
+Proto = Literal["tcp", "udp", "icmp"]
+
+
+@dataclass(frozen=True)
+class PortMatch:
+    """A protocol with an optional port range; icmp never has ports (ICMPv6 in IPv6)."""
+
+    proto: Proto
+    first: int | None = None
+    last: int | None = None
+
+
+@dataclass(frozen=True)
+class Allow:
+    """One allowed kind of new connection. Empty `ports` means any protocol and port.
+
+    `peers` is the remote side (sources for ingress, destinations for egress); None is
+    any address of either family. `original` matches the port the client dialled (the
+    published host port, via conntrack's original tuple) instead of the packet's port.
+    """
+
+    peers: tuple[Network, ...] | None = None
+    ports: tuple[PortMatch, ...] = ()
+    original: bool = False
+
+
+@dataclass(frozen=True)
+class Filter:
+    """Allow what a rule matches, drop every other new connection."""
+
+    allows: tuple[Allow, ...] = ()
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """A container address and the host-side bridge interface it sits behind."""
+
+    interface: str
+    address: Address
+
+
+@dataclass(frozen=True)
+class Guard:
+    """One container's filters. None means that direction is not restricted."""
+
+    key: str
+    name: str
+    origin: str
+    endpoints: tuple[Endpoint, ...]
+    ingress: Filter | None
+    egress: Filter | None
+
+
+@dataclass(frozen=True)
+class Ruleset:
+    """Everything dockwall wants in force on one host.
+
+    The defaults apply to every address on a known bridge that no guard covers, so a
+    container that starts before dockwall knows it is already held by them (fail-closed).
+    """
+
+    bridges: tuple[Bridge, ...]
+    guards: tuple[Guard, ...]
+    default_ingress: Filter | None
+    default_egress: Filter | None

@@ -1,0 +1,1 @@
+"""`dockwall explain`: simulates a connection through the host's live netfilter rules."""

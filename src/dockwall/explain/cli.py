@@ -1,0 +1,53 @@
+"""`dockwall explain`: what the live host really does with one connection."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import docker
+import typer
+from rich.console import Console
+
+from dockwall.audit.cli import register as register_audit
+from dockwall.explain.endpoints import start
+from dockwall.explain.live import gather
+from dockwall.explain.render import print_explanation, to_json
+from dockwall.explain.simulate import explain_connection
+from dockwall.runner import SubprocessRunner
+
+EXIT_CODES = {"accept": 0, "drop": 3, "unknown": 4}
+
+
+def explain(
+    source: Annotated[str, typer.Option("--from", help="IP address or container:NAME.")],
+    destination: Annotated[
+        str,
+        typer.Option(
+            "--to",
+            help="IP[:PORT/PROTO] ([v6]:PORT/PROTO), container:NAME[:PORT/PROTO] "
+            "or host:PORT/PROTO.",
+        ),
+    ],
+    family: Annotated[
+        int | None, typer.Option("--family", "-f", help="4 or 6 when neither end says.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Simulate a connection through the live ruleset: verdict and every rule on its path.
+
+    Exit code 0 when it opens, 3 when it is dropped, 4 when it cannot be told.
+    """
+    state = gather(SubprocessRunner(), docker.from_env)
+    begin = start(state, source, destination, family)
+    result = explain_connection(state, begin.packet, begin.local_origin)
+    if as_json:
+        typer.echo(to_json(result))
+    else:
+        print_explanation(Console(), result)
+    raise typer.Exit(EXIT_CODES[result.verdict])
+
+
+def register(app: typer.Typer) -> None:
+    """Adds `explain` and `audit` to the main command line."""
+    app.command("explain")(explain)
+    register_audit(app)

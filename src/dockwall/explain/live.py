@@ -1,0 +1,107 @@
+"""Reads the live host through a Runner: every ruleset, addresses, routes, sysctls, Docker.
+
+Both iptables variants are read, because rules written to the one Docker does not use
+still run (and are exactly what audit must point out). A tool that is missing is a
+note, not a failure: a host without nft simply has no native tables.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from dockwall.errors import CommandError, DockwallError
+from dockwall.explain.docker_state import read_containers
+from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
+from dockwall.explain.iptables_parse import parse_iptables_save
+from dockwall.explain.model import Origin, Table
+from dockwall.explain.nft_parse import parse_nft_json
+from dockwall.explain.ruleset import Ruleset
+from dockwall.explain.state import HostState
+from dockwall.runner import Runner
+
+SAVE_COMMANDS: tuple[tuple[str, int, Origin], ...] = (
+    ("iptables-nft-save", 4, "iptables-nft"),
+    ("ip6tables-nft-save", 6, "iptables-nft"),
+    ("iptables-legacy-save", 4, "iptables-legacy"),
+    ("ip6tables-legacy-save", 6, "iptables-legacy"),
+)
+SYSCTLS = {
+    "forward4": "/proc/sys/net/ipv4/ip_forward",
+    "forward6": "/proc/sys/net/ipv6/conf/all/forwarding",
+    "brnf4": "/proc/sys/net/bridge/bridge-nf-call-iptables",
+    "brnf6": "/proc/sys/net/bridge/bridge-nf-call-ip6tables",
+    "ct_count": "/proc/sys/net/netfilter/nf_conntrack_count",
+    "ct_max": "/proc/sys/net/netfilter/nf_conntrack_max",
+}
+
+
+def output(runner: Runner, argv: list[str], notes: list[str]) -> str | None:
+    try:
+        return runner.run(argv, timeout=30).stdout
+    except CommandError as exc:
+        notes.append(f"{argv[0]}: {exc.stderr.strip() or 'failed'}")
+        return None
+
+
+def read_tables(runner: Runner, notes: list[str]) -> tuple[list[Table], dict[str, int]]:
+    tables: list[Table] = []
+    for command, version, origin in SAVE_COMMANDS:
+        text = output(runner, [command], notes)
+        if text:
+            tables += parse_iptables_save(text, version, origin)
+    skip = {(t.family, t.name) for t in tables if t.origin == "iptables-nft"}
+    text = output(runner, ["nft", "-j", "list", "ruleset"], notes)
+    if text:
+        tables += parse_nft_json(text, skip)
+    sources: dict[str, int] = {}
+    for table in tables:
+        key = table.origin if table.origin != "nftables" else "nftables"
+        sources[key] = sources.get(key, 0) + table.rule_count()
+    return tables, sources
+
+
+def read_sysctls(runner: Runner) -> dict[str, int | None]:
+    values: dict[str, int | None] = {}
+    for key, path in SYSCTLS.items():
+        try:
+            values[key] = int(runner.run(["cat", path], timeout=10).stdout.strip())
+        except (CommandError, ValueError):
+            values[key] = None
+    return values
+
+
+def read_host_net(runner: Runner, notes: list[str]) -> HostNet:
+    addresses = parse_addresses(output(runner, ["ip", "-j", "addr"], notes) or "[]")
+    routes = parse_routes(
+        output(runner, ["ip", "-j", "-4", "route", "show", "table", "all"], notes) or "[]", 4
+    )
+    routes += parse_routes(
+        output(runner, ["ip", "-j", "-6", "route", "show", "table", "all"], notes) or "[]", 6
+    )
+    return HostNet(addresses, routes)
+
+
+def gather(runner: Runner, docker_client: Callable[[], Any] | None = None) -> HostState:
+    """The whole host as explain and audit see it; `docker_client` makes a docker SDK client."""
+    notes: list[str] = []
+    tables, sources = read_tables(runner, notes)
+    net = read_host_net(runner, notes)
+    sysctl = read_sysctls(runner)
+    containers = []
+    if docker_client is not None:
+        try:
+            containers = read_containers(docker_client)
+        except DockwallError as exc:
+            notes.append(str(exc))
+    count, limit = sysctl["ct_count"], sysctl["ct_max"]
+    return HostState(
+        ruleset=Ruleset(tables),
+        net=net,
+        containers=containers,
+        forwarding={4: sysctl["forward4"] != 0, 6: sysctl["forward6"] != 0},
+        bridge_nf={4: bool(sysctl["brnf4"]), 6: bool(sysctl["brnf6"])},
+        conntrack=(count, limit) if count is not None and limit else None,
+        rule_sources=sources,
+        notes=notes,
+    )

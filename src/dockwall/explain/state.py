@@ -1,0 +1,46 @@
+"""Everything explain and audit know about a host, gathered once.
+
+Kept free of subprocess and Docker calls so unit tests build it from saved files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from dockwall.explain.hostnet import HostNet
+from dockwall.explain.ruleset import Ruleset
+
+
+@dataclass(frozen=True)
+class Published:
+    """One `-p` binding: host address ("" or 0.0.0.0/:: for all), host port, container port."""
+
+    host_ip: str
+    host_port: int
+    container_port: int
+    proto: str
+
+
+@dataclass(frozen=True)
+class Container:
+    name: str
+    addresses: dict[int, tuple[int, ...]]
+    published: tuple[Published, ...] = ()
+    network_mode: str = "bridge"
+    privileged: bool = False
+    cap_add: tuple[str, ...] = ()
+
+
+@dataclass
+class HostState:
+    ruleset: Ruleset
+    net: HostNet
+    containers: list[Container] = field(default_factory=list)
+    forwarding: dict[int, bool] = field(default_factory=lambda: {4: True, 6: True})
+    bridge_nf: dict[int, bool] = field(default_factory=lambda: {4: True, 6: True})
+    conntrack: tuple[int, int] | None = None
+    rule_sources: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def container(self, name: str) -> Container | None:
+        return next((c for c in self.containers if c.name == name), None)

@@ -1,0 +1,93 @@
+"""Writing a policy back out as YAML, in the same spelling a person would use."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import yaml
+
+from dockwall.policy.model import (
+    ContainerEntry,
+    DirectionPolicy,
+    EgressRule,
+    IngressRule,
+    Policy,
+    PortRange,
+)
+
+__all__ = ["policy_to_yaml"]
+
+
+class _Inline(list[str]):
+    """A list of short words, written on one line: `from: [any]`."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Indents block lists under their key, which is how policies are written by hand."""
+
+    def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
+        super().increase_indent(flow, False)
+
+
+def _represent_inline(dumper: yaml.SafeDumper, data: _Inline) -> yaml.Node:
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", data, flow_style=True)
+
+
+_Dumper.add_representer(_Inline, _represent_inline)
+
+
+def policy_to_yaml(policy: Policy) -> str:
+    """A YAML document that parse_policy reads back to an equal Policy."""
+    data: dict[str, Any] = {
+        "version": policy.version,
+        "backend": policy.backend,
+        "defaults": {"ingress": policy.defaults.ingress, "egress": policy.defaults.egress},
+        "containers": [_entry(entry) for entry in policy.containers],
+    }
+    return yaml.dump(
+        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False
+    )
+
+
+def _entry(entry: ContainerEntry) -> dict[str, Any]:
+    data: dict[str, Any] = {}
+    if entry.name is not None:
+        data["name"] = entry.name
+    if entry.compose is not None:
+        data["compose"] = entry.compose.model_dump(exclude_none=True)
+    if entry.label is not None:
+        data["label"] = "=".join(entry.label)
+    if entry.ingress is not None:
+        data["ingress"] = _direction(entry.ingress, _ingress_rule)
+    if entry.egress is not None:
+        data["egress"] = _direction(entry.egress, _egress_rule)
+    return data
+
+
+def _direction(policy: DirectionPolicy[Any], rule: Any) -> str | list[dict[str, Any]]:
+    if policy.mode == "list":
+        return [rule(item) for item in policy.rules]
+    return policy.mode
+
+
+def _ingress_rule(rule: IngressRule) -> dict[str, Any]:
+    return {
+        **_ports("port", "ports", rule.host_ports),
+        **_ports("container_port", "container_ports", rule.container_ports),
+        "from": _addresses(rule.sources),
+    }
+
+
+def _egress_rule(rule: EgressRule) -> dict[str, Any]:
+    return {"to": _addresses(rule.destinations), **_ports("port", "ports", rule.ports)}
+
+
+def _ports(one: str, many: str, ports: tuple[PortRange, ...]) -> dict[str, Any]:
+    """`port: X` for one port, `ports: [X, Y]` for more, nothing for every port."""
+    if len(ports) == 1:
+        return {one: str(ports[0])}
+    return {many: _Inline(str(port) for port in ports)} if ports else {}
+
+
+def _addresses(networks: tuple[Any, ...] | None) -> _Inline:
+    return _Inline(["any"] if networks is None else [str(network) for network in networks])

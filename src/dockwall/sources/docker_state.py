@@ -1,0 +1,148 @@
+"""Reads the host state from Docker, connecting the way Docker's own CLI does.
+
+Docker state is untrusted input too: odd values (a network without a bridge, a
+container without addresses, host networking) are skipped with a note, never fatal.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import DockerException
+
+from dockwall.errors import DockwallError
+from dockwall.model.state import Address, Attachment, Bridge, Container, HostState, PublishedPort
+
+DEFAULT_SOCKET = "unix:///var/run/docker.sock"
+
+
+def context_host(config_dir: Path, name: str) -> str | None:
+    """The endpoint of a named `docker context`, stored where the CLI keeps it."""
+    digest = hashlib.sha256(name.encode()).hexdigest()
+    meta = config_dir / "contexts" / "meta" / digest / "meta.json"
+    try:
+        host = json.loads(meta.read_text())["Endpoints"]["docker"]["Host"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return host if isinstance(host, str) else None
+
+
+def docker_endpoint(env: dict[str, str] | None = None) -> str:
+    """DOCKER_HOST first, then DOCKER_CONTEXT or the CLI's current context, then the socket."""
+    env = dict(os.environ) if env is None else env
+    if env.get("DOCKER_HOST"):
+        return env["DOCKER_HOST"]
+    config_dir = Path(env.get("DOCKER_CONFIG") or Path.home() / ".docker")
+    name = env.get("DOCKER_CONTEXT")
+    if not name:
+        try:
+            name = json.loads((config_dir / "config.json").read_text()).get("currentContext")
+        except (OSError, ValueError, AttributeError):
+            name = None
+    if name and name != "default":
+        host = context_host(config_dir, name)
+        if host is None:
+            raise DockwallError(f"docker context {name!r} not found in {config_dir}")
+        return host
+    return DEFAULT_SOCKET
+
+
+def connect() -> docker.DockerClient:
+    endpoint = docker_endpoint()
+    try:
+        client = docker.DockerClient(base_url=endpoint, timeout=30)
+        client.ping()
+    except DockerException as exc:
+        raise DockwallError(f"cannot reach Docker at {endpoint}: {exc}") from exc
+    return client
+
+
+def bridge_interface(network: dict[str, Any]) -> str | None:
+    if network.get("Driver") != "bridge":
+        return None
+    options = network.get("Options") or {}
+    name = options.get("com.docker.network.bridge.name")
+    return str(name) if name else f"br-{network['Id'][:12]}"
+
+
+def bridge_of(network: dict[str, Any]) -> Bridge | None:
+    interface = bridge_interface(network)
+    if interface is None:
+        return None
+    subnets = []
+    for config in (network.get("IPAM") or {}).get("Config") or []:
+        try:
+            subnets.append(ipaddress.ip_network(config.get("Subnet", ""), strict=False))
+        except ValueError:
+            continue
+    return Bridge(network["Name"], interface, tuple(subnets))
+
+
+def addresses_of(settings: dict[str, Any]) -> tuple[Address, ...]:
+    found: list[Address] = []
+    for key in ("IPAddress", "GlobalIPv6Address"):
+        try:
+            found.append(ipaddress.ip_address(settings.get(key) or ""))
+        except ValueError:
+            continue
+    return tuple(found)
+
+
+def ports_of(attrs: dict[str, Any]) -> tuple[PublishedPort, ...]:
+    ports: set[PublishedPort] = set()
+    for key, bindings in ((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items():
+        container_port, _, proto = str(key).partition("/")
+        for binding in bindings or []:
+            try:
+                ports.add(
+                    PublishedPort(int(binding["HostPort"]), int(container_port), proto or "tcp",
+                                  str(binding.get("HostIp") or ""))
+                )
+            except (KeyError, ValueError, TypeError):
+                continue
+    return tuple(sorted(ports, key=lambda p: (p.host_port, p.proto, p.host_ip)))
+
+
+def container_of(attrs: dict[str, Any], bridges: dict[str, Bridge], image_labels: dict[str, str]) -> Container:
+    networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
+    attachments = tuple(
+        Attachment(name, bridges[name].interface, addresses_of(settings))
+        for name, settings in sorted(networks.items())
+        if name in bridges
+    )
+    return Container(
+        id=attrs["Id"],
+        name=str(attrs.get("Name", "")).lstrip("/"),
+        labels=dict((attrs.get("Config") or {}).get("Labels") or {}),
+        image_labels=image_labels,
+        attachments=attachments,
+        ports=ports_of(attrs),
+    )
+
+
+def read_state(client: docker.DockerClient) -> HostState:
+    """Running containers and bridge networks, as the firewall needs them."""
+    bridges = {
+        b.network: b
+        for n in client.api.networks()
+        if (b := bridge_of(n)) is not None
+    }
+    image_labels: dict[str, dict[str, str]] = {}
+    containers = []
+    for summary in client.api.containers():
+        attrs = client.api.inspect_container(summary["Id"])
+        image = attrs.get("Image", "")
+        if image not in image_labels:
+            try:
+                config = client.api.inspect_image(image).get("Config") or {}
+                image_labels[image] = dict(config.get("Labels") or {})
+            except DockerException:
+                image_labels[image] = {}
+        containers.append(container_of(attrs, bridges, image_labels[image]))
+    return HostState(tuple(bridges.values()), tuple(containers))

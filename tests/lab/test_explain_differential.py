@@ -1,0 +1,193 @@
+"""explain must agree with real packets, every time, on a real Docker host.
+
+For each scenario (Docker's own rules, the article's INPUT rules, a DOCKER-USER drop,
+a ufw-like chain, a dockwall-like policy) random connections are both simulated and
+sent for real; `unknown` counts as disagreement. Only endpoints with a listener are
+probed, so "closed" can only mean the firewall.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from dockwall.explain.endpoints import start
+from dockwall.explain.live import gather
+from dockwall.explain.simulate import explain_connection
+from dockwall.explain.state import HostState
+from dockwall.lab import topology as t
+from dockwall.lab.lab import Lab
+from dockwall.lab.probe import Probe, Prober
+from dockwall.runner import netns_path
+
+pytestmark = pytest.mark.lab
+
+PROBES_PER_SCENARIO = 64
+INBOUND = (("8080", "tcp"), ("8053", "udp"), ("5432", "tcp"), (str(t.HOST_SERVICE_PORT), "tcp"))
+CONTAINERS = ("web", "db", "worker")
+
+ARTICLE_INPUT = """*filter
+-A INPUT -s 192.0.2.100/32 -p tcp -m tcp --dport 8080 -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 8080 -j DROP
+-A INPUT -i docker0 -p tcp -m tcp --dport 2222 -j DROP
+COMMIT
+"""
+ARTICLE_INPUT6 = """*filter
+-A INPUT -s 2001:db8:100::100/128 -p tcp -m tcp --dport 2222 -j ACCEPT
+-A INPUT -p tcp -m tcp --dport 2222 -j DROP
+COMMIT
+"""
+DOCKER_USER_DROP = """*filter
+-I DOCKER-USER -d 0.0.0.0/0 -j DROP
+COMMIT
+"""
+UFW_LIKE = """*filter
+:ufw-user-forward - [0:0]
+-I DOCKER-USER -j ufw-user-forward
+-A ufw-user-forward -s 192.0.2.100/32 -p tcp -m tcp --dport 80 -j RETURN
+-A ufw-user-forward -i br-+ -j RETURN
+-A ufw-user-forward -p udp -m udp --dport 53 -j RETURN
+-A ufw-user-forward -i uplink -j DROP
+COMMIT
+"""
+DOCKWALL_LIKE = """*filter
+:DOCKWALL-INGRESS - [0:0]
+:DOCKWALL-EGRESS - [0:0]
+-I DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -m comment --comment dockwall -j RETURN
+-A DOCKER-USER -i uplink -m comment --comment dockwall -g DOCKWALL-INGRESS
+-A DOCKER-USER ! -i uplink -o uplink -m comment --comment dockwall -j DOCKWALL-EGRESS
+-A DOCKWALL-INGRESS -s 192.0.2.0/24 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j RETURN
+-A DOCKWALL-INGRESS -p udp -m conntrack --ctorigdstport 8000:8100 --ctdir ORIGINAL -j RETURN
+-A DOCKWALL-INGRESS -m comment --comment dockwall -j DROP
+-A DOCKWALL-EGRESS -d 203.0.113.0/24 -p tcp -m tcp --dport 400:500 -j RETURN
+-A DOCKWALL-EGRESS -p udp -m udp --dport 53 -j RETURN
+-A DOCKWALL-EGRESS -j DROP
+COMMIT
+"""
+DOCKWALL_LIKE6 = """*filter
+:DOCKER-USER - [0:0]
+:DOCKWALL-INGRESS - [0:0]
+-I FORWARD -j DOCKER-USER
+-A DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN
+-A DOCKER-USER -p ipv6-icmp -m icmp6 --icmpv6-type 128 -j RETURN
+-A DOCKER-USER -i uplink -j DOCKWALL-INGRESS
+-A DOCKER-USER ! -i uplink -o uplink -p tcp -m tcp --dport 80 -j DROP
+-A DOCKWALL-INGRESS -s 2001:db8:200::/48 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j RETURN
+-A DOCKWALL-INGRESS -j DROP
+COMMIT
+"""
+SCENARIOS = {
+    "docker": ("", ""),
+    "article-input": (ARTICLE_INPUT, ARTICLE_INPUT6),
+    "docker-user-drop": (DOCKER_USER_DROP, ""),
+    "ufw-like": (UFW_LIKE, ""),
+    "dockwall-like": (DOCKWALL_LIKE, DOCKWALL_LIKE6),
+}
+
+
+@dataclass(frozen=True)
+class Case:
+    source: str
+    destination: str
+    family: int
+
+
+@pytest.fixture(scope="module")
+def elab() -> Iterator[Lab]:
+    lab = Lab("e" + secrets.token_hex(3))
+    try:
+        lab.up()
+        yield lab
+    finally:
+        lab.down()
+
+
+def random_cases(rng: random.Random, state: HostState, count: int) -> list[Case]:
+    cases: list[Case] = []
+    while len(cases) < count:
+        family = rng.choice((4, 6))
+        if rng.random() < 0.5:
+            source = rng.choice(t.INTERNET_V4 if family == 4 else t.INTERNET_V6)
+            port, proto = rng.choice(INBOUND)
+            cases.append(Case(source, f"host:{port}/{proto}", family))
+            continue
+        source = rng.choice(CONTAINERS)
+        cases.append(Case(f"container:{source}", egress_destination(rng, family), family))
+    return cases
+
+
+def egress_destination(rng: random.Random, family: int) -> str:
+    roll = rng.random()
+    if roll < 0.15:
+        return "container:db:5432/tcp"
+    if roll < 0.25 and family == 4:
+        return f"{t.HOST_UPLINK_V4}:{t.HOST_SERVICE_PORT}/tcp"
+    address = rng.choice(t.INTERNET_V4 if family == 4 else t.INTERNET_V6)
+    port = rng.choice(t.INTERNET_PORTS)
+    proto = rng.choice(("tcp", "udp"))
+    host = address if family == 4 else f"[{address}]"
+    return f"{host}:{port}/{proto}"
+
+
+def real_results(prober: Prober, cases: list[Case]) -> list[bool]:
+    """Groups the cases by source namespace so each namespace gets one concurrent batch."""
+    batches: dict[str, list[tuple[int, Probe]]] = {}
+    for index, case in enumerate(cases):
+        ns, src = prober.source(case.source)
+        family = case.family
+        target = prober.destination(case.destination, family)
+        batches.setdefault(ns, []).append(
+            (index, Probe(target.dst, target.port, target.proto, src))
+        )
+    results = [False] * len(cases)
+    for ns, items in batches.items():
+        for (index, _), ok in zip(items, prober.run(ns, [p for _, p in items]), strict=True):
+            results[index] = ok
+    return results
+
+
+def apply_scenario(lab: Lab, baseline: tuple[str, str], rules: tuple[str, str]) -> None:
+    lab.host.run(["iptables-restore"], input=baseline[0])
+    lab.host.run(["ip6tables-restore"], input=baseline[1])
+    lab.host.run(["conntrack", "-F"], check=False)
+    if rules[0]:
+        lab.host.run(["iptables-restore", "--noflush"], input=rules[0])
+    if rules[1]:
+        lab.host.run(["ip6tables-restore", "--noflush"], input=rules[1])
+
+
+def test_explain_agrees_with_real_traffic(elab: Lab) -> None:
+    prober = Prober(elab, timeout=1.0)
+    baseline = (
+        elab.host.run(["iptables-save"]).stdout,
+        elab.host.run(["ip6tables-save"]).stdout,
+    )
+    rng = random.Random(20240606)
+    disagreements: list[str] = []
+    total = 0
+    opened = 0
+    try:
+        for name, rules in SCENARIOS.items():
+            apply_scenario(elab, baseline, rules)
+            state = gather(elab.host, elab.docker)
+            cases = random_cases(rng, state, PROBES_PER_SCENARIO)
+            real = real_results(prober, cases)
+            for case, is_open in zip(cases, real, strict=True):
+                begin = start(state, case.source, case.destination, case.family)
+                result = explain_connection(state, begin.packet, begin.local_origin)
+                total += 1
+                opened += is_open
+                if result.verdict != ("accept" if is_open else "drop"):
+                    disagreements.append(
+                        f"{name}: {case.source} -> {case.destination} (IPv{case.family}): real "
+                        f"{'open' if is_open else 'closed'}, explain {result.verdict} {result.unknown}"
+                    )
+    finally:
+        apply_scenario(elab, baseline, ("", ""))
+    assert total >= 300
+    assert 50 < opened < total - 50, f"{opened} of {total} open: the scenarios test too little"
+    assert not disagreements, "\n".join(disagreements)

@@ -1,0 +1,312 @@
+"""Reading the live table back and planning against it, with a fake runner (no root).
+
+LISTING is what `nft -j list table inet dockwall` printed in a lab after loading the
+render of test_nft_render.RULESET: the round trip a real kernel and nft 1.0.6 make.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+
+import pytest
+
+from dockwall.backends.nftables import NftablesBackend, docker_uses_nftables
+from dockwall.backends.nftables.live import listing_objects, rule_counters
+from dockwall.backends.nftables.plan import table_changes
+from dockwall.backends.nftables.render import table_objects
+from dockwall.backends.nftables.view import table_view
+from dockwall.compile.ir import Filter, Ruleset
+from dockwall.errors import CommandError
+from dockwall.runner import Result
+from tests.unit.test_nft_render import RULESET, WEB, net
+
+ABSENT = "Error: No such file or directory\nlist table inet dockwall\n"
+
+
+@dataclass
+class FakeRunner:
+    """Answers by argv prefix and records every call with its input."""
+
+    answers: dict[tuple[str, ...], Result | CommandError] = field(default_factory=dict)
+    calls: list[tuple[list[str], str | None]] = field(default_factory=list)
+
+    def run(
+        self,
+        argv: Sequence[str],
+        *,
+        input: str | None = None,
+        check: bool = True,
+        timeout: float = 60.0,
+    ) -> Result:
+        self.calls.append((list(argv), input))
+        for prefix, answer in self.answers.items():
+            if tuple(argv[: len(prefix)]) == prefix:
+                if isinstance(answer, CommandError):
+                    raise answer
+                return answer
+        return Result(list(argv), 0, "", "")
+
+    def spawn(self, argv: Sequence[str], *, log_path: str) -> int:
+        raise AssertionError("the backend never spawns")
+
+
+def answer(stdout: str = "", returncode: int = 0, stderr: str = "") -> Result:
+    return Result([], returncode, stdout, stderr)
+
+
+def with_table(listing: str) -> FakeRunner:
+    return FakeRunner({("nft", "-j", "list", "table"): answer(listing)})
+
+
+def without_table() -> FakeRunner:
+    return FakeRunner({("nft", "-j", "list", "table"): answer(returncode=1, stderr=ABSENT)})
+
+
+def live_lines(listing: str, ruleset: Ruleset = RULESET) -> list[str]:
+    desired = table_view(table_objects(ruleset))
+    live = table_view(listing_objects(listing))
+    return [f"{c.op} {c.where} | {c.text}" for c in table_changes(desired, live)]
+
+
+def test_the_table_nft_prints_back_is_in_sync_with_its_render() -> None:
+    assert live_lines(LISTING) == []
+
+
+def test_a_removed_peer_is_one_removed_element() -> None:
+    assert WEB.egress is not None
+    tls, dns = WEB.egress.allows
+    narrower = replace(WEB, egress=Filter((replace(tls, peers=(net("203.0.113.0/24"),)), dns)))
+    ruleset = replace(RULESET, guards=(RULESET.guards[0], narrower))
+    assert live_lines(LISTING, ruleset) == ["remove set out-web-0-v4 | 198.51.100.7"]
+
+
+def test_a_rule_added_by_hand_shows_as_removed() -> None:
+    document = json.loads(LISTING)
+    iifname = {"match": {"op": "==", "left": {"meta": {"key": "iifname"}}, "right": "eth9"}}
+    rule = {"family": "inet", "table": "dockwall", "chain": "forward", "handle": 99}
+    document["nftables"].append({"rule": {**rule, "expr": [iifname, {"accept": None}]}})
+    assert live_lines(json.dumps(document)) == ["remove chain forward | iifname eth9 accept"]
+
+
+def test_reordered_rules_are_not_in_sync() -> None:
+    document = json.loads(LISTING)
+    rules = [
+        i for i, o in enumerate(document["nftables"]) if o.get("rule", {}).get("chain") == "forward"
+    ]
+    first, second = rules[2], rules[3]
+    entries = document["nftables"]
+    entries[first], entries[second] = entries[second], entries[first]
+    assert sorted(live_lines(json.dumps(document))) == [
+        "add chain forward | jump ingress",
+        "remove chain forward | jump ingress",
+    ]
+
+
+def test_a_changed_hook_priority_is_a_change() -> None:
+    document = json.loads(LISTING)
+    for entry in document["nftables"]:
+        if entry.get("chain", {}).get("name") == "input":
+            entry["chain"]["prio"] = 0
+    assert live_lines(json.dumps(document)) == [
+        "remove chain input | type filter hook input priority 0; policy accept",
+        "add chain input | type filter hook input priority -1; policy accept",
+    ]
+
+
+def test_interval_elements_compare_by_the_addresses_they_cover() -> None:
+    document = json.loads(LISTING)
+    for entry in document["nftables"]:
+        if entry.get("set", {}).get("name") == "out-web-0-v4":
+            entry["set"]["elem"] = [
+                {"range": ["203.0.113.0", "203.0.113.127"]},
+                {"prefix": {"addr": "203.0.113.128", "len": 25}},
+                {"elem": {"val": "198.51.100.7", "counter": {"packets": 0, "bytes": 0}}},
+            ]
+    assert live_lines(json.dumps(document)) == []
+
+
+def test_counters_carry_the_kernel_values() -> None:
+    document = json.loads(LISTING)
+    for entry in document["nftables"]:
+        rule = entry.get("rule", {})
+        if rule.get("chain") == "default-in":
+            rule["expr"][0]["counter"] = {"packets": 7, "bytes": 420}
+    counted = rule_counters(listing_objects(json.dumps(document)))
+    assert len(counted) == 12
+    drop = next(c for c in counted if c.where == "chain default-in")
+    assert (drop.family, drop.text, drop.packets, drop.bytes) == ("inet", "counter drop", 7, 420)
+
+
+def test_unreadable_listing_is_a_clear_error() -> None:
+    with pytest.raises(Exception, match="nft printed JSON dockwall cannot read"):
+        listing_objects("not json")
+
+
+def test_plan_on_a_host_without_the_table_loads_everything_in_one_transaction() -> None:
+    runner = without_table()
+    plan = NftablesBackend(runner).plan(RULESET)
+    assert plan.backend == "nftables"
+    assert plan.changes[0].text == "table inet dockwall"
+    assert all(c.op == "add" for c in plan.changes)
+    [step] = plan.transactions
+    assert step.argv == ("nft", "-j", "-f", "-")
+    assert json.loads(step.payload)["nftables"][1] == {
+        "delete": {"table": {"family": "inet", "name": "dockwall"}}
+    }
+
+
+def test_plan_against_an_identical_table_is_in_sync_and_loads_nothing() -> None:
+    plan = NftablesBackend(with_table(LISTING)).plan(RULESET)
+    assert plan.in_sync
+    assert plan.transactions == ()
+
+
+def test_apply_feeds_each_transaction_to_nft() -> None:
+    backend = NftablesBackend(without_table())
+    plan = backend.plan(RULESET)
+    runner = FakeRunner()
+    NftablesBackend(runner).apply(plan)
+    assert runner.calls == [(["nft", "-j", "-f", "-"], plan.transactions[0].payload)]
+
+
+def test_reset_deletes_only_our_table_and_only_when_present() -> None:
+    assert NftablesBackend(without_table()).plan_reset().in_sync
+    plan = NftablesBackend(with_table(LISTING)).plan_reset()
+    assert plan.changes[-1].text == "table inet dockwall"
+    assert {c.op for c in plan.changes} == {"remove"}
+    [step] = plan.transactions
+    table = {"table": {"family": "inet", "name": "dockwall"}}
+    assert json.loads(step.payload) == {"nftables": [{"add": table}, {"delete": table}]}
+
+
+def test_other_nft_failures_are_not_mistaken_for_a_missing_table() -> None:
+    runner = FakeRunner({("nft",): answer(returncode=1, stderr="Error: Operation not permitted")})
+    with pytest.raises(CommandError, match="Operation not permitted"):
+        NftablesBackend(runner).plan(RULESET)
+
+
+def tables(*names: tuple[str, str]) -> Result:
+    entries = [{"table": {"family": f, "name": n, "handle": 1}} for f, n in names]
+    return answer(json.dumps({"nftables": [{"metainfo": {}}, *entries]}))
+
+
+def test_installed_and_counters_follow_the_live_table() -> None:
+    runner = FakeRunner({("nft", "-j", "list", "tables"): tables(("inet", "dockwall"))})
+    assert NftablesBackend(runner).installed()
+    assert not NftablesBackend(FakeRunner({("nft",): tables(("ip", "filter"))})).installed()
+    assert NftablesBackend(without_table()).counters() == []
+    assert len(NftablesBackend(with_table(LISTING)).counters()) == 12
+
+
+@pytest.mark.parametrize(
+    ("nft", "docker_user_rc", "expected"),
+    [
+        (tables(("ip", "docker-bridges"), ("ip6", "docker-bridges")), 1, True),
+        (tables(("ip6", "docker-bridges")), 1, True),
+        (tables(("ip", "docker-bridges")), 0, False),
+        (tables(("ip", "filter"), ("ip", "nat")), 1, False),
+        (answer(returncode=1, stderr="Operation not permitted"), 1, False),
+    ],
+)
+def test_docker_uses_nftables(nft: Result, docker_user_rc: int, expected: bool) -> None:
+    runner = FakeRunner({("nft",): nft, ("iptables",): answer(returncode=docker_user_rc)})
+    assert docker_uses_nftables(runner) is expected
+
+
+def test_missing_tools_mean_docker_does_not_use_nftables() -> None:
+    missing = CommandError(["nft"], 127, "nft: not found")
+    assert not docker_uses_nftables(FakeRunner({("nft",): missing, ("iptables",): missing}))
+
+
+LISTING = (
+    '{"nftables":[{"metainfo":{"version":"1.0.6","release_name":"Lester Gooch #5","json_schema_'
+    'version":1}},{"table":{"family":"inet","name":"dockwall","handle":11}},{"set":{"family":"i'
+    'net","name":"bridges","table":"dockwall","type":"ifname","handle":9,"elem":["docker0","br-'
+    '0123456789ab"]}},{"set":{"family":"inet","name":"intra","table":"dockwall","type":["ifname'
+    '","ifname"],"handle":10,"elem":[{"concat":["docker0","docker0"]},{"concat":["br-0123456789'
+    'ab","br-0123456789ab"]}]}},{"map":{"family":"inet","name":"ingress-v4","table":"dockwall",'
+    '"type":["ipv4_addr","ifname"],"handle":11,"map":"verdict","elem":[[{"concat":["172.17.0.2"'
+    ',"docker0"]},{"return":null}],[{"concat":["172.30.0.2","br-0123456789ab"]},{"goto":{"targe'
+    't":"in-db"}}]]}},{"map":{"family":"inet","name":"ingress-v6","table":"dockwall","type":["i'
+    'pv6_addr","ifname"],"handle":12,"map":"verdict","elem":[[{"concat":["2001:db8:d0c:1::2","b'
+    'r-0123456789ab"]},{"goto":{"target":"in-db"}}]]}},{"set":{"family":"inet","name":"in-db-0-'
+    'v4","table":"dockwall","type":"ipv4_addr","handle":13,"flags":["interval"],"elem":["192.0.'
+    '2.100"]}},{"set":{"family":"inet","name":"in-db-0-v6","table":"dockwall","type":"ipv6_addr'
+    '","handle":14,"flags":["interval"],"elem":[{"prefix":{"addr":"2001:db8:100::","len":64}}]}'
+    '},{"map":{"family":"inet","name":"egress-v4","table":"dockwall","type":["ipv4_addr","ifnam'
+    'e"],"handle":15,"map":"verdict","elem":[[{"concat":["172.17.0.2","docker0"]},{"goto":{"tar'
+    'get":"out-web"}}],[{"concat":["172.30.0.2","br-0123456789ab"]},{"return":null}]]}},{"map":'
+    '{"family":"inet","name":"egress-v6","table":"dockwall","type":["ipv6_addr","ifname"],"hand'
+    'le":16,"map":"verdict","elem":[[{"concat":["2001:db8:d0c:1::2","br-0123456789ab"]},{"retur'
+    'n":null}]]}},{"set":{"family":"inet","name":"out-web-0-v4","table":"dockwall","type":"ipv4'
+    '_addr","handle":17,"flags":["interval"],"elem":["198.51.100.7",{"prefix":{"addr":"203.0.11'
+    '3.0","len":24}}]}},{"chain":{"family":"inet","table":"dockwall","name":"default-in","handl'
+    'e":1}},{"chain":{"family":"inet","table":"dockwall","name":"in-db","handle":2}},{"chain":{'
+    '"family":"inet","table":"dockwall","name":"ingress","handle":3}},{"chain":{"family":"inet"'
+    ',"table":"dockwall","name":"default-out","handle":4}},{"chain":{"family":"inet","table":"d'
+    'ockwall","name":"out-web","handle":5}},{"chain":{"family":"inet","table":"dockwall","name"'
+    ':"egress","handle":6}},{"chain":{"family":"inet","table":"dockwall","name":"forward","hand'
+    'le":7,"type":"filter","hook":"forward","prio":-1,"policy":"accept"}},{"chain":{"family":"i'
+    'net","table":"dockwall","name":"input","handle":8,"type":"filter","hook":"input","prio":-1'
+    ',"policy":"accept"}},{"rule":{"family":"inet","table":"dockwall","chain":"default-in","han'
+    'dle":18,"expr":[{"counter":{"packets":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"in'
+    'et","table":"dockwall","chain":"in-db","handle":19,"expr":[{"match":{"op":"==","left":{"pa'
+    'yload":{"protocol":"ip","field":"saddr"}},"right":"@in-db-0-v4"}},{"match":{"op":"==","lef'
+    't":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"match":{"op":"==","left":{"ct":{"key":"pro'
+    'to-dst","dir":"original"}},"right":5432}},{"counter":{"packets":0,"bytes":0}},{"return":nu'
+    'll}]}},{"rule":{"family":"inet","table":"dockwall","chain":"in-db","handle":20,"expr":[{"m'
+    'atch":{"op":"==","left":{"payload":{"protocol":"ip6","field":"saddr"}},"right":"@in-db-0-v'
+    '6"}},{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"match":{"op":'
+    '"==","left":{"ct":{"key":"proto-dst","dir":"original"}},"right":5432}},{"counter":{"packet'
+    's":0,"bytes":0}},{"return":null}]}},{"rule":{"family":"inet","table":"dockwall","chain":"i'
+    'n-db","handle":21,"expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"i'
+    'cmp"}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{"rule":{"family":"inet","ta'
+    'ble":"dockwall","chain":"in-db","handle":22,"expr":[{"match":{"op":"==","left":{"meta":{"k'
+    'ey":"l4proto"}},"right":"ipv6-icmp"}},{"counter":{"packets":0,"bytes":0}},{"return":null}]'
+    '}},{"rule":{"family":"inet","table":"dockwall","chain":"in-db","handle":23,"expr":[{"count'
+    'er":{"packets":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"inet","table":"dockwall",'
+    '"chain":"ingress","handle":24,"expr":[{"vmap":{"key":{"concat":[{"payload":{"protocol":"ip'
+    '","field":"daddr"}},{"meta":{"key":"oifname"}}]},"data":"@ingress-v4"}}]}},{"rule":{"famil'
+    'y":"inet","table":"dockwall","chain":"ingress","handle":25,"expr":[{"vmap":{"key":{"concat'
+    '":[{"payload":{"protocol":"ip6","field":"daddr"}},{"meta":{"key":"oifname"}}]},"data":"@in'
+    'gress-v6"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"ingress","handle":26,"'
+    'expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"@bridges"}},{"goto":'
+    '{"target":"default-in"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"default-o'
+    'ut","handle":27,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"udp","field":"d'
+    'port"}},"right":53}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{"rule":{"fami'
+    'ly":"inet","table":"dockwall","chain":"default-out","handle":28,"expr":[{"counter":{"packe'
+    'ts":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"inet","table":"dockwall","chain":"ou'
+    't-web","handle":29,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":'
+    '"daddr"}},"right":"@out-web-0-v4"}},{"match":{"op":"==","left":{"payload":{"protocol":"tcp'
+    '","field":"dport"}},"right":443}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{'
+    '"rule":{"family":"inet","table":"dockwall","chain":"out-web","handle":30,"expr":[{"match":'
+    '{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"@out-web-0-v4"}},'
+    '{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":{"range"'
+    ':[8000,8100]}}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{"rule":{"family":"'
+    'inet","table":"dockwall","chain":"out-web","handle":31,"expr":[{"match":{"op":"==","left":'
+    '{"payload":{"protocol":"udp","field":"dport"}},"right":53}},{"counter":{"packets":0,"bytes'
+    '":0}},{"return":null}]}},{"rule":{"family":"inet","table":"dockwall","chain":"out-web","ha'
+    'ndle":32,"expr":[{"counter":{"packets":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"i'
+    'net","table":"dockwall","chain":"egress","handle":33,"expr":[{"vmap":{"key":{"concat":[{"p'
+    'ayload":{"protocol":"ip","field":"saddr"}},{"meta":{"key":"iifname"}}]},"data":"@egress-v4'
+    '"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"egress","handle":34,"expr":[{"'
+    'vmap":{"key":{"concat":[{"payload":{"protocol":"ip6","field":"saddr"}},{"meta":{"key":"iif'
+    'name"}}]},"data":"@egress-v6"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"eg'
+    'ress","handle":35,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"@'
+    'bridges"}},{"goto":{"target":"default-out"}}]}},{"rule":{"family":"inet","table":"dockwall'
+    '","chain":"forward","handle":36,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},'
+    '"right":["established","related"]}},{"accept":null}]}},{"rule":{"family":"inet","table":"d'
+    'ockwall","chain":"forward","handle":37,"expr":[{"match":{"op":"==","left":{"concat":[{"met'
+    'a":{"key":"iifname"}},{"meta":{"key":"oifname"}}]},"right":"@intra"}},{"accept":null}]}},{'
+    '"rule":{"family":"inet","table":"dockwall","chain":"forward","handle":38,"expr":[{"jump":{'
+    '"target":"ingress"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"forward","han'
+    'dle":39,"expr":[{"jump":{"target":"egress"}}]}},{"rule":{"family":"inet","table":"dockwall'
+    '","chain":"input","handle":40,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"r'
+    'ight":["established","related"]}},{"accept":null}]}},{"rule":{"family":"inet","table":"doc'
+    'kwall","chain":"input","handle":42,"expr":[{"match":{"op":"==","left":{"payload":{"protoco'
+    'l":"icmpv6","field":"type"}},"right":{"set":["nd-router-solicit","nd-router-advert","nd-ne'
+    'ighbor-solicit","nd-neighbor-advert"]}}},{"accept":null}]}},{"rule":{"family":"inet","tabl'
+    'e":"dockwall","chain":"input","handle":43,"expr":[{"jump":{"target":"egress"}}]}}]}'
+)

@@ -1,0 +1,217 @@
+"""Rendering the IR into table `inet dockwall`: structure, names and the text plans show."""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+
+from dockwall.backends.nftables import render
+from dockwall.backends.nftables.plan import table_changes
+from dockwall.backends.nftables.render import guard_labels, table_objects
+from dockwall.backends.nftables.view import table_view
+from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
+from dockwall.model.state import Bridge
+
+
+def net(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    return ipaddress.ip_network(text)
+
+
+def ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    return ipaddress.ip_address(text)
+
+
+DB = Guard(
+    key="c0ffee000001",
+    name="db",
+    origin="test",
+    endpoints=(
+        Endpoint("br-0123456789ab", ip("172.30.0.2")),
+        Endpoint("br-0123456789ab", ip("2001:db8:d0c:1::2")),
+    ),
+    ingress=Filter(
+        (
+            Allow(
+                peers=(net("192.0.2.100/32"), net("2001:db8:100::/64")),
+                ports=(PortMatch("tcp", 5432, 5432),),
+                original=True,
+            ),
+            Allow(peers=None, ports=(PortMatch("icmp"),)),
+        )
+    ),
+    egress=None,
+)
+WEB = Guard(
+    key="c0ffee000002",
+    name="web",
+    origin="test",
+    endpoints=(Endpoint("docker0", ip("172.17.0.2")),),
+    ingress=None,
+    egress=Filter(
+        (
+            Allow(
+                peers=(net("203.0.113.0/25"), net("203.0.113.128/25"), net("198.51.100.7/32")),
+                ports=(PortMatch("tcp", 443, 443), PortMatch("tcp", 8000, 8100)),
+            ),
+            Allow(peers=None, ports=(PortMatch("udp", 53, 53),)),
+        )
+    ),
+)
+RULESET = Ruleset(
+    bridges=(
+        Bridge("bridge", "docker0", (net("172.17.0.0/16"),)),
+        Bridge("shop", "br-0123456789ab", (net("172.30.0.0/24"),)),
+    ),
+    guards=(DB, WEB),
+    default_ingress=Filter(),
+    default_egress=Filter((Allow(peers=None, ports=(PortMatch("udp", 53, 53),)),)),
+)
+
+GOLDEN = """\
+add table inet dockwall | table inet dockwall
+add set bridges | type ifname
+add set bridges | br-0123456789ab
+add set bridges | docker0
+add map egress-v4 | type ipv4_addr . ifname : verdict
+add map egress-v4 | 172.17.0.2 . docker0 : goto out-web
+add map egress-v4 | 172.30.0.2 . br-0123456789ab : return
+add map egress-v6 | type ipv6_addr . ifname : verdict
+add map egress-v6 | 2001:db8:d0c:1::2 . br-0123456789ab : return
+add set in-db-0-v4 | type ipv4_addr; flags interval
+add set in-db-0-v4 | 192.0.2.100
+add set in-db-0-v6 | type ipv6_addr; flags interval
+add set in-db-0-v6 | 2001:db8:100::/64
+add map ingress-v4 | type ipv4_addr . ifname : verdict
+add map ingress-v4 | 172.17.0.2 . docker0 : return
+add map ingress-v4 | 172.30.0.2 . br-0123456789ab : goto in-db
+add map ingress-v6 | type ipv6_addr . ifname : verdict
+add map ingress-v6 | 2001:db8:d0c:1::2 . br-0123456789ab : goto in-db
+add set intra | type ifname . ifname
+add set intra | br-0123456789ab . br-0123456789ab
+add set intra | docker0 . docker0
+add set out-web-0-v4 | type ipv4_addr; flags interval
+add set out-web-0-v4 | 198.51.100.7
+add set out-web-0-v4 | 203.0.113.0/24
+add chain default-in | chain default-in
+add chain default-in | counter drop
+add chain default-out | chain default-out
+add chain default-out | udp dport 53 counter return
+add chain default-out | counter drop
+add chain egress | chain egress
+add chain egress | ip saddr . iifname vmap @egress-v4
+add chain egress | ip6 saddr . iifname vmap @egress-v6
+add chain egress | iifname @bridges goto default-out
+add chain forward | type filter hook forward priority -1; policy accept
+add chain forward | ct state established,related accept
+add chain forward | iifname . oifname @intra accept
+add chain forward | jump ingress
+add chain forward | jump egress
+add chain in-db | chain in-db
+add chain in-db | ip saddr @in-db-0-v4 meta l4proto tcp ct original proto-dst 5432 counter return
+add chain in-db | ip6 saddr @in-db-0-v6 meta l4proto tcp ct original proto-dst 5432 counter return
+add chain in-db | meta l4proto icmp counter return
+add chain in-db | meta l4proto ipv6-icmp counter return
+add chain in-db | counter drop
+add chain ingress | chain ingress
+add chain ingress | ip daddr . oifname vmap @ingress-v4
+add chain ingress | ip6 daddr . oifname vmap @ingress-v6
+add chain ingress | oifname @bridges goto default-in
+add chain input | type filter hook input priority -1; policy accept
+add chain input | ct state established,related accept
+add chain input | icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
+nd-neighbor-advert } accept
+add chain input | jump egress
+add chain out-web | chain out-web
+add chain out-web | ip daddr @out-web-0-v4 tcp dport 443 counter return
+add chain out-web | ip daddr @out-web-0-v4 tcp dport 8000-8100 counter return
+add chain out-web | udp dport 53 counter return
+add chain out-web | counter drop
+"""
+
+
+def plan_lines(ruleset: Ruleset) -> list[str]:
+    desired = table_view(table_objects(ruleset))
+    return [f"{c.op} {c.where} | {c.text}" for c in table_changes(desired, None)]
+
+
+def test_golden_plan_of_a_fresh_host() -> None:
+    assert plan_lines(RULESET) == GOLDEN.splitlines()
+
+
+def test_replace_is_add_delete_add_in_one_batch_and_never_flushes_the_ruleset() -> None:
+    commands = render(RULESET)
+    table = {"table": {"family": "inet", "name": "dockwall"}}
+    assert commands[:3] == [{"add": table}, {"delete": table}, {"add": table}]
+    assert all(set(c) == {"add"} for c in commands[3:])
+    assert "flush" not in json.dumps(commands)
+
+
+def test_base_chains_hook_forward_and_input_just_before_docker() -> None:
+    chains = [c["add"]["chain"] for c in render(RULESET) if "chain" in c.get("add", {})]
+    hooked = {c["name"]: (c["hook"], c["prio"], c["policy"]) for c in chains if "hook" in c}
+    assert hooked == {"forward": ("forward", -1, "accept"), "input": ("input", -1, "accept")}
+
+
+def test_chains_are_declared_before_the_maps_that_jump_to_them() -> None:
+    kinds = [next(iter(c["add"])) for c in render(RULESET)[3:]]
+    assert kinds.index("map") > max(i for i, k in enumerate(kinds) if k == "chain")
+    assert kinds.index("rule") > max(i for i, k in enumerate(kinds) if k in ("set", "map"))
+
+
+def test_no_defaults_means_no_fallback_to_default_chains() -> None:
+    ruleset = Ruleset(RULESET.bridges, (DB,), default_ingress=None, default_egress=None)
+    lines = plan_lines(ruleset)
+    assert not [line for line in lines if "default-" in line]
+    assert "add map egress-v4 | 172.30.0.2 . br-0123456789ab : return" in lines
+
+
+def test_empty_filter_drops_every_new_connection() -> None:
+    guard = Guard("k", "solo", "test", DB.endpoints, ingress=Filter(), egress=Filter())
+    lines = plan_lines(Ruleset((), (guard,), None, None))
+    assert [line for line in lines if line.startswith("add chain in-solo |")] == [
+        "add chain in-solo | chain in-solo",
+        "add chain in-solo | counter drop",
+    ]
+
+
+def test_empty_peer_list_allows_nothing_and_any_protocol_allows_everything() -> None:
+    flt = Filter((Allow(peers=()), Allow(peers=(net("10.0.0.0/8"),))))
+    guard = Guard("k", "solo", "test", DB.endpoints, ingress=flt, egress=None)
+    lines = plan_lines(Ruleset((), (guard,), None, None))
+    assert [line for line in lines if line.startswith("add chain in-solo |")] == [
+        "add chain in-solo | chain in-solo",
+        "add chain in-solo | ip saddr @in-solo-1-v4 counter return",
+        "add chain in-solo | counter drop",
+    ]
+
+
+def test_icmp_with_peers_matches_only_that_family() -> None:
+    flt = Filter((Allow(peers=(net("2001:db8::/32"),), ports=(PortMatch("icmp"),)),))
+    guard = Guard("k", "solo", "test", DB.endpoints, ingress=None, egress=flt)
+    assert (
+        "add chain out-solo | ip6 daddr @out-solo-0-v6 meta l4proto ipv6-icmp counter return"
+        in (plan_lines(Ruleset((), (guard,), None, None)))
+    )
+
+
+def test_port_without_number_and_udp_ranges() -> None:
+    flt = Filter((Allow(ports=(PortMatch("udp"), PortMatch("udp", 60000, 61000))),))
+    guard = Guard("k", "solo", "test", DB.endpoints, ingress=flt, egress=None)
+    lines = plan_lines(Ruleset((), (guard,), None, None))
+    assert "add chain in-solo | meta l4proto udp counter return" in lines
+    assert "add chain in-solo | udp dport 60000-61000 counter return" in lines
+
+
+def test_chain_names_are_container_names_unless_two_share_one() -> None:
+    twin = Guard("abcdef123456789", "db", "test", (), None, None)
+    labels = guard_labels((DB, WEB, twin))
+    assert labels == {
+        "c0ffee000001": "db-c0ffee000001",
+        "c0ffee000002": "web",
+        twin.key: "db-abcdef123456",
+    }
+
+
+def test_names_unsafe_for_nft_are_cleaned() -> None:
+    odd = Guard("k", "1st app/proxy", "test", (), None, None)
+    assert guard_labels((odd,)) == {"k": "c1st_app_proxy"}
