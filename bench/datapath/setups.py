@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from datapath.labsetup import IPERF_PORT, RATE_PORT, BenchLab
 from datapath.measure import SOURCE
+
 from dockwall.backends.base import Backend
 from dockwall.backends.nftables import NftablesBackend
 from dockwall.compile.ir import Allow, Filter, Guard, PortMatch, Ruleset

@@ -111,7 +111,7 @@ class SubprocessRunner:
     def replace_process(self, argv: Sequence[str]) -> None:
         """Becomes the command (exec), so it gets the terminal and its exit code is ours."""
         full = self.argv_for(argv)
-        os.execvpe(full[0], full, {**os.environ, **self.env})  # noqa: S606
+        os.execvpe(full[0], full, {**os.environ, **self.env})
 
     def interactive(self, argv: Sequence[str]) -> subprocess.Popen[str]:
         """A running command to talk to line by line (stdin and stdout are pipes)."""

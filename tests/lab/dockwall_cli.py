@@ -48,7 +48,9 @@ class Dockwall:
         parts = []
         for tool in ("iptables-save", "ip6tables-save"):
             text = self.lab.host.run([tool]).stdout
-            parts += [COUNTERS.sub("", line) for line in text.splitlines() if not line.startswith("#")]
+            parts += [
+                COUNTERS.sub("", line) for line in text.splitlines() if not line.startswith("#")
+            ]
         nft = self.lab.host.run(["nft", "list", "tables"]).stdout
         return "\n".join(parts) + "\n" + nft
 

@@ -34,7 +34,9 @@ class Fam:
 
 
 V4 = Fam("192.0.2.100", "198.51.100.7", "203.0.113.10", "198.51.100.7", t.HOST_UPLINK_V4)
-V6 = Fam("2001:db8:100::100", "2001:db8:200::7", "2001:db8:203::10", "2001:db8:200::7", t.HOST_UPLINK_V6)
+V6 = Fam(
+    "2001:db8:100::100", "2001:db8:200::7", "2001:db8:203::10", "2001:db8:200::7", t.HOST_UPLINK_V6
+)
 
 
 @pytest.fixture(params=[V4, V6], ids=["ipv4", "ipv6"])
@@ -87,7 +89,9 @@ def test_a_egress_blocked_but_published_port_and_replies_work(
     assert prober.probe(fam.other_src, "host:8053/udp")
 
 
-def test_b_only_one_source_reaches_published_port(dockwall: Dockwall, prober: Prober, fam: Fam) -> None:
+def test_b_only_one_source_reaches_published_port(
+    dockwall: Dockwall, prober: Prober, fam: Fam
+) -> None:
     dockwall.apply(
         "version: 1\ncontainers:\n  - name: db\n    ingress:\n"
         '      - {port: 5432/tcp, from: [192.0.2.100, "2001:db8:100::100"]}\n'
@@ -96,10 +100,24 @@ def test_b_only_one_source_reaches_published_port(dockwall: Dockwall, prober: Pr
     assert not prober.probe(fam.other_src, "host:5432/tcp")
 
 
-def test_b_article_input_rules_leave_the_port_open(lab: Lab, dockwall: Dockwall, prober: Prober) -> None:
+def test_b_article_input_rules_leave_the_port_open(
+    lab: Lab, dockwall: Dockwall, prober: Prober
+) -> None:
     """The article's example 3, verbatim but for the address: INPUT never sees the packets."""
     rules = [
-        ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "5432", "-s", "192.0.2.100", "-j", "ACCEPT"],
+        [
+            "iptables",
+            "-A",
+            "INPUT",
+            "-p",
+            "tcp",
+            "--dport",
+            "5432",
+            "-s",
+            "192.0.2.100",
+            "-j",
+            "ACCEPT",
+        ],
         ["iptables", "-A", "INPUT", "-p", "tcp", "--dport", "5432", "-j", "DROP"],
     ]
     for rule in rules:
@@ -146,7 +164,9 @@ def test_f_container_to_host_egress_blocked(dockwall: Dockwall, prober: Prober, 
     assert prober.probe("container:db", target)
 
 
-def test_g_reset_restores_docker_behaviour(lab: Lab, dockwall: Dockwall, prober: Prober, fam: Fam) -> None:
+def test_g_reset_restores_docker_behaviour(
+    lab: Lab, dockwall: Dockwall, prober: Prober, fam: Fam
+) -> None:
     before = dockwall.firewall()
     dockwall.apply(EXAMPLE)
     assert dockwall.firewall() != before
@@ -167,8 +187,12 @@ def test_h_apply_is_idempotent(dockwall: Dockwall) -> None:
     assert dockwall.firewall() == rules, "a second apply changes nothing"
 
 
-def test_i_established_connection_survives_reapply(lab: Lab, dockwall: Dockwall, prober: Prober, fam: Fam) -> None:
-    dockwall.apply("version: 1\ncontainers:\n  - name: web\n    ingress: [{port: 8080/tcp, from: [any]}]\n")
+def test_i_established_connection_survives_reapply(
+    lab: Lab, dockwall: Dockwall, prober: Prober, fam: Fam
+) -> None:
+    dockwall.apply(
+        "version: 1\ncontainers:\n  - name: web\n    ingress: [{port: 8080/tcp, from: [any]}]\n"
+    )
     holder = lab_holder(lab, fam.other_src, fam.host, 8080)
     try:
         assert holder.stdout is not None and holder.stdin is not None
@@ -178,7 +202,9 @@ def test_i_established_connection_survives_reapply(lab: Lab, dockwall: Dockwall,
             '      - {port: 8080/tcp, from: [192.0.2.100, "2001:db8:100::100"]}\n'
         )
         for round_ in range(3):
-            dockwall.apply(tightened if round_ % 2 == 0 else tightened.replace("192.0.2.100", "192.0.2.7"))
+            dockwall.apply(
+                tightened if round_ % 2 == 0 else tightened.replace("192.0.2.100", "192.0.2.7")
+            )
             holder.stdin.write(f"ping {round_}\n")
             holder.stdin.flush()
             assert holder.stdout.readline().strip() == "ok"
@@ -192,15 +218,35 @@ def lab_holder(lab: Lab, src: str, dst: str, port: int):  # type: ignore[no-unty
     from dockwall.runner import SubprocessRunner
 
     return SubprocessRunner(netns=netns_path(lab.names.inet_ns)).interactive(
-        [sys.executable, "-m", "dockwall.lab.holder", "--src", src, "--dst", dst, "--port", str(port)]
+        [
+            sys.executable,
+            "-m",
+            "dockwall.lab.holder",
+            "--src",
+            src,
+            "--dst",
+            dst,
+            "--port",
+            str(port),
+        ]
     )
 
 
 BAD_POLICIES = {
     "syntax": ("version: 1\ncontainers: [\n", "policy.yaml:"),
-    "unknown key": ("version: 1\ncontainers:\n  - name: web\n    ingres: deny\n", "policy.yaml:4:5"),
-    "bad cidr": ("version: 1\ncontainers:\n  - name: db\n    ingress: [{port: 5432/tcp, from: [192.0.2.300/32]}]\n", "policy.yaml:4:"),
-    "port range": ("version: 1\ncontainers:\n  - name: db\n    ingress: [{port: 70000/tcp}]\n", "policy.yaml:4:"),
+    "unknown key": (
+        "version: 1\ncontainers:\n  - name: web\n    ingres: deny\n",
+        "policy.yaml:4:5",
+    ),
+    "bad cidr": (
+        "version: 1\ncontainers:\n  - name: db\n"
+        "    ingress: [{port: 5432/tcp, from: [192.0.2.300/32]}]\n",
+        "policy.yaml:4:",
+    ),
+    "port range": (
+        "version: 1\ncontainers:\n  - name: db\n    ingress: [{port: 70000/tcp}]\n",
+        "policy.yaml:4:",
+    ),
     "empty": ("", "policy.yaml"),
 }
 
@@ -228,7 +274,10 @@ def test_j_non_utf8_policy(dockwall: Dockwall) -> None:
 
 def test_two_entries_matching_one_container_is_an_error(dockwall: Dockwall) -> None:
     before = dockwall.firewall()
-    text = "version: 1\ncontainers:\n  - name: worker\n    egress: deny\n  - compose: {project: shop}\n    egress: allow\n"
+    text = (
+        "version: 1\ncontainers:\n  - name: worker\n    egress: deny\n"
+        "  - compose: {project: shop}\n    egress: allow\n"
+    )
     result = dockwall.run("apply", "-f", str(dockwall.policy(text)), check=False)
     assert result.returncode == 1
     assert "policy.yaml:3:" in result.stderr and "policy.yaml:5:" in result.stderr

@@ -21,7 +21,9 @@ def test_unpublished_port_is_closed(prober: Prober) -> None:
     assert not prober.probe("192.0.2.100", "host:8081/tcp")
 
 
-@pytest.mark.parametrize("target", ["203.0.113.10:443/tcp", "[2001:db8:203::10]:443/tcp", "203.0.113.20:53/udp"])
+@pytest.mark.parametrize(
+    "target", ["203.0.113.10:443/tcp", "[2001:db8:203::10]:443/tcp", "203.0.113.20:53/udp"]
+)
 def test_container_reaches_internet_listener(prober: Prober, target: str) -> None:
     assert prober.probe("container:worker", target)
 
@@ -38,4 +40,7 @@ def test_lab_has_no_route_to_the_machine_uplink(lab: Lab) -> None:
     routes = lab.host.run(["ip", "-4", "route", "show"]).stdout
     assert f"default via {t.INET_UPLINK_V4} dev {t.UPLINK_IF}" in routes
     inet_links = lab.runner.run(["ip", "-n", lab.names.inet_ns, "-br", "link"]).stdout
-    assert sorted(line.split()[0].split("@")[0] for line in inet_links.splitlines()) == ["lo", "uplink"]
+    assert sorted(line.split()[0].split("@")[0] for line in inet_links.splitlines()) == [
+        "lo",
+        "uplink",
+    ]

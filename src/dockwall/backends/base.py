@@ -25,10 +25,15 @@ class Change:
 
 @dataclass(frozen=True)
 class Transaction:
-    """One atomic load: the program to feed (iptables-restore, nft -j -f -) and its input."""
+    """One atomic load: the program to feed (iptables-restore, nft -j -f -) and its input.
+
+    `undo` puts back what was live when the plan was made; it is loaded when another
+    transaction of the same apply fails, so families never end up half-applied.
+    """
 
     argv: tuple[str, ...]
     payload: str
+    undo: str | None = None
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,7 @@ from dockwall.engine import DEFAULT_POLICY
 
 PolicyOption = Annotated[
     Path,
-    typer.Option(
-        "--file", "-f", help="The policy file.", show_default=True, dir_okay=False
-    ),
+    typer.Option("--file", "-f", help="The policy file.", show_default=True, dir_okay=False),
 ]
 BackendOption = Annotated[
     Literal["auto", "iptables", "nftables"] | None,

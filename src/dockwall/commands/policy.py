@@ -39,8 +39,13 @@ def plan(
     engine = default_engine(backend)
     selected, plans = engine.plan(inputs)
     if as_json:
-        typer.echo(plan_json(plans, inputs.compiled.warnings,
-                             {"backend": selected.backend.name, "reason": selected.reason}))
+        typer.echo(
+            plan_json(
+                plans,
+                inputs.compiled.warnings,
+                {"backend": selected.backend.name, "reason": selected.reason},
+            )
+        )
     else:
         warn(inputs.compiled.warnings)
         console.print(f"backend: {selected.backend.name} ({selected.reason})")
@@ -66,8 +71,13 @@ def apply(
         engine.apply(selected, plans)
     added, removed = counts(plans)
     if as_json:
-        typer.echo(plan_json(plans, inputs.compiled.warnings,
-                             {"backend": selected.backend.name, "applied": not dry_run}))
+        typer.echo(
+            plan_json(
+                plans,
+                inputs.compiled.warnings,
+                {"backend": selected.backend.name, "applied": not dry_run},
+            )
+        )
         return
     warn(inputs.compiled.warnings)
     if dry_run:

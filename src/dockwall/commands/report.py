@@ -51,9 +51,15 @@ def plan_json(plans: Sequence[Plan], warnings: Sequence[str], extra: dict[str, A
             **extra,
             "in_sync": all(p.in_sync for p in plans),
             "changes": [
-                {"backend": p.backend, "family": c.family, "op": c.op, "where": c.where,
-                 "text": c.text}
-                for p in plans for c in p.changes
+                {
+                    "backend": p.backend,
+                    "family": c.family,
+                    "op": c.op,
+                    "where": c.where,
+                    "text": c.text,
+                }
+                for p in plans
+                for c in p.changes
             ],
             "warnings": list(warnings),
         },

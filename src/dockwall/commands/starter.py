@@ -43,4 +43,3 @@ def starter_policy(state: HostState) -> str:
     text = HEADER + "\n".join(lines) + "\n"
     parse_policy(text, "dockwall init")
     return text
-

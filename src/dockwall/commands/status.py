@@ -15,10 +15,15 @@ from dockwall.model.state import Container
 
 
 def describe_allow(allow: Allow, peer_word: str) -> str:
-    ports = ", ".join(
-        p.proto if p.first is None else f"{p.first}{'' if p.last == p.first else f'-{p.last}'}/{p.proto}"
-        for p in allow.ports
-    ) or "all ports"
+    ports = (
+        ", ".join(
+            p.proto
+            if p.first is None
+            else f"{p.first}{'' if p.last == p.first else f'-{p.last}'}/{p.proto}"
+            for p in allow.ports
+        )
+        or "all ports"
+    )
     peers = "any" if allow.peers is None else ", ".join(map(str, allow.peers))
     kind = " (host port)" if allow.original else ""
     return f"{ports}{kind} {peer_word} {peers}"
@@ -41,7 +46,11 @@ def container_row(container: Container, guard: Guard | None, inputs: Inputs) -> 
         "id": container.short_id,
         "entry": guard.origin if guard else "defaults",
         "networks": [
-            {"network": a.network, "interface": a.interface, "addresses": [str(x) for x in a.addresses]}
+            {
+                "network": a.network,
+                "interface": a.interface,
+                "addresses": [str(x) for x in a.addresses],
+            }
             for a in container.attachments
         ],
         "published": [str(p) for p in container.ports],
@@ -60,7 +69,10 @@ def status(
     engine = default_engine(backend)
     selected, plans = engine.plan(inputs)
     guards = {g.name: g for g in inputs.compiled.ruleset.guards}
-    rows = [container_row(c, guards.get(c.name), inputs) for c in sorted(inputs.state.containers, key=lambda c: c.name)]
+    rows = [
+        container_row(c, guards.get(c.name), inputs)
+        for c in sorted(inputs.state.containers, key=lambda c: c.name)
+    ]
     counters = selected.backend.counters()
     report = {
         "backend": selected.backend.name,
@@ -74,12 +86,27 @@ def status(
         console.print_json(json.dumps(report))
         return
     warn(inputs.compiled.warnings)
-    console.print(f"backend: [bold]{selected.backend.name}[/] ({selected.reason}); "
-                  + ("[green]in sync with the policy[/]" if report["in_sync"] else "[yellow]changes pending: run dockwall plan[/]"))
+    console.print(
+        f"backend: [bold]{selected.backend.name}[/] ({selected.reason}); "
+        + (
+            "[green]in sync with the policy[/]"
+            if report["in_sync"]
+            else "[yellow]changes pending: run dockwall plan[/]"
+        )
+    )
     table = Table("container", "entry", "networks", "published", "ingress", "egress")
     for row in rows:
-        nets = "\n".join(f"{n['network']} ({n['interface']}) {' '.join(n['addresses'])}" for n in row["networks"])
-        table.add_row(row["name"], row["entry"], nets, "\n".join(row["published"]), row["ingress"], row["egress"])
+        nets = "\n".join(
+            f"{n['network']} ({n['interface']}) {' '.join(n['addresses'])}" for n in row["networks"]
+        )
+        table.add_row(
+            row["name"],
+            row["entry"],
+            nets,
+            "\n".join(row["published"]),
+            row["ingress"],
+            row["egress"],
+        )
     console.print(table)
     rules = Table("family", "chain", "rule", "packets", "bytes", title="rule counters")
     for c in counters:

@@ -109,9 +109,7 @@ def endpoints(container: Container) -> tuple[Endpoint, ...]:
 
 def guard(policy: Policy, container: Container, entry: ContainerEntry) -> Guard:
     defaults = policy.defaults
-    ingress = (
-        ingress_filter(entry.ingress) if entry.ingress else verdict_filter(defaults.ingress)
-    )
+    ingress = ingress_filter(entry.ingress) if entry.ingress else verdict_filter(defaults.ingress)
     egress = egress_filter(entry.egress) if entry.egress else verdict_filter(defaults.egress)
     return Guard(
         container.short_id, container.name, entry.describe(), endpoints(container), ingress, egress
@@ -128,7 +126,8 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
     )
     used = {e.describe() for e in assignments.values() if e is not None}
     warnings = tuple(
-        f"{where(e)} matches no running container" for e in policy.containers
+        f"{where(e)} matches no running container"
+        for e in policy.containers
         if e.describe() not in used
     )
     ruleset = Ruleset(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from functools import lru_cache
 
 from dockwall.errors import DockwallError
 from dockwall.explain.model import Net
@@ -10,13 +11,33 @@ from dockwall.explain.model import Net
 ALL_ONES = {4: (1 << 32) - 1, 6: (1 << 128) - 1}
 
 
+@lru_cache(maxsize=65536)
 def parse_net(text: str) -> Net:
-    """`10.0.0.0/8`, `10.1.2.3`, `10.0.0.0/255.0.0.0` or an IPv6 block; host bits are dropped."""
+    """`10.0.0.0/8`, `10.1.2.3`, `10.0.0.0/255.0.0.0` or an IPv6 block; host bits are dropped.
+
+    Plain IPv4 takes a fast path: a 10,000-rule ruleset is mostly `-s A.B.C.D/N`.
+    """
+    fast = fast_ipv4(text)
+    if fast is not None:
+        return fast
     try:
         network = ipaddress.ip_network(text, strict=False)
     except ValueError as exc:
         raise DockwallError(f"{text!r} is not an address or network") from exc
     return Net(network.version, int(network.network_address), int(network.netmask))
+
+
+def fast_ipv4(text: str) -> Net | None:
+    address, _, length = text.partition("/")
+    parts = address.split(".")
+    if len(parts) != 4 or not all(p.isdigit() and int(p) < 256 for p in parts):
+        return None
+    if length and not (length.isdigit() and int(length) <= 32):
+        return None
+    bits = int(length) if length else 32
+    mask = (ALL_ONES[4] << (32 - bits)) & ALL_ONES[4]
+    a, b, c, d = (int(p) for p in parts)
+    return Net(4, ((a << 24) | (b << 16) | (c << 8) | d) & mask, mask)
 
 
 def parse_address(text: str) -> tuple[int, int]:

@@ -62,6 +62,11 @@ BUILTIN_HOOKS: dict[tuple[str, str], BaseHook] = {
 TCP_FLAG_NAMES = frozenset({"SYN", "ACK", "FIN", "RST", "URG", "PSH", "ECE", "CWR"})
 
 
+MEMO: dict[tuple[str, str, str, bool, int], Condition | None] = {}
+MEMO_LIMIT = 200_000
+MULTI_VALUED = frozenset({"--syn", "--tcp-flags", "--limit-iface-in", "--limit-iface-out"})
+
+
 class RulesetParseError(DockwallError):
     """A line iptables-save would never print: the input is not what we think it is."""
 
@@ -161,11 +166,36 @@ class RuleParser:
                     option, self.take(), self.tokens[self.pos :], self.version, self.chains
                 )
                 return Rule(tuple(self.conditions), action, text)
-            test = self.parse_option(option)
-            if test is not None:
-                self.conditions.append(Condition(test, negate))
+            condition = self.condition(option, negate)
+            if condition is not None:
+                self.conditions.append(condition)
             negate = False
         return Rule(tuple(self.conditions), targets.no_target(), text)
+
+    def condition(self, option: str, negate: bool) -> Condition | None:
+        """Options with one value are memoised: real rulesets repeat `-p tcp`, `-i docker0`,
+        `--ctstate ...` thousands of times, and building each anew dominates parse time."""
+        if not self.single_valued(option):
+            test = self.parse_option(option)
+            return None if test is None else Condition(test, negate)
+        value = self.tokens[self.pos] if self.pos < len(self.tokens) else ""
+        key = (self.module, option, value, negate, self.version)
+        if key not in MEMO:
+            test = self.parse_option(option)
+            condition = None if test is None else Condition(test, negate)
+            if len(MEMO) >= MEMO_LIMIT:
+                return condition
+            MEMO[key] = condition
+        else:
+            self.pos += 1
+        return MEMO[key]
+
+    def single_valued(self, option: str) -> bool:
+        if option in GENERAL_OPTIONS:
+            return True
+        if option in MULTI_VALUED:
+            return False
+        return (self.module, option) in MODULE_OPTIONS or ("*", option) in MODULE_OPTIONS
 
     def parse_option(self, option: str) -> Test | None:
         general = GENERAL_OPTIONS.get(option)
@@ -366,3 +396,4 @@ MODULE_OPTIONS: dict[tuple[str, str], Callable[[RuleParser], Test | None]] = {
     ("iprange", "--src-range"): ip_range("src"),
     ("iprange", "--dst-range"): ip_range("dst"),
 }
+

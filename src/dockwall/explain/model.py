@@ -21,7 +21,7 @@ PROTOCOLS |= {"icmpv6": 58, "ipv6-icmp": 58, "sctp": 132, "udplite": 136}
 PROTOCOL_NAMES = {6: "tcp", 17: "udp", 1: "icmp", 58: "icmpv6", 132: "sctp"}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Net:
     """An address block of one family; `version` keeps IPv4 and IPv6 ints apart."""
 
@@ -33,7 +33,7 @@ class Net:
         return version == self.version and address & self.mask == self.address
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Addr:
     """`-s`/`-d`, `ip saddr`: the packet's current source or destination address."""
 
@@ -41,7 +41,7 @@ class Addr:
     nets: tuple[Net, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddrRange:
     """`-m iprange`: an inclusive range of addresses."""
 
@@ -51,7 +51,7 @@ class AddrRange:
     high: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Iface:
     """`-i`/`-o`, `iifname`/`oifname`; a trailing `+` or `*` is a prefix wildcard."""
 
@@ -59,21 +59,21 @@ class Iface:
     names: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Proto:
     """`-p`, `meta l4proto`, `ip protocol`, `ip6 nexthdr`."""
 
     numbers: frozenset[int]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class NfProto:
     """`meta nfproto`: the IP version inside an inet table."""
 
     version: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Port:
     """`--dport`, `--sports`, `tcp dport`: inclusive ranges; packets without ports never match."""
 
@@ -82,21 +82,21 @@ class Port:
     protocol: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CtState:
     """`--ctstate`/`--state`, `ct state`; the virtual states DNAT and SNAT included."""
 
     states: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CtDir:
     """`--ctdir`, `ct direction`."""
 
     direction: Literal["ORIGINAL", "REPLY"]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CtAddr:
     """`--ctorigdst`, `ct original ip daddr`: an address of the connection's tuples."""
 
@@ -104,7 +104,7 @@ class CtAddr:
     nets: tuple[Net, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class CtPort:
     """`--ctorigdstport`, `ct original proto-dst`: a port of the connection's tuples."""
 
@@ -112,7 +112,7 @@ class CtPort:
     ranges: tuple[tuple[int, int], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AddrType:
     """`-m addrtype`, `fib daddr type`: LOCAL, UNICAST, BROADCAST, MULTICAST, ..."""
 
@@ -120,7 +120,7 @@ class AddrType:
     types: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class IcmpType:
     """`--icmp-type`, `--icmpv6-type`, `icmp type`: type and optional code."""
 
@@ -129,7 +129,7 @@ class IcmpType:
     code: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class TcpFlags:
     """`--tcp-flags MASK COMP`, `--syn`, `tcp flags & (..) == ..`."""
 
@@ -137,7 +137,7 @@ class TcpFlags:
     comp: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mark:
     """`-m mark --mark V/M`, `meta mark`."""
 
@@ -145,14 +145,14 @@ class Mark:
     mask: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PktType:
     """`-m pkttype`, `meta pkttype`: every packet dockwall simulates is unicast."""
 
     types: frozenset[str]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Unsupported:
     """A match the simulator cannot evaluate; it makes the verdict `unknown` if it matters."""
 
@@ -165,7 +165,7 @@ Test = (
 )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Condition:
     """One test of a rule, possibly negated (`! -s`, `!=`)."""
 
@@ -173,41 +173,41 @@ class Condition:
     negate: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Accept:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Drop:
     """DROP and REJECT: the packet does not get through either way."""
 
     reject: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Return:
     pass
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Jump:
     chain: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Goto:
     chain: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Continue:
     """LOG, counter, comment-only rules: the packet goes on to the next rule."""
 
     name: str
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Nat:
     """DNAT/SNAT/MASQUERADE/REDIRECT; ends the nat chain like ACCEPT.
 
@@ -219,7 +219,7 @@ class Nat:
     port: int | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SetMark:
     """MARK --set-xmark, `meta mark set`: changes the mark and goes on."""
 
@@ -227,14 +227,14 @@ class SetMark:
     mask: int
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Vmap:
     """nftables verdict map: the first entry whose condition holds gives the action."""
 
     entries: tuple[tuple[Condition, Action], ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class UnknownAction:
     """A target the simulator cannot model: traversal stops with `unknown` if reached."""
 
@@ -244,7 +244,7 @@ class UnknownAction:
 Action = Accept | Drop | Return | Jump | Goto | Continue | Nat | SetMark | Vmap | UnknownAction
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Rule:
     """A rule as the user wrote it (`text`) plus what it means to the simulator."""
 
@@ -254,7 +254,7 @@ class Rule:
     effects: tuple[SetMark, ...] = ()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class BaseHook:
     """Where a base chain attaches: netfilter hook, priority and default policy."""
 

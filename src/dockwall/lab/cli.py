@@ -9,6 +9,7 @@ import typer
 from rich.console import Console
 
 from dockwall.lab import matrix as m
+from dockwall.lab.demo import run_demo
 from dockwall.lab.lab import Lab, json_status, known_labs
 from dockwall.lab.probe import Prober
 from dockwall.runner import SubprocessRunner
@@ -73,7 +74,7 @@ def status(
 @app.command(
     context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
 )
-def exec(  # noqa: A001 - the subcommand is called exec
+def exec(
     ctx: typer.Context,
     name: NameOption = "lab",
 ) -> None:
@@ -89,11 +90,22 @@ def exec(  # noqa: A001 - the subcommand is called exec
 @app.command()
 def probe(
     name: NameOption = "lab",
-    source: Annotated[str | None, typer.Option("--from", help="Internet address, container:NAME or host.")] = None,
-    destination: Annotated[str | None, typer.Option("--to", help="host:PORT/PROTO, container:NAME:PORT/PROTO or ADDR:PORT/PROTO.")] = None,
-    family: Annotated[int, typer.Option("--family", "-f", help="4 or 6 when the source does not say.")] = 4,
-    matrix: Annotated[bool, typer.Option("--matrix", help="Probe everything and print the table.")] = False,
-    timeout: Annotated[float, typer.Option(help="Seconds before a silent port counts as closed.")] = 1.0,
+    source: Annotated[
+        str | None, typer.Option("--from", help="Internet address, container:NAME or host.")
+    ] = None,
+    destination: Annotated[
+        str | None,
+        typer.Option("--to", help="host:PORT/PROTO, container:NAME:PORT/PROTO or ADDR:PORT/PROTO."),
+    ] = None,
+    family: Annotated[
+        int, typer.Option("--family", "-f", help="4 or 6 when the source does not say.")
+    ] = 4,
+    matrix: Annotated[
+        bool, typer.Option("--matrix", help="Probe everything and print the table.")
+    ] = False,
+    timeout: Annotated[
+        float, typer.Option(help="Seconds before a silent port counts as closed.")
+    ] = 1.0,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Send real packets and report open or closed (exit 0 open, 3 closed for one probe)."""
@@ -101,13 +113,23 @@ def probe(
     if matrix:
         result = m.measure(prober)
         if as_json:
-            typer.echo(json.dumps({"ingress": [c.__dict__ for c in result.ingress],
-                                   "egress": [c.__dict__ for c in result.egress]}, indent=2))
+            typer.echo(
+                json.dumps(
+                    {
+                        "ingress": [c.__dict__ for c in result.ingress],
+                        "egress": [c.__dict__ for c in result.egress],
+                    },
+                    indent=2,
+                )
+            )
             return
         console.print(m.table("Ingress: internet -> published ports", result.ingress))
         console.print(
-            m.table("Egress: containers -> internet and the Docker host", result.egress,
-                    by_destination=True)
+            m.table(
+                "Egress: containers -> internet and the Docker host",
+                result.egress,
+                by_destination=True,
+            )
         )
         return
     if source is None or destination is None:
@@ -116,5 +138,16 @@ def probe(
     if as_json:
         typer.echo(json.dumps({"from": source, "to": destination, "open": is_open}))
     else:
-        console.print(f"{source} -> {destination}: " + ("[green]open[/]" if is_open else "[red]closed[/]"))
+        console.print(
+            f"{source} -> {destination}: " + ("[green]open[/]" if is_open else "[red]closed[/]")
+        )
     raise typer.Exit(0 if is_open else 3)
+
+
+@app.command()
+def demo(
+    name: NameOption = "demo",
+    keep: Annotated[bool, typer.Option("--keep", help="Leave the lab up afterwards.")] = False,
+) -> None:
+    """Bring up a lab, print who can reach what, apply the example policy, print it again."""
+    run_demo(console, name, keep)

@@ -20,7 +20,8 @@ def main() -> None:
     args = parser.parse_args()
     try:
         sock = socket.create_connection(
-            (args.dst, args.port), timeout=args.timeout,
+            (args.dst, args.port),
+            timeout=args.timeout,
             source_address=(args.src, 0) if args.src else None,
         )
         sock.recv(64)

@@ -59,9 +59,6 @@ class Lab:
             netns=netns_path(self.names.host_ns), env={"DOCKER_HOST": self.names.docker_host}
         )
 
-    def docker(self) -> docker.DockerClient:
-        return docker.DockerClient(base_url=self.names.docker_host, timeout=60)
-
     def exists(self) -> bool:
         return self.names.host_ns in netns.list_namespaces(self.runner)
 
@@ -130,7 +127,7 @@ class Lab:
 
     @contextmanager
     def client(self) -> Iterator[docker.DockerClient]:
-        client = self.docker()
+        client = docker.DockerClient(base_url=self.names.docker_host, timeout=60)
         try:
             yield client
         finally:
@@ -154,7 +151,9 @@ class Lab:
                 ),
             )
         for sample in SAMPLES:
-            self.run_container(sample.name, sample.ports, network=sample.network, labels=sample.labels)
+            self.run_container(
+                sample.name, sample.ports, network=sample.network, labels=sample.labels
+            )
 
     def run_container(
         self,
@@ -233,7 +232,9 @@ class Lab:
         """What is running, for `lab status` (a dict so --json and the table agree)."""
         info: dict[str, Any] = {"name": self.names.name, "docker_host": self.names.docker_host}
         info["namespaces"] = [
-            ns for ns in netns.list_namespaces(self.runner) if ns.startswith(f"{t.PREFIX}{self.names.name}-")
+            ns
+            for ns in netns.list_namespaces(self.runner)
+            if ns.startswith(f"{t.PREFIX}{self.names.name}-")
         ]
         pid = read_pid(self.names.dockerd_pidfile)
         info["dockerd_pid"] = pid if pid and processes.is_running(pid) else None
@@ -249,7 +250,7 @@ class Lab:
 
 def read_pid(path: os.PathLike[str]) -> int | None:
     try:
-        return int(open(path).read().strip())  # noqa: PLW1514, SIM115
+        return int(open(path).read().strip())
     except (OSError, ValueError):
         return None
 
@@ -258,8 +259,8 @@ def known_labs(runner: Runner) -> list[str]:
     """Every lab with any trace on this machine: namespaces, directories or cgroups."""
     found: set[str] = set()
     for ns in netns.list_namespaces(runner):
-        if ns.startswith(t.PREFIX) and "-" in ns[len(t.PREFIX):]:
-            found.add(ns[len(t.PREFIX):].rsplit("-", 1)[0])
+        if ns.startswith(t.PREFIX) and "-" in ns[len(t.PREFIX) :]:
+            found.add(ns[len(t.PREFIX) :].rsplit("-", 1)[0])
     for root in (t.STATE_ROOT, t.DATA_ROOT):
         if root.is_dir():
             found.update(p.name for p in root.iterdir())
@@ -267,7 +268,8 @@ def known_labs(runner: Runner) -> list[str]:
         for hierarchy in processes.CGROUP_ROOT.iterdir():
             if hierarchy.is_dir():
                 found.update(
-                    p.name[len(t.PREFIX):] for p in hierarchy.iterdir()
+                    p.name[len(t.PREFIX) :]
+                    for p in hierarchy.iterdir()
                     if p.is_dir() and p.name.startswith(t.PREFIX)
                 )
     return sorted(n for n in found if t.NAME_PATTERN.fullmatch(n))

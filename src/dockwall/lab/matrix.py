@@ -39,17 +39,17 @@ def published_ports(prober: Prober) -> list[tuple[str, int, Proto]]:
     """(container, host port, protocol) for every port the lab's containers publish."""
     found: list[tuple[str, int, Proto]] = []
     with prober.lab.client() as client:
-        for container in sorted(client.containers.list(), key=lambda c: c.name):
+        for container in sorted(client.containers.list(), key=lambda c: str(c.name)):
             for key, bindings in sorted((container.ports or {}).items()):
                 proto: Proto = "udp" if key.endswith("/udp") else "tcp"
                 for port in sorted({int(b["HostPort"]) for b in bindings or []}):
-                    found.append((container.name, port, proto))
+                    found.append((str(container.name), port, proto))
     return found
 
 
 def running_containers(prober: Prober) -> list[str]:
     with prober.lab.client() as client:
-        return sorted(c.name for c in client.containers.list())
+        return sorted(str(c.name) for c in client.containers.list())
 
 
 def measure(prober: Prober) -> Matrix:
@@ -62,7 +62,10 @@ def measure(prober: Prober) -> Matrix:
             cell = Cell(src, f"{name} host:{port}/{proto}", False)
             ingress_probes.append((cell, Probe(host, port, proto, src)))
     answers = prober.run(inet, [p for _, p in ingress_probes])
-    ingress = [Cell(c.source, c.destination, ok) for (c, _), ok in zip(ingress_probes, answers, strict=True)]
+    ingress = [
+        Cell(c.source, c.destination, ok)
+        for (c, _), ok in zip(ingress_probes, answers, strict=True)
+    ]
     egress: list[Cell] = []
     for name in running_containers(prober):
         probes = [Probe(dst, port, proto) for dst, port, proto in EGRESS_TARGETS]

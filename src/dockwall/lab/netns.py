@@ -35,18 +35,42 @@ def create_namespaces(runner: Runner, names: t.LabNames) -> None:
 def wire_uplink(runner: Runner, names: t.LabNames) -> None:
     """The Docker host's uplink to the lab internet, with default routes through it."""
     runner.run(
-        ["ip", "-n", names.host_ns, "link", "add", t.UPLINK_IF, "type", "veth",
-         "peer", "name", t.UPLINK_IF, "netns", names.inet_ns]
+        [
+            "ip",
+            "-n",
+            names.host_ns,
+            "link",
+            "add",
+            t.UPLINK_IF,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            t.UPLINK_IF,
+            "netns",
+            names.inet_ns,
+        ]
     )
     sides = (
         (names.host_ns, t.HOST_UPLINK_V4, t.HOST_UPLINK_V6),
         (names.inet_ns, t.INET_UPLINK_V4, t.INET_UPLINK_V6),
     )
     for ns, v4, v6 in sides:
-        runner.run(["ip", "-n", ns, "addr", "add", f"{v4}/{t.UPLINK_V4_PREFIX}", "dev", t.UPLINK_IF])
         runner.run(
-            ["ip", "-n", ns, "addr", "add", f"{v6}/{t.UPLINK_V6_PREFIX}", "dev", t.UPLINK_IF,
-             "nodad"]
+            ["ip", "-n", ns, "addr", "add", f"{v4}/{t.UPLINK_V4_PREFIX}", "dev", t.UPLINK_IF]
+        )
+        runner.run(
+            [
+                "ip",
+                "-n",
+                ns,
+                "addr",
+                "add",
+                f"{v6}/{t.UPLINK_V6_PREFIX}",
+                "dev",
+                t.UPLINK_IF,
+                "nodad",
+            ]
         )
         runner.run(["ip", "-n", ns, "link", "set", t.UPLINK_IF, "up"])
     runner.run(["ip", "-n", names.host_ns, "route", "add", "default", "via", t.INET_UPLINK_V4])

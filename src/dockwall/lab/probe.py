@@ -98,7 +98,9 @@ class Prober:
         try:
             address = str(ipaddress.ip_address(text.strip("[]")))
         except ValueError as exc:
-            raise DockwallError(f"source {text!r}: use an internet address, container:NAME or host") from exc
+            raise DockwallError(
+                f"source {text!r}: use an internet address, container:NAME or host"
+            ) from exc
         if address not in t.INTERNET_V4 + t.INTERNET_V6:
             raise DockwallError(
                 f"source {address} is not a lab internet address; use one of "

@@ -8,6 +8,7 @@ one process per source and one timeout, not one per probe.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import socket
 import sys
@@ -26,10 +27,8 @@ async def tcp_open(dst: str, port: int, src: str | None, timeout: float) -> bool
     except (OSError, TimeoutError):
         return False
     writer.close()
-    try:
+    with contextlib.suppress(OSError, TimeoutError):
         await asyncio.wait_for(writer.wait_closed(), timeout)
-    except (OSError, TimeoutError):
-        pass
     return True
 
 

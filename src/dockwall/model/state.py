@@ -67,9 +67,7 @@ class Container:
         Docker merges image labels into the container's, so a label counts as the
         container's own only when it is absent from the image or set to another value.
         """
-        return {
-            k: v for k, v in self.labels.items() if self.image_labels.get(k) != v
-        }
+        return {k: v for k, v in self.labels.items() if self.image_labels.get(k) != v}
 
 
 @dataclass(frozen=True)

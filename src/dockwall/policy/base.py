@@ -61,6 +61,8 @@ class MappingModel(Model):
     @model_validator(mode="before")
     @classmethod
     def _read_yaml(cls, data: Any, info: ValidationInfo) -> Any:
+        """Checks keys before pydantic sees them, so that a typo gets a did-you-mean and
+        the YAML key (not a field name) is what the error points at."""
         if not from_yaml(info):
             return data
         if not isinstance(data, dict):

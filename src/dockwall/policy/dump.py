@@ -44,9 +44,7 @@ def policy_to_yaml(policy: Policy) -> str:
         "defaults": {"ingress": policy.defaults.ingress, "egress": policy.defaults.egress},
         "containers": [_entry(entry) for entry in policy.containers],
     }
-    return yaml.dump(
-        data, Dumper=_Dumper, sort_keys=False, default_flow_style=False
-    )
+    return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
 def _entry(entry: ContainerEntry) -> dict[str, Any]:

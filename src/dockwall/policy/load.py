@@ -70,7 +70,12 @@ def parse_policy(data: bytes | str, source: str) -> Policy:
         raise document.error(
             (), f"the top level must be a mapping with {keys}, not {shown(document.data)}"
         )
-    policy = _validate(Policy, document)
+    return _with_positions(_validate(Policy, document), document)
+
+
+def _with_positions(policy: Policy, document: Document) -> Policy:
+    """Entries remember where they were written, for errors found later (two entries
+    matching one container), long after the YAML is gone."""
     entries = tuple(
         entry.model_copy(
             update={"index": index, "location": document.location(("containers", index))}

@@ -344,8 +344,8 @@ class Policy(MappingModel):
     def _version(cls, value: Any) -> int:
         if value in (1, "1") and not isinstance(value, bool):
             return 1
-        shown_value = value if isinstance(value, str | int) else shown(value)
-        raise fail(f"unsupported version {shown_value}: this dockwall reads version 1")
+        text = value if isinstance(value, str) and len(value) <= 20 else shown(value)
+        raise fail(f"unsupported version {text}: this dockwall reads version 1")
 
     @field_validator("backend", mode="before")
     @classmethod

@@ -117,9 +117,9 @@ class _Loader(yaml.SafeLoader):
             self._depth -= 1
 
     def _refuse(self, message: str) -> NoReturn:
-        mark = self.current_event.start_mark if self.check_event() else None
-        line, column = (mark.line + 1, mark.column + 1) if mark else (None, None)
-        raise PolicyError(Location(self._source, line, column), "", message)
+        """Stops at the event compose_node has just peeked at (check_event keeps it)."""
+        mark = self.current_event.start_mark
+        raise PolicyError(Location(self._source, mark.line + 1, mark.column + 1), "", message)
 
 
 def _plain(node: yaml.Node, path: Path, key: Spot | None, document: Document) -> object:
@@ -181,12 +181,11 @@ def _syntax_error(exc: yaml.MarkedYAMLError, source: str) -> PolicyError:
 
 def _reader_error(exc: yaml.reader.ReaderError, text: str, source: str) -> PolicyError:
     """A character YAML does not allow (a control character, a lone surrogate)."""
-    before = text[: int(exc.position)]
-    line = before.count("\n") + 1
-    column = len(before) - (before.rfind("\n") + 1) + 1
     code = ord(exc.character) if isinstance(exc.character, str) else int(exc.character)
     return PolicyError(
-        Location(source, line, column), "", f"character U+{code:04X} is not allowed in YAML"
+        _end_of(text[: int(exc.position)], source),
+        "",
+        f"character U+{code:04X} is not allowed in YAML",
     )
 
 
@@ -195,11 +194,14 @@ def decode(data: bytes, source: str) -> str:
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        before = data[: exc.start].decode("utf-8")
-        line = before.count("\n") + 1
-        column = len(before) - (before.rfind("\n") + 1) + 1
         raise PolicyError(
-            Location(source, line, column),
+            _end_of(data[: exc.start].decode("utf-8"), source),
             "",
             f"not valid UTF-8 (byte 0x{data[exc.start]:02x}); save the file as UTF-8",
         ) from None
+
+
+def _end_of(before: str, source: str) -> Location:
+    """The location just after `before`, the text preceding a bad character."""
+    line_start = before.rfind("\n") + 1
+    return Location(source, before.count("\n") + 1, len(before) - line_start + 1)

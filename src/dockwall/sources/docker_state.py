@@ -101,15 +101,21 @@ def ports_of(attrs: dict[str, Any]) -> tuple[PublishedPort, ...]:
         for binding in bindings or []:
             try:
                 ports.add(
-                    PublishedPort(int(binding["HostPort"]), int(container_port), proto or "tcp",
-                                  str(binding.get("HostIp") or ""))
+                    PublishedPort(
+                        int(binding["HostPort"]),
+                        int(container_port),
+                        proto or "tcp",
+                        str(binding.get("HostIp") or ""),
+                    )
                 )
             except (KeyError, ValueError, TypeError):
                 continue
     return tuple(sorted(ports, key=lambda p: (p.host_port, p.proto, p.host_ip)))
 
 
-def container_of(attrs: dict[str, Any], bridges: dict[str, Bridge], image_labels: dict[str, str]) -> Container:
+def container_of(
+    attrs: dict[str, Any], bridges: dict[str, Bridge], image_labels: dict[str, str]
+) -> Container:
     networks = (attrs.get("NetworkSettings") or {}).get("Networks") or {}
     attachments = tuple(
         Attachment(name, bridges[name].interface, addresses_of(settings))
@@ -128,11 +134,7 @@ def container_of(attrs: dict[str, Any], bridges: dict[str, Bridge], image_labels
 
 def read_state(client: docker.DockerClient) -> HostState:
     """Running containers and bridge networks, as the firewall needs them."""
-    bridges = {
-        b.network: b
-        for n in client.api.networks()
-        if (b := bridge_of(n)) is not None
-    }
+    bridges = {b.network: b for n in client.api.networks() if (b := bridge_of(n)) is not None}
     image_labels: dict[str, dict[str, str]] = {}
     containers = []
     for summary in client.api.containers():
@@ -140,7 +142,7 @@ def read_state(client: docker.DockerClient) -> HostState:
         image = attrs.get("Image", "")
         if image not in image_labels:
             try:
-                config = client.api.inspect_image(image).get("Config") or {}
+                config = client.images.get(image).attrs.get("Config") or {}
                 image_labels[image] = dict(config.get("Labels") or {})
             except DockerException:
                 image_labels[image] = {}

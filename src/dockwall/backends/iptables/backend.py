@@ -8,10 +8,11 @@ dockwall creates it and hooks it from FORWARD, marked so reset can undo exactly 
 from __future__ import annotations
 
 import difflib
+from concurrent.futures import ThreadPoolExecutor
 
 from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
 from dockwall.backends.iptables.render import CHAIN_PREFIX, FORWARD, INPUT, MARK, render
-from dockwall.backends.iptables.ruleset import FilterTable, parse_filter
+from dockwall.backends.iptables.ruleset import FilterTable, LiveRule, parse_filter
 from dockwall.backends.iptables.variant import Family, Variant, detect
 from dockwall.compile.ir import Ruleset
 from dockwall.runner import Runner
@@ -57,7 +58,7 @@ class IptablesBackend:
             diff = chain_changes(family, live, desired) + hook_changes(family, live)
             if diff:
                 changes += diff
-                transactions.append(self.transaction(family, apply_script(live, desired)))
+                transactions.append(self.transaction(family, live, desired))
         return Plan(self.name, tuple(changes), tuple(transactions))
 
     def plan_reset(self) -> Plan:
@@ -68,16 +69,34 @@ class IptablesBackend:
             lines, diff = reset_script(family, live)
             if diff:
                 changes += diff
-                transactions.append(self.transaction(family, lines))
+                transactions.append(Transaction(tuple(self.variant.restore(family)), script(lines)))
         return Plan(self.name, tuple(changes), tuple(transactions))
 
-    def transaction(self, family: Family, lines: list[str]) -> Transaction:
-        payload = "\n".join(["*filter", *lines, "COMMIT", ""])
-        return Transaction(tuple(self.variant.restore(family)), payload)
+    def transaction(
+        self, family: Family, live: FilterTable, desired: dict[str, list[str]]
+    ) -> Transaction:
+        """The load, and its undo: our chains as they are now (or none at all)."""
+        now = {chain: live.rules(chain) for chain in ours(live)}
+        after = FilterTable({**live.chains, **{c: [] for c in desired}})
+        undo = apply_script(after, now) if now else reset_script(family, after_hooks(after))[0]
+        return Transaction(
+            tuple(self.variant.restore(family)), script(apply_script(live, desired)), script(undo)
+        )
 
     def apply(self, plan: Plan) -> None:
-        for transaction in plan.transactions:
-            self.runner.run(list(transaction.argv), input=transaction.payload)
+        """Families load side by side; if one fails, the others are put back as they were."""
+        with ThreadPoolExecutor(max_workers=len(FAMILIES)) as pool:
+            loads = [
+                pool.submit(self.runner.run, list(t.argv), input=t.payload)
+                for t in plan.transactions
+            ]
+        failed = [load.exception() for load in loads if load.exception() is not None]
+        if not failed:
+            return
+        for transaction, load in zip(plan.transactions, loads, strict=True):
+            if load.exception() is None and transaction.undo is not None:
+                self.runner.run(list(transaction.argv), input=transaction.undo)
+        raise failed[0]  # type: ignore[misc]
 
     def counters(self) -> list[RuleCounter]:
         return [
@@ -111,6 +130,19 @@ def chain_changes(family: Family, live: FilterTable, desired: dict[str, list[str
             changes += [Change(family, "remove", chain, t) for t in (before or [])[a0:a1]]
             changes += [Change(family, "add", chain, t) for t in (after or [])[b0:b1]]
     return changes
+
+
+def script(lines: list[str]) -> str:
+    return "\n".join(["*filter", *lines, "COMMIT", ""])
+
+
+def after_hooks(table: FilterTable) -> FilterTable:
+    """The table as it will be once our hooks are in, so an undo knows to remove them."""
+    chains = {name: list(rules) for name, rules in table.chains.items()}
+    for chain, jump in hooks(table):
+        if jump not in table.rules(chain):
+            chains.setdefault(chain, []).insert(0, LiveRule(chain, jump))
+    return FilterTable(chains)
 
 
 def hook_changes(family: Family, live: FilterTable) -> list[Change]:

@@ -99,7 +99,9 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
     """FORWARD dispatch by container address first, then the bridge-wide defaults."""
     chains: dict[str, list[str]] = {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]}
     if family == "ipv6":
-        chains[INPUT] += [f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in NEIGHBOUR_DISCOVERY]
+        chains[INPUT] += [
+            f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in NEIGHBOUR_DISCOVERY
+        ]
     for guard in ruleset.guards:
         mine = [e for e in guard.endpoints if e.address.version == version(family)]
         if not mine:

@@ -42,7 +42,7 @@ def parse_filter(text: str) -> FilterTable:
             packets = size = 0
             if match := COUNTERS.match(line):
                 packets, size = int(match[1]), int(match[2])
-                line = line[match.end():]
+                line = line[match.end() :]
             _, chain, rest = line.split(" ", 2) if line.count(" ") >= 2 else (*line.split(" "), "")
             table.chains.setdefault(chain, []).append(LiveRule(chain, rest, packets, size))
     return table
