@@ -5,7 +5,7 @@ throughput from the lab internet to a container's published ports, with no firew
 with the nftables backend, with a naive linear iptables chain and with the iptables
 backend, and prints a markdown table with ratios against no firewall.
 
-    .venv/bin/python bench/bench_datapath.py [--seconds 3] [--entries 10000] [--rounds 2]
+    .venv/bin/python bench/bench_datapath.py [--seconds 3] [--entries 10000] [--rounds 3]
 """
 
 from __future__ import annotations
@@ -99,7 +99,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--seconds", type=float, default=3.0)
     parser.add_argument("--entries", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args(argv)
     seconds = min(args.seconds, MAX_SECONDS)
     rounds = max(1, min(args.rounds, MAX_ROUNDS))

@@ -13,6 +13,7 @@ import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
 
+import docker
 import pytest
 
 from dockwall.explain.endpoints import start
@@ -173,7 +174,7 @@ def test_explain_agrees_with_real_traffic(elab: Lab) -> None:
     try:
         for name, rules in SCENARIOS.items():
             apply_scenario(elab, baseline, rules)
-            state = gather(elab.host, elab.docker)
+            state = gather(elab.host, lambda: docker.DockerClient(base_url=elab.names.docker_host))
             cases = random_cases(rng, state, PROBES_PER_SCENARIO)
             real = real_results(prober, cases)
             for case, is_open in zip(cases, real, strict=True):

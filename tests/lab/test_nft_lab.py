@@ -210,6 +210,7 @@ def test_established_connections_survive_a_tightening_apply(
     nft_lab: Lab, backend: NftablesBackend, prober: Prober
 ) -> None:
     server = start(netns_path(nft_lab.names.inet_ns), ECHO_SERVER, "203.0.113.10")
+    wait_listening(netns_path(nft_lab.names.inet_ns))
     client = start(prober.container_netns("worker"), ECHO_CLIENT, "203.0.113.10")
     try:
         assert exchange(client, "before") == "before"
@@ -223,16 +224,14 @@ def test_established_connections_survive_a_tightening_apply(
 
 
 def start(netns: str, program: str, address: str) -> subprocess.Popen[str]:
+    """A helper program we own and kill by its handle; pipes let the test drive it."""
     argv = [sys.executable, "-c", program, address, str(ECHO_PORT)]
-    process = subprocess.Popen(
+    return subprocess.Popen(
         SubprocessRunner(netns=netns).argv_for(argv),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         text=True,
     )
-    if program is ECHO_SERVER:
-        wait_listening(netns)
-    return process
 
 
 def wait_listening(netns: str) -> None:

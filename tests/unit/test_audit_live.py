@@ -38,7 +38,10 @@ def test_input_rule_docker_user_drop_and_ufw() -> None:
 
 
 def test_established_exemption_silences_docker_user_finding() -> None:
-    rules = "-I DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n-I DOCKER-USER -j DROP"
+    rules = (
+        "-I DOCKER-USER -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN\n"
+        "-I DOCKER-USER -j DROP"
+    )
     assert "docker-user-drop-without-established" not in codes(audit_host(lab_state(rules)))
 
 

@@ -94,7 +94,10 @@ def test_ipv6_published_port_has_no_docker_user() -> None:
 
 
 def test_article_input_rules_do_not_protect_published_port() -> None:
-    rules = "-A INPUT -s 192.0.2.100/32 -p tcp -m tcp --dport 8080 -j ACCEPT\n-A INPUT -p tcp -m tcp --dport 8080 -j DROP"
+    rules = (
+        "-A INPUT -s 192.0.2.100/32 -p tcp -m tcp --dport 8080 -j ACCEPT\n"
+        "-A INPUT -p tcp -m tcp --dport 8080 -j DROP"
+    )
     assert explain(lab_state(rules), "198.51.100.7", "host:8080/tcp").verdict == "accept"
 
 
@@ -139,7 +142,8 @@ def test_ctorigdstport_matches_the_published_port() -> None:
         [
             ":DOCKWALL-IN - [0:0]",
             "-I DOCKER-USER -i uplink -g DOCKWALL-IN",
-            "-A DOCKWALL-IN -s 192.0.2.0/24 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j RETURN",
+            "-A DOCKWALL-IN -s 192.0.2.0/24 -p tcp"
+            " -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j RETURN",
             "-A DOCKWALL-IN -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
             "-A DOCKWALL-IN -j DROP",
         ]

@@ -49,9 +49,31 @@ def where(entry: ContainerEntry) -> str:
     return f"{entry.location} ({entry.describe()})" if entry.location else entry.describe()
 
 
-def entry_for(policy: Policy, container: Container) -> ContainerEntry | None:
+@dataclass(frozen=True)
+class EntryIndex:
+    """Entries by container name, so matching N containers is not N x entries work."""
+
+    by_name: dict[str, list[ContainerEntry]]
+    others: tuple[ContainerEntry, ...]
+
+    @classmethod
+    def of(cls, policy: Policy) -> EntryIndex:
+        by_name: dict[str, list[ContainerEntry]] = {}
+        for entry in policy.containers:
+            if entry.name is not None:
+                by_name.setdefault(entry.name, []).append(entry)
+        return cls(by_name, tuple(e for e in policy.containers if e.name is None))
+
+    def matching(self, container: Container) -> list[ContainerEntry]:
+        found = self.by_name.get(container.name, []) + [
+            e for e in self.others if matches(e, container)
+        ]
+        return sorted(found, key=lambda e: e.index or 0)
+
+
+def entry_for(index: EntryIndex, container: Container) -> ContainerEntry | None:
     """The one entry governing the container; two is a policy error naming both."""
-    found = [e for e in policy.containers if matches(e, container)]
+    found = index.matching(container)
     if len(found) > 1:
         first, second = found[0], found[1]
         raise PolicyError(
@@ -118,7 +140,8 @@ def guard(policy: Policy, container: Container, entry: ContainerEntry) -> Guard:
 
 def compile_policy(policy: Policy, state: HostState) -> Compiled:
     """Containers without an entry are left to the defaults, which cover whole bridges."""
-    assignments = {c.name: entry_for(policy, c) for c in state.containers}
+    index = EntryIndex.of(policy)
+    assignments = {c.name: entry_for(index, c) for c in state.containers}
     guards = tuple(
         guard(policy, c, entry)
         for c in sorted(state.containers, key=lambda c: c.name)

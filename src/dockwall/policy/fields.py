@@ -6,6 +6,7 @@ intent is clear, suggests the fix; most policy typos end up in one of these mess
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from typing import Literal
@@ -30,6 +31,7 @@ class SpecError(ValueError):
     """A string that does not have the form its field needs; the message is for the user."""
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_port_range(text: str) -> tuple[Protocol, int | None, int | None]:
     """`N/proto`, `N-M/proto` or `icmp` as (protocol, first, last)."""
     if text == "icmp":
@@ -69,6 +71,7 @@ def format_port_range(proto: Protocol, first: int | None, last: int | None) -> s
     return f"{span}/{proto}"
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_network(text: str) -> Network:
     """A CIDR, or a bare address meaning just that host; host bits set is refused.
 

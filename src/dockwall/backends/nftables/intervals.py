@@ -10,36 +10,45 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
 from dockwall.model.state import Network
+
+
+@dataclass
+class Group:
+    """Networks of one family whose addresses touch or overlap: one interval for nft."""
+
+    version: int
+    first: int
+    last: int
+    members: list[Network] = field(default_factory=list)
+
+    def prefixes(self) -> list[Network]:
+        """A member covering the whole group is kept as it is; else the range is split."""
+        for network in self.members:
+            if int(network.network_address) == self.first and (
+                int(network.broadcast_address) == self.last
+            ):
+                return [network]
+        if self.version == 4:
+            low, high = ipaddress.IPv4Address(self.first), ipaddress.IPv4Address(self.last)
+            return list(ipaddress.summarize_address_range(low, high))
+        low6, high6 = ipaddress.IPv6Address(self.first), ipaddress.IPv6Address(self.last)
+        return list(ipaddress.summarize_address_range(low6, high6))
 
 
 def collapsed(networks: Iterable[Network]) -> list[Network]:
     """The fewest prefixes covering exactly the same addresses, in address order."""
     spans = sorted(
-        (n.version, int(n.network_address), int(n.broadcast_address), n) for n in networks
+        ((n.version, int(n.network_address), int(n.broadcast_address)), n) for n in networks
     )
-    found: list[Network] = []
-    group: list[tuple[int, int, int, Network]] = []
-    for span in spans:
-        if group and span[0] == group[0][0] and span[1] <= max(g[2] for g in group) + 1:
-            group.append(span)
-            continue
-        found += group_prefixes(group)
-        group = [span]
-    return found + group_prefixes(group)
-
-
-def group_prefixes(group: list[tuple[int, int, int, Network]]) -> list[Network]:
-    """One network that covers its whole group is kept as it is; else the range is split."""
-    if not group:
-        return []
-    first = group[0][1]
-    last = max(g[2] for g in group)
-    for _, start, end, network in group:
-        if start == first and end == last:
-            return [network]
-    low, high = ipaddress.ip_address(first), ipaddress.ip_address(last)
-    if group[0][0] == 6:
-        low, high = ipaddress.IPv6Address(first), ipaddress.IPv6Address(last)
-    return list(ipaddress.summarize_address_range(low, high))
+    groups: list[Group] = []
+    for (version, first, last), network in spans:
+        current = groups[-1] if groups else None
+        if current is None or current.version != version or first > current.last + 1:
+            current = Group(version, first, last)
+            groups.append(current)
+        current.last = max(current.last, last)
+        current.members.append(network)
+    return [prefix for group in groups for prefix in group.prefixes()]

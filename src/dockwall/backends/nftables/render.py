@@ -18,13 +18,13 @@ Layout, and why:
 
 from __future__ import annotations
 
-import ipaddress
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockwall.backends.nftables import expr as e
 from dockwall.backends.nftables.expr import Json
+from dockwall.backends.nftables.intervals import collapsed
 from dockwall.compile.ir import Allow, Filter, Guard, PortMatch, Ruleset
 from dockwall.model.state import Network
 
@@ -223,11 +223,6 @@ def port_match(port: PortMatch, family: int | None, original: bool) -> list[list
     if original:
         return [[e.match(l4proto, port.proto), e.match(e.ct("proto-dst", "original"), value)]]
     return [[e.match(e.payload(port.proto, "dport"), value)]]
-
-
-def collapsed(networks: Iterable[Network]) -> list[Network]:
-    """nft rejects overlapping intervals, and prints adjacent ones merged: merge them first."""
-    return list(ipaddress.collapse_addresses(sorted(networks)))  # type: ignore[type-var]
 
 
 def elements(networks: Sequence[Network]) -> list[str | Json]:

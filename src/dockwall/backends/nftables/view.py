@@ -14,6 +14,7 @@ from typing import Any
 
 from dockwall.backends.nftables.describe import rule_text, value_text, verdict_text
 from dockwall.backends.nftables.expr import Json
+from dockwall.backends.nftables.intervals import collapsed
 from dockwall.model.state import Network
 
 ADDRESS_TYPES = frozenset({"ipv4_addr", "ipv6_addr"})
@@ -92,7 +93,7 @@ def interval_networks(raw: Iterable[Any]) -> list[Network]:
     networks: list[Network] = []
     for element in raw:
         networks += element_networks(element)
-    return list(ipaddress.collapse_addresses(sorted(networks)))  # type: ignore[type-var]
+    return collapsed(networks)
 
 
 def network_text(network: Network) -> str:
