@@ -18,7 +18,8 @@ from pathlib import Path
 
 from dockwall.explain.endpoints import start
 from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
-from dockwall.explain.iptables_parse import MEMO, parse_iptables_save
+from dockwall.explain.addresses import parse_net
+from dockwall.explain.iptables_parse import clear_memo, parse_iptables_save
 from dockwall.explain.ruleset import Ruleset
 from dockwall.explain.simulate import explain_connection
 from dockwall.explain.state import Container, HostState
@@ -63,7 +64,8 @@ def main() -> None:
     web = Container("web", {4: (0xAC110002,), 6: ()})
 
     def parse() -> HostState:
-        MEMO.clear()
+        clear_memo()
+        parse_net.cache_clear()
         tables = parse_iptables_save(text, 4, "iptables-nft")
         return HostState(Ruleset(tables), net, [web])
 

@@ -12,12 +12,15 @@ from typing import Literal
 
 from dockwall.backends.base import Backend, Plan
 from dockwall.backends.iptables import IptablesBackend
+from dockwall.backends.nftables import NftablesBackend, docker_uses_nftables
 from dockwall.compile.compiler import Compiled, compile_policy
+from dockwall.compile.ir import Ruleset
 from dockwall.errors import DockwallError
 from dockwall.model.state import HostState
 from dockwall.policy import Policy, load_policy
 from dockwall.runner import Runner, SubprocessRunner
 from dockwall.sources.docker_state import connect, read_state
+from dockwall.statefile import forget_applied, load_applied, save_applied
 
 BackendChoice = Literal["auto", "iptables", "nftables"]
 DEFAULT_POLICY = Path("/etc/dockwall/policy.yaml")
@@ -33,11 +36,7 @@ class Selected:
 
 
 def select_backend(choice: BackendChoice, runner: Runner) -> Selected:
-    try:
-        from dockwall.backends.nftables import NftablesBackend, docker_uses_nftables
-    except ImportError:
-        iptables = IptablesBackend(runner)
-        return Selected(iptables, iptables.variant.reason, ())
+    """`auto` follows Docker: its nftables firewall backend has no DOCKER-USER to hook."""
     nft = NftablesBackend(runner)
     if choice == "nftables" or (choice == "auto" and docker_uses_nftables(runner)):
         reason = "chosen" if choice == "nftables" else "Docker runs its nftables firewall backend"
@@ -65,36 +64,71 @@ def read_inputs(policy_path: Path) -> Inputs:
     return Inputs(policy, state, compile_policy(policy, state))
 
 
+def bridge_netfilter(runner: Runner) -> bool:
+    """Whether bridged (container to container) packets pass through iptables/nftables."""
+    paths = ["/proc/sys/net/bridge/bridge-nf-call-iptables"]
+    result = runner.run(["cat", *paths], check=False)
+    return result.returncode == 0 and result.stdout.split()[:1] == ["1"]
+
+
 @dataclass(frozen=True)
 class Engine:
     runner: Runner
     choice: BackendChoice | None = None
 
-    def selected(self, policy: Policy | None) -> Selected:
-        choice = self.choice or (policy.backend if policy else "auto")
-        return select_backend(choice, self.runner)
+    def selected(self, preferred: BackendChoice = "auto") -> Selected:
+        return select_backend(self.choice or preferred, self.runner)
 
     def plan(self, inputs: Inputs) -> tuple[Selected, list[Plan]]:
+        return self.plan_ruleset(inputs.compiled.ruleset, inputs.policy.backend)
+
+    def plan_ruleset(
+        self, ruleset: Ruleset, preferred: BackendChoice = "auto"
+    ) -> tuple[Selected, list[Plan]]:
         """The plan of the chosen backend, plus removing any other backend's leftovers."""
-        selected = self.selected(inputs.policy)
-        plans = [selected.backend.plan(inputs.compiled.ruleset)]
+        selected = self.selected(preferred)
+        plans = self.plan_with(selected, ruleset)
         plans += [other.plan_reset() for other in selected.others if other.installed()]
         return selected, plans
 
-    def apply(self, selected: Selected, plans: list[Plan]) -> None:
+    def plan_with(self, selected: Selected, ruleset: Ruleset) -> list[Plan]:
+        """The chosen backend's plan alone: the agent's hot path, backend chosen once."""
+        if ruleset.isolate_peers and not bridge_netfilter(self.runner):
+            raise DockwallError(
+                "defaults.peers: deny needs br_netfilter, or traffic between containers on "
+                "one network never reaches the firewall: run `modprobe br_netfilter` and "
+                "`sysctl -w net.bridge.bridge-nf-call-iptables=1 "
+                "net.bridge.bridge-nf-call-ip6tables=1`"
+            )
+        return [selected.backend.plan(ruleset)]
+
+    def apply(self, selected: Selected, plans: list[Plan], ruleset: Ruleset) -> None:
+        """Loads the plans and remembers the ruleset for `apply --boot`."""
+        self.load(selected, plans)
+        save_applied(selected.backend.name, ruleset)
+
+    def load(self, selected: Selected, plans: list[Plan]) -> None:
         backends = {b.name: b for b in (selected.backend, *selected.others)}
         for plan in plans:
             if not plan.in_sync:
                 backends[plan.backend].apply(plan)
 
+    def boot(self) -> tuple[Selected, list[Plan]]:
+        """Restores the last applied ruleset; needs neither Docker nor the policy file."""
+        applied = load_applied()
+        preferred: BackendChoice = "nftables" if applied.backend == "nftables" else "iptables"
+        selected, plans = self.plan_ruleset(applied.ruleset, preferred)
+        self.load(selected, plans)
+        return selected, plans
+
     def reset_plans(self) -> list[Plan]:
-        selected = self.selected(None)
+        selected = self.selected()
         return [b.plan_reset() for b in (selected.backend, *selected.others) if b.installed()]
 
     def reset(self) -> list[Plan]:
-        selected = self.selected(None)
         plans = self.reset_plans()
-        self.apply(selected, plans)
+        self.load(self.selected(), plans)
+        forget_applied()
         return plans
 
 

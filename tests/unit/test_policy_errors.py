@@ -143,13 +143,13 @@ CASES: list[tuple[str, str, str]] = [
         "unknown key in a rule",
         HEAD + "    ingress:\n      - prot: 80/tcp\n",
         "policy.yaml:5:9: containers[0].ingress[0].prot: unknown key 'prot'; did you mean "
-        "'port'? (allowed keys: port, ports, container_port, container_ports, from)",
+        "'port'? (allowed keys: port, ports, container_port, container_ports, from, from_containers)",
     ),
     (
         "unknown top-level key",
         "version: 1\ndefault:\n  ingress: deny\n",
         "policy.yaml:2:1: default: unknown key 'default'; did you mean 'defaults'? "
-        "(allowed keys: version, backend, defaults, containers)",
+        "(allowed keys: version, backend, defaults, labels, containers)",
     ),
     (
         "unknown key without a near miss",

@@ -247,6 +247,7 @@ def test_label_rules_words(word: str) -> None:
 def test_policy_to_yaml_of_empty_policy() -> None:
     text = policy_to_yaml(Policy(version=1))
     assert text == (
-        "version: 1\nbackend: auto\ndefaults:\n  ingress: allow\n  egress: allow\ncontainers: []\n"
+        "version: 1\nbackend: auto\ndefaults:\n  ingress: allow\n  egress: allow\n  peers: allow\n"
+        "labels:\n  trust: true\n  containers: false\ncontainers: []\n"
     )
     assert parse_policy(text, "p") == Policy(version=1)

@@ -58,17 +58,33 @@ def apply(
     policy: PolicyOption = DEFAULT,
     backend: BackendOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Plan only; change nothing.")] = False,
+    boot: Annotated[
+        bool,
+        typer.Option(
+            "--boot",
+            help="Restore the last applied rules without Docker or the policy file (run "
+            "before docker.service at boot; see dockwall-boot.service).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Make the live firewall match the policy, atomically (one transaction per family).
 
     Existing connections survive: rules act on new connections, and replies always pass.
+    The applied rules are remembered for `apply --boot`.
     """
-    inputs = read_inputs(policy)
     engine = default_engine(backend)
+    if boot:
+        selected, restored = engine.boot()
+        added, removed = counts(restored)
+        console.print(
+            f"Restored the last applied rules with {selected.backend.name}: {added} added."
+        )
+        return
+    inputs = read_inputs(policy)
     selected, plans = engine.plan(inputs)
     if not dry_run:
-        engine.apply(selected, plans)
+        engine.apply(selected, plans, inputs.compiled.ruleset)
     added, removed = counts(plans)
     if as_json:
         typer.echo(

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
-from dockwall.errors import Location, PolicyError
-from dockwall.model.state import COMPOSE_PROJECT, COMPOSE_SERVICE, Container, HostState
+from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PeerAllow, PortMatch, Ruleset
+from dockwall.compile.labels import LabelRules, label_rules
+from dockwall.compile.matching import EntryIndex, selected, where
+from dockwall.errors import PolicyError
+from dockwall.model.state import Container, HostState
 from dockwall.policy import (
     ContainerEntry,
     EgressPolicy,
@@ -31,58 +33,20 @@ class Compiled:
     assignments: dict[str, ContainerEntry | None]
 
 
-def matches(entry: ContainerEntry, container: Container) -> bool:
-    if entry.name is not None:
-        return container.name == entry.name
-    labels = container.labels
-    if entry.compose is not None:
-        return labels.get(COMPOSE_PROJECT) == entry.compose.project and (
-            entry.compose.service is None or labels.get(COMPOSE_SERVICE) == entry.compose.service
-        )
-    if entry.label is not None:
-        key, value = entry.label
-        return labels.get(key) == value
-    return False
-
-
-def where(entry: ContainerEntry) -> str:
-    return f"{entry.location} ({entry.describe()})" if entry.location else entry.describe()
-
-
 @dataclass(frozen=True)
-class EntryIndex:
-    """Entries by container name, so matching N containers is not N x entries work."""
+class Governed:
+    """A container with everything that speaks for it: its entry and its own labels."""
 
-    by_name: dict[str, list[ContainerEntry]]
-    others: tuple[ContainerEntry, ...]
+    container: Container
+    entry: ContainerEntry | None
+    labels: LabelRules
 
-    @classmethod
-    def of(cls, policy: Policy) -> EntryIndex:
-        by_name: dict[str, list[ContainerEntry]] = {}
-        for entry in policy.containers:
-            if entry.name is not None:
-                by_name.setdefault(entry.name, []).append(entry)
-        return cls(by_name, tuple(e for e in policy.containers if e.name is None))
-
-    def matching(self, container: Container) -> list[ContainerEntry]:
-        found = self.by_name.get(container.name, []) + [
-            e for e in self.others if matches(e, container)
-        ]
-        return sorted(found, key=lambda e: e.index or 0)
-
-
-def entry_for(index: EntryIndex, container: Container) -> ContainerEntry | None:
-    """The one entry governing the container; two is a policy error naming both."""
-    found = index.matching(container)
-    if len(found) > 1:
-        first, second = found[0], found[1]
-        raise PolicyError(
-            second.location or Location("policy"),
-            f"containers[{second.index}]",
-            f"container {container.name!r} is matched by two entries: {where(first)} and "
-            f"{where(second)}; make the matchers disjoint",
-        )
-    return found[0] if found else None
+    @property
+    def origin(self) -> str:
+        parts = [self.entry.describe()] if self.entry else []
+        if self.labels.ingress or self.labels.egress:
+            parts.append("labels")
+        return " + ".join(parts) or "defaults"
 
 
 def port_match(port: PortRange) -> PortMatch:
@@ -91,18 +55,31 @@ def port_match(port: PortRange) -> PortMatch:
 
 def ingress_allows(rule: IngressRule) -> tuple[Allow, ...]:
     """A rule naming host and container ports allows either; naming none allows any port."""
+    sources = rule.cidr_sources
+    if sources == ():
+        return ()
     if not rule.host_ports and not rule.container_ports:
-        return (Allow(rule.sources),)
+        return (Allow(sources),)
     allows = []
     if rule.host_ports:
-        allows.append(Allow(rule.sources, tuple(map(port_match, rule.host_ports)), original=True))
+        allows.append(Allow(sources, tuple(map(port_match, rule.host_ports)), original=True))
     if rule.container_ports:
-        allows.append(Allow(rule.sources, tuple(map(port_match, rule.container_ports))))
+        allows.append(Allow(sources, tuple(map(port_match, rule.container_ports))))
     return tuple(allows)
 
 
-def egress_allow(rule: EgressRule) -> Allow:
-    return Allow(rule.destinations, tuple(map(port_match, rule.ports)))
+def egress_allows(rule: EgressRule) -> tuple[Allow, ...]:
+    destinations = rule.cidr_destinations
+    if destinations == ():
+        return ()
+    return (Allow(destinations, tuple(map(port_match, rule.ports))),)
+
+
+def union(a: Filter | None, b: Filter | None) -> Filter | None:
+    """Both allow-lists together; allowing everything absorbs any list."""
+    if a is None or b is None:
+        return None
+    return Filter(tuple(dict.fromkeys(a.allows + b.allows)))
 
 
 def ingress_filter(direction: IngressPolicy) -> Filter | None:
@@ -114,7 +91,7 @@ def ingress_filter(direction: IngressPolicy) -> Filter | None:
 def egress_filter(direction: EgressPolicy) -> Filter | None:
     if direction.mode == "allow":
         return None
-    return Filter(tuple(egress_allow(rule) for rule in direction.rules))
+    return Filter(tuple(a for rule in direction.rules for a in egress_allows(rule)))
 
 
 def verdict_filter(verdict: str) -> Filter | None:
@@ -129,34 +106,126 @@ def endpoints(container: Container) -> tuple[Endpoint, ...]:
     )
 
 
-def guard(policy: Policy, container: Container, entry: ContainerEntry) -> Guard:
-    defaults = policy.defaults
-    ingress = ingress_filter(entry.ingress) if entry.ingress else verdict_filter(defaults.ingress)
-    egress = egress_filter(entry.egress) if entry.egress else verdict_filter(defaults.egress)
+def effective(
+    base: Filter | None, label: Filter | None, has_label: bool, has_entry: bool
+) -> Filter | None:
+    """An entry's rules plus the label's; without an entry the label replaces the default."""
+    if not has_label:
+        return base
+    return union(base, label) if has_entry else label
+
+
+def guard(policy: Policy, governed: Governed) -> Guard:
+    entry, labels, defaults = governed.entry, governed.labels, policy.defaults
+    base_in = (
+        ingress_filter(entry.ingress)
+        if entry and entry.ingress
+        else verdict_filter(defaults.ingress)
+    )
+    base_out = (
+        egress_filter(entry.egress) if entry and entry.egress else verdict_filter(defaults.egress)
+    )
+    label_in = ingress_filter(labels.ingress) if labels.ingress else None
+    label_out = egress_filter(labels.egress) if labels.egress else None
+    container = governed.container
     return Guard(
-        container.short_id, container.name, entry.describe(), endpoints(container), ingress, egress
+        container.short_id,
+        container.name,
+        governed.origin,
+        endpoints(container),
+        effective(base_in, label_in, labels.ingress is not None, entry is not None),
+        effective(base_out, label_out, labels.egress is not None, entry is not None),
     )
 
 
-def compile_policy(policy: Policy, state: HostState) -> Compiled:
-    """Containers without an entry are left to the defaults, which cover whole bridges."""
+def peer_ports(ports: tuple[PortRange, ...]) -> tuple[PortMatch, ...]:
+    return tuple(map(port_match, ports))
+
+
+def shared_pairs(a: Container, b: Container) -> list[tuple[Endpoint, Endpoint]]:
+    """Address pairs of one family on a bridge both containers are attached to."""
+    return [
+        (x, y)
+        for x in endpoints(a)
+        for y in endpoints(b)
+        if x.interface == y.interface and x.address.version == y.address.version
+    ]
+
+
+def ingress_rules(item: Governed) -> list[IngressRule]:
+    found = (item.entry.ingress if item.entry else None, item.labels.ingress)
+    return [rule for d in found if d is not None for rule in d.rules]
+
+
+def egress_rules(item: Governed) -> list[EgressRule]:
+    found = (item.entry.egress if item.entry else None, item.labels.egress)
+    return [rule for d in found if d is not None for rule in d.rules]
+
+
+def pair_allows(
+    sender: Container, receiver: Container, ports: tuple[PortMatch, ...]
+) -> list[PeerAllow]:
+    if sender is receiver:
+        return []
+    return [PeerAllow(x.address, y.address, ports) for x, y in shared_pairs(sender, receiver)]
+
+
+def peer_allows(governed: list[Governed], state: HostState) -> tuple[PeerAllow, ...]:
+    """from_containers admit senders; to_containers let a sender reach receivers. Between
+    peers there is no port publishing, so every port named is the receiver's own."""
+    allows: list[PeerAllow] = []
+    for item in governed:
+        me = item.container
+        for rule in ingress_rules(item):
+            ports = peer_ports(rule.host_ports + rule.container_ports)
+            for other in selected(rule.from_containers, state.containers):
+                allows += pair_allows(other, me, ports)
+        for egress in egress_rules(item):
+            for other in selected(egress.to_containers, state.containers):
+                allows += pair_allows(me, other, peer_ports(egress.ports))
+    return tuple(dict.fromkeys(allows))
+
+
+def governed_containers(
+    policy: Policy, state: HostState, strict_labels: bool, warnings: list[str]
+) -> list[Governed]:
+    """Every container with its entry and labels; bad labels fail, or are skipped with a
+    warning when not strict (the agent must keep protecting everyone else)."""
     index = EntryIndex.of(policy)
-    assignments = {c.name: entry_for(index, c) for c in state.containers}
+    result = []
+    for container in sorted(state.containers, key=lambda c: c.name):
+        entry = index.entry_for(container)
+        try:
+            labels = label_rules(container, policy.labels)
+        except PolicyError as exc:
+            if strict_labels:
+                raise
+            warnings.append(f"{exc} (label ignored)")
+            labels = LabelRules()
+        result.append(Governed(container, entry, labels))
+    return result
+
+
+def compile_policy(policy: Policy, state: HostState, *, strict_labels: bool = True) -> Compiled:
+    """Containers with neither entry nor labels are left to the defaults, which cover
+    whole bridges."""
+    warnings: list[str] = []
+    governed = governed_containers(policy, state, strict_labels, warnings)
     guards = tuple(
-        guard(policy, c, entry)
-        for c in sorted(state.containers, key=lambda c: c.name)
-        if (entry := assignments[c.name]) is not None
+        guard(policy, g) for g in governed if g.entry or g.labels.ingress or g.labels.egress
     )
-    used = {e.describe() for e in assignments.values() if e is not None}
-    warnings = tuple(
+    used = {g.entry.describe() for g in governed if g.entry is not None}
+    warnings += [
         f"{where(e)} matches no running container"
         for e in policy.containers
         if e.describe() not in used
-    )
+    ]
     ruleset = Ruleset(
         bridges=tuple(sorted(state.bridges, key=lambda b: b.interface)),
         guards=guards,
         default_ingress=verdict_filter(policy.defaults.ingress),
         default_egress=verdict_filter(policy.defaults.egress),
+        isolate_peers=policy.defaults.peers == "deny",
+        peers=peer_allows(governed, state) if policy.defaults.peers == "deny" else (),
     )
-    return Compiled(ruleset, warnings, assignments)
+    return Compiled(ruleset, tuple(warnings), {g.container.name: g.entry for g in governed})

@@ -73,6 +73,19 @@ class Guard:
 
 
 @dataclass(frozen=True)
+class PeerAllow:
+    """One container may open connections to another on the bridge they share.
+
+    Only consulted when peers are isolated: then traffic between containers on one
+    bridge is dropped unless a PeerAllow names both addresses (and the port, if any).
+    """
+
+    source: Address
+    destination: Address
+    ports: tuple[PortMatch, ...] = ()
+
+
+@dataclass(frozen=True)
 class Ruleset:
     """Everything dockwall wants in force on one host.
 
@@ -84,3 +97,5 @@ class Ruleset:
     guards: tuple[Guard, ...]
     default_ingress: Filter | None
     default_egress: Filter | None
+    isolate_peers: bool = False
+    peers: tuple[PeerAllow, ...] = ()

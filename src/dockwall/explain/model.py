@@ -9,7 +9,7 @@ operations, which keeps a 10,000-rule chain cheap to walk.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Literal, Protocol
 
 Family = Literal["ip", "ip6", "inet", "arp", "bridge", "netdev"]
 Origin = Literal["iptables-nft", "iptables-legacy", "nftables"]
@@ -264,11 +264,51 @@ class BaseHook:
     policy: Literal["accept", "drop"] = "accept"
 
 
-@dataclass
+class PendingRules(Protocol):
+    """A chain's rules not parsed yet: their count is known, the parse happens on demand."""
+
+    def __len__(self) -> int: ...
+
+    def parse(self) -> list[Rule]: ...
+
+
 class Chain:
-    name: str
-    rules: list[Rule] = field(default_factory=list)
-    base: BaseHook | None = None
+    """A chain and its rules. An iptables chain may keep its rule lines unparsed until
+    `rules` is first read: a packet enters few of a big host's chains, and parsing
+    dominates the cost of `explain`."""
+
+    __slots__ = ("name", "base", "_rules", "_pending")
+
+    def __init__(
+        self,
+        name: str,
+        rules: list[Rule] | None = None,
+        base: BaseHook | None = None,
+        pending: PendingRules | None = None,
+    ) -> None:
+        self.name = name
+        self.base = base
+        self._rules: list[Rule] = [] if rules is None else rules
+        self._pending = pending
+
+    @property
+    def rules(self) -> list[Rule]:
+        if self._pending is not None:
+            self._rules = self._pending.parse()
+            self._pending = None
+        return self._rules
+
+    @property
+    def parsed(self) -> bool:
+        return self._pending is None
+
+    def rule_count(self) -> int:
+        """Without parsing: counting rules must not cost what reading them does."""
+        return len(self._pending) if self._pending is not None else len(self._rules)
+
+    def __repr__(self) -> str:
+        state = "" if self._pending is None else ", unparsed"
+        return f"Chain({self.name!r}, {self.rule_count()} rules{state}, base={self.base!r})"
 
 
 @dataclass
@@ -289,4 +329,4 @@ class Table:
         return f"{tool}{suffix} {self.name}"
 
     def rule_count(self) -> int:
-        return sum(len(chain.rules) for chain in self.chains.values())
+        return sum(chain.rule_count() for chain in self.chains.values())

@@ -54,9 +54,15 @@ class Lab:
 
     @property
     def host(self) -> SubprocessRunner:
-        """Runs commands on the lab's Docker host, with DOCKER_HOST pointing at its dockerd."""
+        """Runs commands on the lab's Docker host, with DOCKER_HOST pointing at its dockerd
+        and dockwall's state kept inside the lab, as on a host of its own."""
         return SubprocessRunner(
-            netns=netns_path(self.names.host_ns), env={"DOCKER_HOST": self.names.docker_host}
+            netns=netns_path(self.names.host_ns),
+            env={
+                "DOCKER_HOST": self.names.docker_host,
+                "DOCKWALL_STATE_DIR": str(self.names.state_dir / "dockwall-state"),
+                "DOCKWALL_RUN_DIR": str(self.names.state_dir / "dockwall-run"),
+            },
         )
 
     def exists(self) -> bool:

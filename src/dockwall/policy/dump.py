@@ -8,9 +8,11 @@ import yaml
 
 from dockwall.policy.model import (
     ContainerEntry,
+    ContainerSelector,
     DirectionPolicy,
     EgressRule,
     IngressRule,
+    LabelPolicy,
     Policy,
     PortRange,
 )
@@ -41,20 +43,36 @@ def policy_to_yaml(policy: Policy) -> str:
     data: dict[str, Any] = {
         "version": policy.version,
         "backend": policy.backend,
-        "defaults": {"ingress": policy.defaults.ingress, "egress": policy.defaults.egress},
+        "defaults": {
+            "ingress": policy.defaults.ingress,
+            "egress": policy.defaults.egress,
+            "peers": policy.defaults.peers,
+        },
+        "labels": _labels(policy.labels),
         "containers": [_entry(entry) for entry in policy.containers],
     }
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
 
 
+def _labels(labels: LabelPolicy) -> dict[str, Any]:
+    data: dict[str, Any] = {"trust": labels.trust, "containers": labels.containers}
+    if labels.ingress_from is not None:
+        data["ingress_from"] = _addresses(labels.ingress_from)
+    if labels.egress_to is not None:
+        data["egress_to"] = _addresses(labels.egress_to)
+    return data
+
+
+def _selector(selector: ContainerSelector) -> dict[str, Any]:
+    if selector.compose is not None:
+        return {"compose": selector.compose.model_dump(exclude_none=True)}
+    if selector.label is not None:
+        return {"label": "=".join(selector.label)}
+    return {"name": selector.name}
+
+
 def _entry(entry: ContainerEntry) -> dict[str, Any]:
-    data: dict[str, Any] = {}
-    if entry.name is not None:
-        data["name"] = entry.name
-    if entry.compose is not None:
-        data["compose"] = entry.compose.model_dump(exclude_none=True)
-    if entry.label is not None:
-        data["label"] = "=".join(entry.label)
+    data = _selector(entry)
     if entry.ingress is not None:
         data["ingress"] = _direction(entry.ingress, _ingress_rule)
     if entry.egress is not None:
@@ -72,12 +90,28 @@ def _ingress_rule(rule: IngressRule) -> dict[str, Any]:
     return {
         **_ports("port", "ports", rule.host_ports),
         **_ports("container_port", "container_ports", rule.container_ports),
-        "from": _addresses(rule.sources),
+        **_peers("from", rule.sources, rule.cidr_sources),
+        **_containers("from_containers", rule.from_containers),
     }
 
 
 def _egress_rule(rule: EgressRule) -> dict[str, Any]:
-    return {"to": _addresses(rule.destinations), **_ports("port", "ports", rule.ports)}
+    return {
+        **_peers("to", rule.destinations, rule.cidr_destinations),
+        **_ports("port", "ports", rule.ports),
+        **_containers("to_containers", rule.to_containers),
+    }
+
+
+def _peers(
+    key: str, given: tuple[Any, ...] | None, effective: tuple[Any, ...] | None
+) -> dict[str, Any]:
+    """The address list; left out when a rule names only containers (no address at all)."""
+    return {} if effective == () else {key: _addresses(given)}
+
+
+def _containers(key: str, selectors: tuple[ContainerSelector, ...]) -> dict[str, Any]:
+    return {key: [_selector(s) for s in selectors]} if selectors else {}
 
 
 def _ports(one: str, many: str, ports: tuple[PortRange, ...]) -> dict[str, Any]:

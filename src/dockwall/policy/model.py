@@ -31,12 +31,14 @@ from dockwall.policy.problems import choice, did_you_mean, fail, shown
 __all__ = [
     "ComposeMatch",
     "ContainerEntry",
+    "ContainerSelector",
     "Defaults",
     "DirectionPolicy",
     "EgressPolicy",
     "EgressRule",
     "IngressPolicy",
     "IngressRule",
+    "LabelPolicy",
     "Network",
     "Policy",
     "PortRange",
@@ -130,6 +132,83 @@ def _port_list(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
+class ComposeMatch(MappingModel):
+    """Containers of a compose project, or of one service in it."""
+
+    project: str
+    service: str | None = None
+
+    @field_validator("project", "service", mode="before")
+    @classmethod
+    def _names(cls, value: Any, info: ValidationInfo) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise fail(f"expected a name, got {shown(value)}")
+        return _spec(lambda text: check_name(text, f"compose {info.field_name}"), value)
+
+
+class ContainerSelector(MappingModel):
+    """Which containers are meant: by name, by compose project (and service), or by label."""
+
+    name: str | None = None
+    compose: ComposeMatch | None = None
+    label: tuple[str, str] | None = None
+
+    @classmethod
+    def _check_yaml(cls, data: dict[str, Any]) -> None:
+        given = [key for key in data if key in MATCHERS]
+        if not given:
+            raise fail("needs one of name, compose or label to say which containers it is for")
+        if len(given) > 1:
+            raise fail(
+                f"give only one of name, compose or label (this entry has {given[0]} and "
+                f"{given[1]})",
+                at=(given[1],),
+                on_key=True,
+            )
+
+    @field_validator("name", mode="before")
+    @classmethod
+    def _name(cls, value: Any) -> Any:
+        if value is None:
+            return None
+        if not isinstance(value, str):
+            raise fail(f"expected a container name, got {shown(value)}")
+        return _spec(lambda text: check_name(text, "container name"), value)
+
+    @field_validator("label", mode="before")
+    @classmethod
+    def _label(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, str):
+            return _spec(parse_label_selector, value)
+        if from_yaml(info):
+            raise fail(f"expected key=value, got {shown(value)}")
+        return value
+
+    @model_validator(mode="after")
+    def _one_matcher(self) -> Self:
+        if sum(matcher is not None for matcher in (self.name, self.compose, self.label)) != 1:
+            raise fail("needs exactly one of name, compose or label")
+        return self
+
+    def describe(self) -> str:
+        """The matcher as the user would write it: `name=web`, `compose=shop/worker`."""
+        if self.compose is not None:
+            service = f"/{self.compose.service}" if self.compose.service else ""
+            return f"compose={self.compose.project}{service}"
+        if self.label is not None:
+            return f"label={self.label[0]}={self.label[1]}"
+        return f"name={self.name}"
+
+
+def _selectors(value: Any) -> Any:
+    """A plain string in a container list is a name: `from_containers: [web]`."""
+    if isinstance(value, list):
+        return [{"name": item} if isinstance(item, str) else item for item in value]
+    return value
+
+
 class IngressRule(MappingModel):
     """Who may connect to a container's published ports.
 
@@ -143,11 +222,25 @@ class IngressRule(MappingModel):
         "container_port": ("container_ports", True),
         "container_ports": ("container_ports", False),
         "from": ("sources", False),
+        "from_containers": ("from_containers", False),
     }
 
     host_ports: tuple[PortRange, ...] = ()
     container_ports: tuple[PortRange, ...] = ()
     sources: tuple[Network, ...] | None = None
+    from_containers: tuple[ContainerSelector, ...] = ()
+
+    @field_validator("from_containers", mode="before")
+    @classmethod
+    def _from_containers(cls, value: Any) -> Any:
+        return _selectors(value)
+
+    @property
+    def cidr_sources(self) -> tuple[Network, ...] | None:
+        """Sources given as addresses; a rule naming only containers admits no address."""
+        if self.from_containers and "sources" not in self.model_fields_set:
+            return ()
+        return self.sources
 
     @field_validator("host_ports", "container_ports", mode="before")
     @classmethod
@@ -167,10 +260,24 @@ class EgressRule(MappingModel):
         "to": ("destinations", False),
         "port": ("ports", True),
         "ports": ("ports", False),
+        "to_containers": ("to_containers", False),
     }
 
     ports: tuple[PortRange, ...] = ()
     destinations: tuple[Network, ...] | None = None
+    to_containers: tuple[ContainerSelector, ...] = ()
+
+    @field_validator("to_containers", mode="before")
+    @classmethod
+    def _to_containers(cls, value: Any) -> Any:
+        return _selectors(value)
+
+    @property
+    def cidr_destinations(self) -> tuple[Network, ...] | None:
+        """Destinations given as addresses; a rule naming only containers reaches none."""
+        if self.to_containers and "destinations" not in self.model_fields_set:
+            return ()
+        return self.destinations
 
     @field_validator("ports", mode="before")
     @classmethod
@@ -223,23 +330,7 @@ class EgressPolicy(DirectionPolicy[EgressRule]):
     """Traffic a container starts towards anything outside itself."""
 
 
-class ComposeMatch(MappingModel):
-    """Containers of a compose project, or of one service in it."""
-
-    project: str
-    service: str | None = None
-
-    @field_validator("project", "service", mode="before")
-    @classmethod
-    def _names(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise fail(f"expected a name, got {shown(value)}")
-        return _spec(lambda text: check_name(text, f"compose {info.field_name}"), value)
-
-
-class ContainerEntry(MappingModel):
+class ContainerEntry(ContainerSelector):
     """The policy for the containers one matcher selects; None directions use defaults.
 
     `index` and `location` say where the entry was written, for later messages; they are
@@ -248,59 +339,10 @@ class ContainerEntry(MappingModel):
 
     _internal: ClassVar[frozenset[str]] = frozenset({"index", "location"})
 
-    name: str | None = None
-    compose: ComposeMatch | None = None
-    label: tuple[str, str] | None = None
     ingress: IngressPolicy | None = None
     egress: EgressPolicy | None = None
     index: int | None = Field(default=None, exclude=True, repr=False)
     location: Location | None = Field(default=None, exclude=True, repr=False)
-
-    @classmethod
-    def _check_yaml(cls, data: dict[str, Any]) -> None:
-        given = [key for key in data if key in MATCHERS]
-        if not given:
-            raise fail("needs one of name, compose or label to say which containers it is for")
-        if len(given) > 1:
-            raise fail(
-                f"give only one of name, compose or label (this entry has {given[0]} and "
-                f"{given[1]})",
-                at=(given[1],),
-                on_key=True,
-            )
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise fail(f"expected a container name, got {shown(value)}")
-        return _spec(lambda text: check_name(text, "container name"), value)
-
-    @field_validator("label", mode="before")
-    @classmethod
-    def _label(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str):
-            return _spec(parse_label_selector, value)
-        if from_yaml(info):
-            raise fail(f"expected key=value, got {shown(value)}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_matcher(self) -> Self:
-        if sum(matcher is not None for matcher in (self.name, self.compose, self.label)) != 1:
-            raise fail("needs exactly one of name, compose or label")
-        return self
-
-    def describe(self) -> str:
-        """The matcher as the user would write it: `name=web`, `compose=shop/worker`."""
-        if self.compose is not None:
-            service = f"/{self.compose.service}" if self.compose.service else ""
-            return f"compose={self.compose.project}{service}"
-        if self.label is not None:
-            return f"label={self.label[0]}={self.label[1]}"
-        return f"name={self.name}"
 
     def _meaning(self) -> tuple[object, ...]:
         return (self.name, self.compose, self.label, self.ingress, self.egress)
@@ -319,11 +361,39 @@ class Defaults(MappingModel):
 
     ingress: Literal["allow", "deny"] = "allow"
     egress: Literal["allow", "deny"] = "allow"
+    peers: Literal["allow", "deny"] = "allow"
 
-    @field_validator("ingress", "egress", mode="before")
+    @field_validator("ingress", "egress", "peers", mode="before")
     @classmethod
     def _verdict(cls, value: Any) -> str:
         return choice(value, VERDICTS)
+
+
+class LabelPolicy(MappingModel):
+    """How far `dockwall.ingress` / `dockwall.egress` container labels are trusted.
+
+    Labels are written by whoever starts a container, so the file decides: ignore them
+    (`trust: false`), cap the addresses they may open (`ingress_from`, `egress_to`), and
+    whether they may name other containers at all (`containers`, off by default, since a
+    label could otherwise open a path to someone else's container).
+    """
+
+    trust: bool = True
+    ingress_from: tuple[Network, ...] | None = None
+    egress_to: tuple[Network, ...] | None = None
+    containers: bool = False
+
+    @field_validator("trust", "containers", mode="before")
+    @classmethod
+    def _flag(cls, value: Any) -> bool:
+        if isinstance(value, bool):
+            return value
+        return choice(value, ("true", "false")) == "true"
+
+    @field_validator("ingress_from", "egress_to", mode="before")
+    @classmethod
+    def _caps(cls, value: Any) -> tuple[Network, ...] | None:
+        return _addresses(value)
 
 
 class Policy(MappingModel):
@@ -332,6 +402,7 @@ class Policy(MappingModel):
     version: Literal[1]
     backend: Literal["auto", "iptables", "nftables"] = "auto"
     defaults: Defaults = Defaults()
+    labels: LabelPolicy = LabelPolicy()
     containers: tuple[ContainerEntry, ...] = ()
 
     @classmethod

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import docker
-from docker.errors import DockerException
+from docker.errors import DockerException, NotFound
 
 from dockwall.errors import DockwallError
 from dockwall.model.state import Address, Attachment, Bridge, Container, HostState, PublishedPort
@@ -132,19 +132,46 @@ def container_of(
     )
 
 
-def read_state(client: docker.DockerClient) -> HostState:
-    """Running containers and bridge networks, as the firewall needs them."""
-    bridges = {b.network: b for n in client.api.networks() if (b := bridge_of(n)) is not None}
-    image_labels: dict[str, dict[str, str]] = {}
-    containers = []
-    for summary in client.api.containers():
-        attrs = client.api.inspect_container(summary["Id"])
-        image = attrs.get("Image", "")
-        if image not in image_labels:
+class DockerReader:
+    """Reads containers and bridges, remembering image labels (images rarely change), so
+    the agent can refresh one container per event instead of the whole host."""
+
+    def __init__(self, client: docker.DockerClient) -> None:
+        self.client = client
+        self.image_labels: dict[str, dict[str, str]] = {}
+
+    def bridges(self) -> dict[str, Bridge]:
+        return {b.network: b for n in self.client.api.networks() if (b := bridge_of(n)) is not None}
+
+    def labels_of_image(self, image: str) -> dict[str, str]:
+        if image not in self.image_labels:
             try:
-                config = client.images.get(image).attrs.get("Config") or {}
-                image_labels[image] = dict(config.get("Labels") or {})
+                config = self.client.images.get(image).attrs.get("Config") or {}
+                self.image_labels[image] = dict(config.get("Labels") or {})
             except DockerException:
-                image_labels[image] = {}
-        containers.append(container_of(attrs, bridges, image_labels[image]))
-    return HostState(tuple(bridges.values()), tuple(containers))
+                return {}
+        return self.image_labels[image]
+
+    def container(self, container_id: str, bridges: dict[str, Bridge]) -> Container | None:
+        """The container if it is running; None once it stopped or went away."""
+        try:
+            attrs = self.client.api.inspect_container(container_id)
+        except NotFound:
+            return None
+        if not (attrs.get("State") or {}).get("Running"):
+            return None
+        return container_of(attrs, bridges, self.labels_of_image(str(attrs.get("Image", ""))))
+
+    def state(self) -> HostState:
+        """Running containers and bridge networks, as the firewall needs them."""
+        bridges = self.bridges()
+        containers = [
+            c
+            for summary in self.client.api.containers()
+            if (c := self.container(summary["Id"], bridges)) is not None
+        ]
+        return HostState(tuple(bridges.values()), tuple(containers))
+
+
+def read_state(client: docker.DockerClient) -> HostState:
+    return DockerReader(client).state()

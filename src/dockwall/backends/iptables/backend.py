@@ -158,8 +158,12 @@ def hook_changes(family: Family, live: FilterTable) -> list[Change]:
 
 
 def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
-    """Declaring a chain under --noflush empties it, so every chain is rebuilt whole."""
-    lines = [f":{chain} - [0:0]" for chain in desired]
+    """Declaring a chain under --noflush empties it, so each changed chain is rebuilt whole;
+    unchanged chains are left alone and keep their counters."""
+    changed = {
+        c: rules for c, rules in desired.items() if c not in live.chains or live.rules(c) != rules
+    }
+    lines = [f":{chain} - [0:0]" for chain in changed]
     stale = [c for c in ours(live) if c not in desired]
     lines += [f":{chain} - [0:0]" for chain in stale]
     if DOCKER_USER not in live.chains:
@@ -169,7 +173,7 @@ def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
         if count == 0:
             lines.append(f"-I {chain} 1 {jump}")
         lines += [f"-D {chain} {jump}"] * max(0, count - 1)
-    lines += [f"-A {chain} {rule}" for chain, rules in desired.items() for rule in rules]
+    lines += [f"-A {chain} {rule}" for chain, rules in changed.items() for rule in rules]
     lines += [f"-X {chain}" for chain in stale]
     return lines
 

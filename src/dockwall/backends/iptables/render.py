@@ -11,12 +11,13 @@ from dataclasses import dataclass
 
 from dockwall.backends.iptables.variant import Family
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
-from dockwall.model.state import Network
+from dockwall.model.state import Address, Network
 
 FORWARD = "DOCKWALL-FORWARD"
 INPUT = "DOCKWALL-INPUT"
 DEFAULT_IN = "DOCKWALL-DEFAULT-I"
 DEFAULT_OUT = "DOCKWALL-DEFAULT-E"
+PEERS = "DOCKWALL-PEERS"
 CHAIN_PREFIX = "DOCKWALL-"
 MARK = "-m comment --comment dockwall"
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
@@ -38,8 +39,12 @@ def cidr(network: Network) -> str:
     return f"{network.network_address}/{network.prefixlen}"
 
 
+def single(address: Address) -> str:
+    return f"{address}/{address.max_prefixlen}"
+
+
 def host(endpoint: Endpoint) -> str:
-    return f"{endpoint.address}/{endpoint.address.max_prefixlen}"
+    return single(endpoint.address)
 
 
 def port_range(port: PortMatch) -> str:
@@ -118,8 +123,26 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
             if egress or ruleset.default_egress is not None:
                 chains[FORWARD].append(egress_dispatch(endpoint, egress or "-j RETURN", True))
                 chains[INPUT].append(egress_dispatch(endpoint, egress or "-j RETURN", False))
+    add_peers(chains, ruleset, family)
     add_defaults(chains, ruleset, family)
     return Desired(chains)
+
+
+def add_peers(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) -> None:
+    """Container to container on one bridge; the kernel shows it to FORWARD only with
+    br_netfilter, which the engine checks before relying on this."""
+    if not ruleset.isolate_peers:
+        return
+    rules: list[str] = []
+    for allow in ruleset.peers:
+        if allow.source.version != version(family):
+            continue
+        pair = f"-s {single(allow.source)} -d {single(allow.destination)} "
+        ports = [proto_match(p, family, original=False) + " " for p in allow.ports] or [""]
+        rules += [f"{pair}{port}-j RETURN" for port in ports]
+    chains[PEERS] = [*dict.fromkeys(rules), "-j DROP"]
+    for bridge in ruleset.bridges:
+        chains[FORWARD].append(f"-i {bridge.interface} -o {bridge.interface} -g {PEERS}")
 
 
 def add_defaults(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) -> None:

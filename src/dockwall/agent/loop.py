@@ -1,0 +1,228 @@
+"""The agent's loop: resync, follow events, reconcile in bursts, repair drift.
+
+Correctness never depends on the agent being fast: the bridge-wide defaults hold every
+container the agent has not reconciled yet, and rules stay in the kernel when the agent
+stops. Speed only decides how soon a container gets the rules written for it.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from dockwall.agent.events import Disconnected, Event, Item, start_pump
+from dockwall.compile.compiler import compile_policy
+from dockwall.compile.ir import Ruleset
+from dockwall.engine import BackendChoice, Engine, Selected
+from dockwall.errors import DockwallError
+from dockwall.model.state import Bridge, Container, HostState
+from dockwall.policy import Policy, load_policy
+from dockwall.sources.docker_state import DockerReader, connect
+from dockwall.statefile import save_agent_state
+
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class AgentConfig:
+    policy_path: Path
+    backend: BackendChoice | None = None
+    debounce: float = 0.02
+    max_delay: float = 0.2
+    drift_interval: float = 1.0
+    reconnect_max: float = 5.0
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass
+class Stats:
+    """What `dockwall status` shows about the agent."""
+
+    started: str = field(default_factory=now_iso)
+    events: int = 0
+    reconciles: int = 0
+    repairs: int = 0
+    last_reconcile: str | None = None
+    last_reconcile_ms: float | None = None
+    last_error: str | None = None
+    backend: str | None = None
+    connected: bool = False
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, engine: Engine, log: Log) -> None:
+        self.config = config
+        self.engine = engine
+        self.log = log
+        self.stats = Stats()
+        self.policy: Policy = load_policy(config.policy_path)
+        self.policy_mtime = config.policy_path.stat().st_mtime
+        self.bridges: dict[str, Bridge] = {}
+        self.containers: dict[str, Container] = {}
+        self.ruleset: Ruleset | None = None
+        self.selected: Selected | None = None
+
+    def run(self, stop: threading.Event) -> None:
+        """Connect, resync, follow; on any disconnect, back off and start over."""
+        backoff = 0.2
+        while not stop.is_set():
+            try:
+                client = connect()
+            except DockwallError as exc:
+                self.trouble(f"docker unreachable: {exc}")
+                stop.wait(backoff)
+                backoff = min(backoff * 2, self.config.reconnect_max)
+                continue
+            backoff = 0.2
+            try:
+                self.session(DockerReader(client), stop)
+            finally:
+                client.close()
+                self.stats.connected = False
+                self.save()
+
+    def session(self, reader: DockerReader, stop: threading.Event) -> None:
+        items: queue.Queue[Item] = queue.Queue()
+        start_pump(reader.client, int(time.time()) - 1, items)
+        self.stats.connected = True
+        self.resync(reader)
+        self.reconcile("resync", everything=True)
+        self.stats.backend = self.selected.backend.name if self.selected else None
+        self.follow(reader, items, stop)
+
+    def resync(self, reader: DockerReader) -> None:
+        state = reader.state()
+        self.bridges = {b.network: b for b in state.bridges}
+        self.containers = {c.id: c for c in state.containers}
+
+    def follow(self, reader: DockerReader, items: queue.Queue[Item], stop: threading.Event) -> None:
+        pending: set[str] = set()
+        bridges_changed = False
+        first = last = 0.0
+        next_drift = time.monotonic() + self.config.drift_interval
+        while not stop.is_set():
+            now = time.monotonic()
+            wait = next_drift - now
+            if pending or bridges_changed:
+                wait = min(last + self.config.debounce, first + self.config.max_delay) - now
+            try:
+                item = items.get(timeout=max(wait, 0.0))
+            except queue.Empty:
+                item = None
+            if isinstance(item, Disconnected):
+                self.trouble(f"lost Docker ({item.reason}); reconnecting with a full resync")
+                return
+            now = time.monotonic()
+            if isinstance(item, Event):
+                self.stats.events += 1
+                first = first if pending or bridges_changed else now
+                last = now
+                if item.kind == "network" and item.action in ("create", "destroy"):
+                    bridges_changed = True
+                if item.container_id:
+                    pending.add(item.container_id)
+                continue
+            if pending or bridges_changed:
+                self.refresh(reader, pending, bridges_changed)
+                self.reconcile(f"{len(pending)} container event(s)")
+                pending, bridges_changed = set(), False
+            if now >= next_drift:
+                self.check_drift()
+                next_drift = time.monotonic() + self.config.drift_interval
+
+    def refresh(self, reader: DockerReader, ids: set[str], bridges_changed: bool) -> None:
+        """Only the containers that had events are read again, and networks when they changed."""
+        if bridges_changed:
+            self.bridges = reader.bridges()
+        for container_id in ids:
+            container = reader.container(container_id, self.bridges)
+            if container is None:
+                self.containers.pop(container_id, None)
+            else:
+                self.containers[container_id] = container
+
+    def reconcile(self, reason: str, *, everything: bool = False) -> None:
+        """Compile and apply; a failure keeps the rules in force and is retried on drift."""
+        started = time.perf_counter()
+        try:
+            state = HostState(tuple(self.bridges.values()), tuple(self.containers.values()))
+            compiled = compile_policy(self.policy, state, strict_labels=False)
+            for warning in compiled.warnings:
+                self.log(f"warning: {warning}")
+            if everything or self.selected is None:
+                self.selected, plans = self.engine.plan_ruleset(
+                    compiled.ruleset, self.policy.backend
+                )
+            else:
+                plans = self.engine.plan_with(self.selected, compiled.ruleset)
+            self.engine.apply(self.selected, plans, compiled.ruleset)
+            self.ruleset = compiled.ruleset
+        except DockwallError as exc:
+            self.trouble(f"reconcile ({reason}) failed, previous rules stay in force: {exc}")
+            return
+        elapsed = (time.perf_counter() - started) * 1000
+        changes = sum(len(p.changes) for p in plans)
+        self.stats.reconciles += 1
+        self.stats.last_reconcile = now_iso()
+        self.stats.last_reconcile_ms = round(elapsed, 1)
+        self.stats.last_error = None
+        if changes:
+            self.log(f"reconciled ({reason}): {changes} change(s) in {elapsed:.0f} ms")
+        self.save()
+
+    def check_drift(self) -> None:
+        """Someone flushed a chain or deleted the table: put ours back."""
+        if self.reload_policy():
+            self.reconcile("policy file changed")
+            return
+        if self.ruleset is None or self.selected is None:
+            self.reconcile("retry")
+            return
+        try:
+            plans = self.engine.plan_with(self.selected, self.ruleset)
+            if any(not p.in_sync for p in plans):
+                self.engine.load(self.selected, plans)
+                self.stats.repairs += 1
+                changes = sum(len(p.changes) for p in plans)
+                self.log(f"drift repaired: {changes} rule(s) and hook(s) restored")
+                self.save()
+        except DockwallError as exc:
+            self.trouble(f"drift check failed: {exc}")
+
+    def reload_policy(self) -> bool:
+        try:
+            mtime = self.config.policy_path.stat().st_mtime
+        except OSError:
+            return False
+        if mtime == self.policy_mtime:
+            return False
+        self.policy_mtime = mtime
+        try:
+            self.policy = load_policy(self.config.policy_path)
+        except DockwallError as exc:
+            self.trouble(f"policy not reloaded, the previous one stays in force: {exc}")
+            return False
+        return True
+
+    def trouble(self, message: str) -> None:
+        self.stats.last_error = message
+        self.log(f"error: {message}")
+        self.save()
+
+    def save(self) -> None:
+        state: dict[str, Any] = {"pid": os.getpid(), **self.stats.__dict__}
+        state["containers"] = len(self.containers)
+        try:
+            save_agent_state(state)
+        except OSError as exc:
+            self.log(f"cannot write agent state: {exc}")

@@ -1,0 +1,72 @@
+"""Which containers a selector (a policy entry, a `from_containers` item) means."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from dockwall.errors import Location, PolicyError
+from dockwall.model.state import COMPOSE_PROJECT, COMPOSE_SERVICE, Container
+from dockwall.policy import ContainerEntry, ContainerSelector, Policy
+
+
+def matches(selector: ContainerSelector, container: Container) -> bool:
+    """Names and compose labels are Docker's own; `label:` looks at the container's labels."""
+    if selector.name is not None:
+        return container.name == selector.name
+    labels = container.labels
+    if selector.compose is not None:
+        return labels.get(COMPOSE_PROJECT) == selector.compose.project and (
+            selector.compose.service is None
+            or labels.get(COMPOSE_SERVICE) == selector.compose.service
+        )
+    if selector.label is not None:
+        key, value = selector.label
+        return labels.get(key) == value
+    return False
+
+
+def selected(
+    selectors: Iterable[ContainerSelector], containers: Iterable[Container]
+) -> list[Container]:
+    chosen = list(selectors)
+    return [c for c in containers if any(matches(s, c) for s in chosen)]
+
+
+def where(entry: ContainerEntry) -> str:
+    return f"{entry.location} ({entry.describe()})" if entry.location else entry.describe()
+
+
+@dataclass(frozen=True)
+class EntryIndex:
+    """Entries by container name, so matching N containers is not N x entries work."""
+
+    by_name: dict[str, list[ContainerEntry]]
+    others: tuple[ContainerEntry, ...]
+
+    @classmethod
+    def of(cls, policy: Policy) -> EntryIndex:
+        by_name: dict[str, list[ContainerEntry]] = {}
+        for entry in policy.containers:
+            if entry.name is not None:
+                by_name.setdefault(entry.name, []).append(entry)
+        return cls(by_name, tuple(e for e in policy.containers if e.name is None))
+
+    def matching(self, container: Container) -> list[ContainerEntry]:
+        found = self.by_name.get(container.name, []) + [
+            e for e in self.others if matches(e, container)
+        ]
+        return sorted(found, key=lambda e: e.index or 0)
+
+    def entry_for(self, container: Container) -> ContainerEntry | None:
+        """The one entry governing the container; two is a policy error naming both."""
+        found = self.matching(container)
+        if len(found) > 1:
+            first, second = found[0], found[1]
+            raise PolicyError(
+                second.location or Location("policy"),
+                f"containers[{second.index}]",
+                f"container {container.name!r} is matched by two entries: {where(first)} and "
+                f"{where(second)}; make the matchers disjoint",
+            )
+        return found[0] if found else None

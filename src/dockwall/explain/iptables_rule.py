@@ -1,0 +1,173 @@
+"""One `-A CHAIN ...` line of iptables-save into a `Rule`, left to right as iptables reads it.
+
+Two readers give the same rule. The fast one splits the line at every ` -`, so each
+piece is one option with its values (`s 10.0.0.1/32`, `-dport 80`, `m tcp`), and looks
+the piece up in a memo of the current module: a 10,000-rule ruleset is mostly the
+same few options with a few distinct values, and this keeps the per-rule work to a
+handful of dictionary lookups. It declines (returns None) whenever a line is not in
+iptables-save's plain spelling, quotes included; the token reader then walks the
+line token by token, exactly as iptables does.
+"""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Collection
+
+from dockwall.explain import iptables_targets as targets
+from dockwall.explain.iptables_matches import (
+    Cursor,
+    RulesetParseError,
+    parse_other,
+    value_handler,
+)
+from dockwall.explain.model import Action, Condition, Rule
+
+JUMPS = frozenset({"-j", "-g", "--jump", "--goto"})
+MODULES = frozenset({"-m", "--match"})
+MEMO_LIMIT = 100_000
+Memo = dict[str, Condition | None]
+MEMO: dict[int, dict[str, Memo]] = {4: {}, 6: {}}
+
+
+def clear_memo() -> None:
+    for memos in MEMO.values():
+        memos.clear()
+
+
+def parse_rule(text: str, version: int, chains: Collection[str]) -> Rule:
+    """`text` starts at `-A`; `chains` are the table's chains, so a jump is told from a target."""
+    if '"' not in text and "'" not in text:
+        rule = fast_rule(text, version, chains)
+        if rule is not None:
+            return rule
+    return token_rule(text, version, chains)
+
+
+def module_memo(version: int, module: str) -> Memo:
+    memos = MEMO.setdefault(version, {})
+    found = memos.get(module)
+    if found is None:
+        found = memos[module] = {}
+    return found
+
+
+def fast_rule(text: str, version: int, chains: Collection[str]) -> Rule | None:
+    pieces = text.split(" -")
+    head = pieces[0]
+    negate = head.endswith(" !")
+    if not head.startswith("-A ") or " " in (head[3:-2] if negate else head[3:]):
+        return None
+    conditions: list[Condition] = []
+    module = ""
+    memo = module_memo(version, module)
+    count = len(pieces)
+    index = 1
+    while index < count:
+        piece = pieces[index]
+        index += 1
+        negate_next = piece.endswith(" !")
+        if negate_next:
+            piece = piece[:-2]
+        first = piece[:1]
+        if first in ("m", "j", "g") and piece[1:2] == " ":
+            if negate or negate_next:
+                return None
+            if first == "m":
+                module = piece[2:]
+                if not module or " " in module:
+                    return None
+                memo = module_memo(version, module)
+                continue
+            action = target(first, piece[2:], pieces[index:], version, chains)
+            return None if action is None else Rule(tuple(conditions), action, text)
+        key = "!" + piece if negate else piece
+        if key in memo:
+            condition = memo[key]
+        else:
+            parsed = fast_condition(piece, negate, version, module, memo, key)
+            if parsed is False:
+                return None
+            condition = parsed  # type: ignore[assignment]
+        if condition is not None:
+            conditions.append(condition)
+        negate = negate_next
+    if negate:
+        return None
+    return Rule(tuple(conditions), targets.no_target(), text)
+
+
+def fast_condition(
+    piece: str, negate: bool, version: int, module: str, memo: Memo, key: str
+) -> Condition | None | bool:
+    """A piece not in the memo; False when the fast reader must decline the line."""
+    name, _, values = piece.partition(" ")
+    if not name[:1].isalpha() and not (name[:1] == "-" and name[1:2].isalpha()):
+        return False
+    option = "-" + name
+    if option in MODULES or option in JUMPS:
+        return False
+    handler = value_handler(module, option)
+    if handler is not None:
+        if not values or " " in values:
+            return False
+        test = handler(values, version)
+        condition = None if test is None else Condition(test, negate)
+        if len(memo) < MEMO_LIMIT:
+            memo[key] = condition
+        return condition
+    tokens = [option, *values.split()]
+    cursor = Cursor(tokens, 1, version, module)
+    test = parse_other(cursor, option)
+    if cursor.pos != len(tokens):
+        return False
+    return None if test is None else Condition(test, negate)
+
+
+def target(
+    first: str, rest: str, after: list[str], version: int, chains: Collection[str]
+) -> Action | None:
+    """`j NAME [--opt value ...]`, the target options being the pieces after it."""
+    name, _, args = rest.partition(" ")
+    if not name:
+        return None
+    tail = args.split()
+    if after:
+        tail += ("-" + " -".join(after)).split()
+    return targets.parse_target("-" + first, name, tail, version, chains)
+
+
+def tokenize(line: str) -> list[str]:
+    """Quotes appear only around comments and log prefixes; split fast when there are none."""
+    tokens = shlex.split(line) if '"' in line or "'" in line else line.split()
+    if tokens and tokens[0].startswith("[") and tokens[0].endswith("]"):
+        tokens = tokens[1:]
+    return tokens
+
+
+def token_rule(text: str, version: int, chains: Collection[str]) -> Rule:
+    """The reference reader: one token at a time, options and values as iptables takes them."""
+    tokens = tokenize(text)
+    if len(tokens) < 2 or tokens[0] != "-A":
+        raise RulesetParseError(f"expected `-A CHAIN ...`, got {text!r}")
+    conditions: list[Condition] = []
+    cursor = Cursor(tokens, 2, version)
+    negate = False
+    while cursor.pos < len(tokens):
+        option = cursor.take()
+        if option == "!":
+            negate = True
+            continue
+        if option in MODULES:
+            cursor.module = cursor.take()
+        elif option in JUMPS:
+            name = cursor.take()
+            action = targets.parse_target(option, name, tokens[cursor.pos :], version, chains)
+            return Rule(tuple(conditions), action, text)
+        else:
+            handler = value_handler(cursor.module, option)
+            test = handler(cursor.take(), version) if handler else parse_other(cursor, option)
+            if test is not None:
+                conditions.append(Condition(test, negate))
+        negate = False
+    return Rule(tuple(conditions), targets.no_target(), text)
