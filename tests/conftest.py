@@ -52,10 +52,11 @@ def prober(lab: Lab) -> Prober:
     return Prober(lab)
 
 
-@pytest.fixture
-def dockwall(lab: Lab, tmp_path: Path) -> Iterator[Dockwall]:
-    """The dockwall CLI on the lab host; the lab is back to plain Docker afterwards."""
-    dw = Dockwall(lab, tmp_path)
+@pytest.fixture(params=["iptables", "nftables"])
+def dockwall(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Dockwall]:
+    """The dockwall CLI on the lab host, once per backend (they must behave the same);
+    the lab is back to plain Docker afterwards."""
+    dw = Dockwall(lab, tmp_path, request.param)
     dw.cleanup()
     try:
         yield dw

@@ -5,7 +5,6 @@ Every test runs for IPv4 and IPv6: `fam` picks the addresses of one family.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 
 import pytest
@@ -13,9 +12,8 @@ import pytest
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
-from dockwall.runner import netns_path
 
-from .dockwall_cli import Dockwall
+from .dockwall_cli import Dockwall, Held
 
 pytestmark = pytest.mark.lab
 
@@ -193,43 +191,16 @@ def test_i_established_connection_survives_reapply(
     dockwall.apply(
         "version: 1\ncontainers:\n  - name: web\n    ingress: [{port: 8080/tcp, from: [any]}]\n"
     )
-    holder = lab_holder(lab, fam.other_src, fam.host, 8080)
-    try:
-        assert holder.stdout is not None and holder.stdin is not None
-        assert holder.stdout.readline().strip() == "connected"
+    with Held(lab, fam.other_src, fam.host, 8080) as held:
         tightened = (
             "version: 1\ncontainers:\n  - name: web\n    ingress:\n"
             '      - {port: 8080/tcp, from: [192.0.2.100, "2001:db8:100::100"]}\n'
         )
         for round_ in range(3):
-            dockwall.apply(
-                tightened if round_ % 2 == 0 else tightened.replace("192.0.2.100", "192.0.2.7")
-            )
-            holder.stdin.write(f"ping {round_}\n")
-            holder.stdin.flush()
-            assert holder.stdout.readline().strip() == "ok"
+            other = tightened.replace("192.0.2.100", "192.0.2.7")
+            dockwall.apply(tightened if round_ % 2 == 0 else other)
+            assert held.echo(f"ping {round_}"), "the established connection still carries data"
         assert not prober.probe(fam.other_src, "host:8080/tcp"), "new connections are denied"
-    finally:
-        holder.kill()
-        holder.wait(timeout=10)
-
-
-def lab_holder(lab: Lab, src: str, dst: str, port: int):  # type: ignore[no-untyped-def]
-    from dockwall.runner import SubprocessRunner
-
-    return SubprocessRunner(netns=netns_path(lab.names.inet_ns)).interactive(
-        [
-            sys.executable,
-            "-m",
-            "dockwall.lab.holder",
-            "--src",
-            src,
-            "--dst",
-            dst,
-            "--port",
-            str(port),
-        ]
-    )
 
 
 BAD_POLICIES = {

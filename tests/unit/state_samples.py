@@ -6,7 +6,11 @@ import ipaddress
 
 from dockwall.model.state import Attachment, Bridge, Container, HostState, PublishedPort
 
-DOCKER0 = Bridge("bridge", "docker0", (ipaddress.ip_network("172.17.0.0/16"),))
+DOCKER0 = Bridge(
+    "bridge",
+    "docker0",
+    (ipaddress.ip_network("172.17.0.0/16"), ipaddress.ip_network("2001:db8:d0c::/64")),
+)
 SHOP = Bridge("shop", "br-5b3cfa957ae6", (ipaddress.ip_network("172.30.0.0/24"),))
 
 

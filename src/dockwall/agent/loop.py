@@ -17,6 +17,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from docker.errors import DockerException
+
 from dockwall.agent.events import Disconnected, Event, Item, start_pump
 from dockwall.compile.compiler import compile_policy
 from dockwall.compile.ir import Ruleset
@@ -86,6 +88,10 @@ class Agent:
             backoff = 0.2
             try:
                 self.session(DockerReader(client), stop)
+            except (DockerException, OSError) as exc:
+                # dockerd went away mid-resync or mid-refresh: start over, never die.
+                self.trouble(f"lost Docker ({exc}); reconnecting with a full resync")
+                stop.wait(backoff)
             finally:
                 client.close()
                 self.stats.connected = False
@@ -97,7 +103,6 @@ class Agent:
         self.stats.connected = True
         self.resync(reader)
         self.reconcile("resync", everything=True)
-        self.stats.backend = self.selected.backend.name if self.selected else None
         self.follow(reader, items, stop)
 
     def resync(self, reader: DockerReader) -> None:
@@ -131,7 +136,8 @@ class Agent:
                     bridges_changed = True
                 if item.container_id:
                     pending.add(item.container_id)
-                continue
+                if now < first + self.config.max_delay:
+                    continue
             if pending or bridges_changed:
                 self.refresh(reader, pending, bridges_changed)
                 self.reconcile(f"{len(pending)} container event(s)")
@@ -168,10 +174,12 @@ class Agent:
             self.engine.apply(self.selected, plans, compiled.ruleset)
             self.ruleset = compiled.ruleset
         except DockwallError as exc:
+            self.ruleset = None  # the next drift check retries with the current state
             self.trouble(f"reconcile ({reason}) failed, previous rules stay in force: {exc}")
             return
         elapsed = (time.perf_counter() - started) * 1000
         changes = sum(len(p.changes) for p in plans)
+        self.stats.backend = self.selected.backend.name
         self.stats.reconciles += 1
         self.stats.last_reconcile = now_iso()
         self.stats.last_reconcile_ms = round(elapsed, 1)

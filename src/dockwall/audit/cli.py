@@ -12,7 +12,7 @@ from rich.console import Console
 from dockwall.audit.findings import print_findings, to_json
 from dockwall.audit.live import audit_host
 from dockwall.audit.static import audit_files
-from dockwall.explain.live import gather
+from dockwall.explain.live import gather, one_shot
 from dockwall.runner import SubprocessRunner
 
 
@@ -24,6 +24,7 @@ def audit(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
     """Find firewall mistakes: exit code 0 without findings above info, 3 with some."""
+    one_shot()
     if files:
         findings = audit_files(files)
     else:

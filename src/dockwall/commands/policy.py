@@ -11,6 +11,7 @@ import typer
 from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, PolicyOption
 from dockwall.commands.report import console, counts, plan_json, print_plan, warn
 from dockwall.commands.starter import starter_policy
+from dockwall.conntrack import cut_refused
 from dockwall.engine import default_engine, read_inputs
 from dockwall.errors import DockwallError
 from dockwall.sources.docker_state import connect, read_state
@@ -66,6 +67,14 @@ def apply(
             "before docker.service at boot; see dockwall-boot.service).",
         ),
     ] = False,
+    cut_existing: Annotated[
+        bool,
+        typer.Option(
+            "--cut-existing",
+            help="Also end established connections the new rules would refuse (conntrack -D). "
+            "Without it, tightening a rule only affects new connections.",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Make the live firewall match the policy, atomically (one transaction per family).
@@ -83,8 +92,11 @@ def apply(
         return
     inputs = read_inputs(policy)
     selected, plans = engine.plan(inputs)
+    cut = []
     if not dry_run:
         engine.apply(selected, plans, inputs.compiled.ruleset)
+        if cut_existing:
+            cut = cut_refused(engine.runner, inputs.compiled.ruleset)
     added, removed = counts(plans)
     if as_json:
         typer.echo(
@@ -104,6 +116,10 @@ def apply(
         f"Applied with {selected.backend.name}: {added} added, {removed} removed; "
         f"{guarded} container(s) under explicit rules, the rest under the defaults."
     )
+    if cut_existing:
+        console.print(f"Cut {len(cut)} tracked connection(s) the new rules refuse:")
+        for flow in cut:
+            console.print(f"  {flow}", highlight=False, soft_wrap=True)
 
 
 def reset(

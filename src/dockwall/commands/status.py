@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, PolicyOption
@@ -12,6 +14,7 @@ from dockwall.commands.report import console, warn
 from dockwall.compile.ir import Allow, Filter, Guard
 from dockwall.engine import Inputs, default_engine, read_inputs
 from dockwall.model.state import Container
+from dockwall.statefile import load_agent_state
 
 
 def describe_allow(allow: Allow, peer_word: str) -> str:
@@ -59,6 +62,28 @@ def container_row(container: Container, guard: Guard | None, inputs: Inputs) -> 
     }
 
 
+def agent_report() -> dict[str, Any]:
+    """The agent's own account, marked stale when its process is gone."""
+    state = load_agent_state()
+    if state is None:
+        return {"running": False}
+    pid = state.get("pid")
+    running = isinstance(pid, int) and Path(f"/proc/{pid}").exists()
+    return {**state, "running": running}
+
+
+def agent_line(state: dict[str, Any]) -> str:
+    if not state.get("running"):
+        return "agent: [yellow]not running[/] (rules stay in force; start `dockwall agent`)"
+    error = f"; last error: {escape(str(state['last_error']))}" if state.get("last_error") else ""
+    return (
+        f"agent: [green]running[/] pid {state['pid']}, {state.get('reconciles', 0)} reconciles "
+        f"(last {state.get('last_reconcile')}, {state.get('last_reconcile_ms')} ms), "
+        f"{state.get('repairs', 0)} drift repairs, "
+        f"{'connected' if state.get('connected') else 'reconnecting'} to Docker{error}"
+    )
+
+
 def status(
     policy: PolicyOption = DEFAULT,
     backend: BackendOption = None,
@@ -74,10 +99,12 @@ def status(
         for c in sorted(inputs.state.containers, key=lambda c: c.name)
     ]
     counters = selected.backend.counters()
+    agent_state = agent_report()
     report = {
         "backend": selected.backend.name,
         "reason": selected.reason,
         "in_sync": all(p.in_sync for p in plans),
+        "agent": agent_state,
         "containers": rows,
         "counters": [c.__dict__ for c in counters],
         "warnings": list(inputs.compiled.warnings),
@@ -108,6 +135,7 @@ def status(
             row["egress"],
         )
     console.print(table)
+    console.print(agent_line(agent_state))
     rules = Table("family", "chain", "rule", "packets", "bytes", title="rule counters")
     for c in counters:
         rules.add_row(c.family, c.where, c.text, str(c.packets), str(c.bytes))

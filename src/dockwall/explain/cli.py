@@ -10,7 +10,7 @@ from rich.console import Console
 
 from dockwall.audit.cli import register as register_audit
 from dockwall.explain.endpoints import start
-from dockwall.explain.live import gather
+from dockwall.explain.live import gather, one_shot
 from dockwall.explain.render import print_explanation, to_json
 from dockwall.explain.simulate import explain_connection
 from dockwall.runner import SubprocessRunner
@@ -37,6 +37,7 @@ def explain(
 
     Exit code 0 when it opens, 3 when it is dropped, 4 when it cannot be told.
     """
+    one_shot()
     state = gather(SubprocessRunner(), docker.from_env)
     begin = start(state, source, destination, family)
     result = explain_connection(state, begin.packet, begin.local_origin)

@@ -49,7 +49,7 @@ ValueHandler = Callable[[str, int], Test | None]
 class Cursor:
     """One rule's tokens and the position of the next one, plus the last `-m` module."""
 
-    __slots__ = ("tokens", "pos", "version", "module")
+    __slots__ = ("module", "pos", "tokens", "version")
 
     def __init__(self, tokens: list[str], pos: int, version: int, module: str = "") -> None:
         self.tokens = tokens
@@ -106,6 +106,8 @@ def proto_test(value: str, _: int) -> Test | None:
 
 
 def nets(value: str) -> tuple[Net, ...]:
+    if "," not in value:
+        return (parse_net(value),)
     return tuple(parse_net(part) for part in value.split(","))
 
 

@@ -57,7 +57,7 @@ def gc_paused() -> Iterator[None]:
 class RuleLines:
     """A chain's rule lines (from `-A` on) and their line numbers, parsed on demand."""
 
-    __slots__ = ("table", "version", "numbers", "texts")
+    __slots__ = ("numbers", "table", "texts", "version")
 
     def __init__(self, table: Table, version: int) -> None:
         self.table = table

@@ -15,24 +15,28 @@ import shlex
 from collections.abc import Collection
 
 from dockwall.explain import iptables_targets as targets
+from dockwall.explain.addresses import slow_net
 from dockwall.explain.iptables_matches import (
     Cursor,
     RulesetParseError,
     parse_other,
     value_handler,
 )
-from dockwall.explain.model import Action, Condition, Rule
+from dockwall.explain.model import Action, Condition, Rule, Unsupported
 
 JUMPS = frozenset({"-j", "-g", "--jump", "--goto"})
 MODULES = frozenset({"-m", "--match"})
 MEMO_LIMIT = 100_000
 Memo = dict[str, Condition | None]
 MEMO: dict[int, dict[str, Memo]] = {4: {}, 6: {}}
+MISSING = Condition(Unsupported("not in the memo"))
 
 
 def clear_memo() -> None:
+    """Forget every memoised option and address (benchmarks start cold, like a new process)."""
     for memos in MEMO.values():
         memos.clear()
+    slow_net.cache_clear()
 
 
 def parse_rule(text: str, version: int, chains: Collection[str]) -> Rule:
@@ -44,8 +48,7 @@ def parse_rule(text: str, version: int, chains: Collection[str]) -> Rule:
     return token_rule(text, version, chains)
 
 
-def module_memo(version: int, module: str) -> Memo:
-    memos = MEMO.setdefault(version, {})
+def module_memo(memos: dict[str, Memo], module: str) -> Memo:
     found = memos.get(module)
     if found is None:
         found = memos[module] = {}
@@ -55,40 +58,43 @@ def module_memo(version: int, module: str) -> Memo:
 def fast_rule(text: str, version: int, chains: Collection[str]) -> Rule | None:
     pieces = text.split(" -")
     head = pieces[0]
-    negate = head.endswith(" !")
-    if not head.startswith("-A ") or " " in (head[3:-2] if negate else head[3:]):
+    bang = "!" in text
+    negate = negate_next = False
+    if bang and head.endswith(" !"):
+        negate, head = True, head[:-2]
+    if not head.startswith("-A ") or " " in head[3:]:
         return None
     conditions: list[Condition] = []
     module = ""
-    memo = module_memo(version, module)
-    count = len(pieces)
-    index = 1
-    while index < count:
+    memos = MEMO.setdefault(version, {})
+    memo = module_memo(memos, module)
+    last = len(pieces) - 1
+    for index in range(1, last + 1):
         piece = pieces[index]
-        index += 1
-        negate_next = piece.endswith(" !")
-        if negate_next:
-            piece = piece[:-2]
-        first = piece[:1]
-        if first in ("m", "j", "g") and piece[1:2] == " ":
+        if bang:
+            negate_next = piece.endswith(" !")
+            if negate_next:
+                piece = piece[:-2]
+        if piece[1:2] == " " and piece[0] in "mjg":
             if negate or negate_next:
                 return None
-            if first == "m":
+            if piece[0] == "m":
                 module = piece[2:]
-                if not module or " " in module:
+                if " " in module:
                     return None
-                memo = module_memo(version, module)
+                memo = memos.get(module) or module_memo(memos, module)
                 continue
-            action = target(first, piece[2:], pieces[index:], version, chains)
+            action = target(piece, pieces[index + 1 :] if index < last else [], version, chains)
             return None if action is None else Rule(tuple(conditions), action, text)
         key = "!" + piece if negate else piece
-        if key in memo:
-            condition = memo[key]
-        else:
-            parsed = fast_condition(piece, negate, version, module, memo, key)
-            if parsed is False:
+        condition = memo.get(key, MISSING)
+        if condition is MISSING:
+            parsed = fast_condition(piece, negate, version, module)
+            if parsed is None:
                 return None
-            condition = parsed  # type: ignore[assignment]
+            condition, reusable = parsed
+            if reusable and len(memo) < MEMO_LIMIT:
+                memo[key] = condition
         if condition is not None:
             conditions.append(condition)
         negate = negate_next
@@ -98,43 +104,41 @@ def fast_rule(text: str, version: int, chains: Collection[str]) -> Rule | None:
 
 
 def fast_condition(
-    piece: str, negate: bool, version: int, module: str, memo: Memo, key: str
-) -> Condition | None | bool:
-    """A piece not in the memo; False when the fast reader must decline the line."""
+    piece: str, negate: bool, version: int, module: str
+) -> tuple[Condition | None, bool] | None:
+    """A piece not in the memo: its condition (None for `-p all`, a comment) and whether
+    the piece's text alone decides it, or None when the fast reader must decline."""
     name, _, values = piece.partition(" ")
-    if not name[:1].isalpha() and not (name[:1] == "-" and name[1:2].isalpha()):
-        return False
     option = "-" + name
-    if option in MODULES or option in JUMPS:
-        return False
     handler = value_handler(module, option)
     if handler is not None:
         if not values or " " in values:
-            return False
+            return None
         test = handler(values, version)
-        condition = None if test is None else Condition(test, negate)
-        if len(memo) < MEMO_LIMIT:
-            memo[key] = condition
-        return condition
+        return (None if test is None else Condition(test, negate)), True
+    if not (name[:1].isalpha() or (name[:1] == "-" and name[1:2].isalpha())):
+        return None
+    if option in MODULES or option in JUMPS:
+        return None
     tokens = [option, *values.split()]
     cursor = Cursor(tokens, 1, version, module)
     test = parse_other(cursor, option)
     if cursor.pos != len(tokens):
-        return False
-    return None if test is None else Condition(test, negate)
-
-
-def target(
-    first: str, rest: str, after: list[str], version: int, chains: Collection[str]
-) -> Action | None:
-    """`j NAME [--opt value ...]`, the target options being the pieces after it."""
-    name, _, args = rest.partition(" ")
-    if not name:
         return None
+    return (None if test is None else Condition(test, negate)), False
+
+
+def target(piece: str, after: list[str], version: int, chains: Collection[str]) -> Action | None:
+    """`j NAME [--opt value ...]`: the target's options are the pieces after it."""
+    option = "-j" if piece[0] == "j" else "-g"
+    name = piece[2:]
+    if " " not in name and not after:
+        return targets.parse_target(option, name, [], version, chains) if name else None
+    name, _, args = name.partition(" ")
     tail = args.split()
     if after:
         tail += ("-" + " -".join(after)).split()
-    return targets.parse_target("-" + first, name, tail, version, chains)
+    return targets.parse_target(option, name, tail, version, chains) if name else None
 
 
 def tokenize(line: str) -> list[str]:

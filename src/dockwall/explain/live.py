@@ -7,6 +7,7 @@ note, not a failure: a host without nft simply has no native tables.
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any
 
@@ -36,6 +37,16 @@ SYSCTLS = {
 }
 
 
+def one_shot() -> None:
+    """For `dockwall explain` and `audit`, processes that read the host once and exit.
+
+    Parsing a big ruleset makes ~100,000 acyclic objects; with the cyclic collector on,
+    its next pass walks all of them (15-25 ms at 10,000 rules) to free nothing. The
+    process ends a moment later and frees everything anyway, so it runs without it.
+    """
+    gc.disable()
+
+
 def output(runner: Runner, argv: list[str], notes: list[str]) -> str | None:
     try:
         return runner.run(argv, timeout=30).stdout
@@ -49,7 +60,7 @@ def read_tables(runner: Runner, notes: list[str]) -> tuple[list[Table], dict[str
     for command, version, origin in SAVE_COMMANDS:
         text = output(runner, [command], notes)
         if text:
-            tables += parse_iptables_save(text, version, origin)
+            tables += parse_iptables_save(text, version, origin, lazy=True)
     skip = {(t.family, t.name) for t in tables if t.origin == "iptables-nft"}
     text = output(runner, ["nft", "-j", "list", "ruleset"], notes)
     if text:

@@ -54,9 +54,13 @@ def evaluate(condition: Condition, ctx: Context) -> bool | None:
 
 
 def addr(test: Addr, ctx: Context) -> bool:
+    """The hottest test of a big ruleset (`-s A.B.C.D -j DROP` x 10,000): a plain loop."""
     p = ctx.packet
     value = p.src if test.field == "src" else p.dst
-    return any(n.contains(p.version, value) for n in test.nets)
+    for net in test.nets:
+        if net.version == p.version and value & net.mask == net.address:
+            return True
+    return False
 
 
 def addr_range(test: AddrRange, ctx: Context) -> bool:

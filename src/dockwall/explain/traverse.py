@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockwall.explain.match import Context, evaluate
+from dockwall.explain.match import TESTS, Context, evaluate
 from dockwall.explain.model import (
     Accept,
     Action,
@@ -129,11 +129,12 @@ class Walker:
         """The rule's action if it matches; asks for an assumption if that is unknowable."""
         unknown: str | None = None
         for condition in rule.conditions:
-            result = evaluate(condition, ctx)
-            if result is False:
-                return None
+            test = condition.test
+            result = TESTS[type(test)](test, ctx)  # evaluate(), inlined: it runs per rule
             if result is None:
-                unknown = str(getattr(condition.test, "text", condition.test))
+                unknown = str(getattr(test, "text", test))
+            elif (result is False) if not condition.negate else result:
+                return None
         if unknown is None:
             return rule.action
         if isinstance(rule.action, Continue) and not rule.effects:

@@ -113,6 +113,7 @@ class Lab:
             "--cgroup-parent", f"/{n.cgroup_parent}",
             "--ipv6", "--fixed-cidr-v6", t.DOCKER_V6_CIDR,
             "--ip6tables", "--experimental",
+            "--live-restore",
         ]  # fmt: skip
 
     def start_dockerd(self) -> None:
@@ -130,6 +131,14 @@ class Lab:
                 time.sleep(0.2)
         log = (self.names.state_dir / "dockerd.log").read_text(errors="replace")[-2000:]
         raise DockwallError(f"dockerd of lab {self.names.name} did not start:\n{log}")
+
+    def restart_dockerd(self) -> None:
+        """Stop and start dockerd as a host upgrade or crash would; containers live on
+        (live-restore), and Docker rebuilds its own chains on the way up."""
+        pid = read_pid(self.names.dockerd_pidfile)
+        if pid is not None:
+            processes.stop({pid})
+        self.start_dockerd()
 
     @contextmanager
     def client(self) -> Iterator[docker.DockerClient]:

@@ -3,6 +3,10 @@
 Only chains named DOCKWALL-* are ever written, plus one marked jump from DOCKER-USER
 and one from INPUT. Where Docker made no DOCKER-USER (ip6tables under Docker 20.10),
 dockwall creates it and hooks it from FORWARD, marked so reset can undo exactly that.
+
+Long address lists live in ipset sets named dockwall-*. A plan's transactions run in
+order: one `ipset restore` creating the new sets, the iptables-restore of each family
+(side by side), then one destroying the sets no rule uses any more.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ import difflib
 from concurrent.futures import ThreadPoolExecutor
 
 from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
+from dockwall.backends.iptables import ipsets
+from dockwall.backends.iptables.ipsets import IpSet
 from dockwall.backends.iptables.render import CHAIN_PREFIX, FORWARD, INPUT, MARK, render
 from dockwall.backends.iptables.ruleset import FilterTable, LiveRule, parse_filter
 from dockwall.backends.iptables.variant import Family, Variant, detect
@@ -52,14 +58,17 @@ class IptablesBackend:
     def plan(self, ruleset: Ruleset) -> Plan:
         changes: list[Change] = []
         transactions: list[Transaction] = []
+        wanted: dict[str, IpSet] = {}
         for family in FAMILIES:
             live = self.live(family)
-            desired = render(ruleset, family).chains
+            rendered = render(ruleset, family)
+            wanted.update(rendered.sets)
+            desired = rendered.chains
             diff = chain_changes(family, live, desired) + hook_changes(family, live)
             if diff:
                 changes += diff
                 transactions.append(self.transaction(family, live, desired))
-        return Plan(self.name, tuple(changes), tuple(transactions))
+        return self.with_sets(Plan(self.name, tuple(changes), tuple(transactions)), wanted)
 
     def plan_reset(self) -> Plan:
         changes: list[Change] = []
@@ -70,7 +79,25 @@ class IptablesBackend:
             if diff:
                 changes += diff
                 transactions.append(Transaction(tuple(self.variant.restore(family)), script(lines)))
-        return Plan(self.name, tuple(changes), tuple(transactions))
+        return self.with_sets(Plan(self.name, tuple(changes), tuple(transactions)), {})
+
+    def with_sets(self, plan: Plan, wanted: dict[str, IpSet]) -> Plan:
+        """Adds the ipset steps around the iptables ones: missing (or altered) sets are
+        loaded before any rule names them, ours that no rule will name go afterwards."""
+        live = ipsets.live_sets(self.runner)
+        create = [s for s in wanted.values() if not s.matches(live.get(s.name))]
+        stale = {name: s for name, s in live.items() if name not in wanted}
+        before, after = ipsets.set_changes(create, stale, live)
+        transactions = list(plan.transactions)
+        if create:
+            fresh = [s.name for s in create if s.name not in live]
+            undo = ipsets.destroy_script(fresh) if fresh else None
+            payload = ipsets.create_script(create, live)
+            transactions.insert(0, Transaction(ipsets.CREATE_ARGV, payload, undo))
+        if stale:
+            transactions.append(Transaction(ipsets.DESTROY_ARGV, ipsets.destroy_script(stale)))
+        changes = (*before, *plan.changes, *after)
+        return Plan(plan.backend, changes, tuple(transactions))
 
     def transaction(
         self, family: Family, live: FilterTable, desired: dict[str, list[str]]
@@ -84,19 +111,36 @@ class IptablesBackend:
         )
 
     def apply(self, plan: Plan) -> None:
-        """Families load side by side; if one fails, the others are put back as they were."""
-        with ThreadPoolExecutor(max_workers=len(FAMILIES)) as pool:
-            loads = [
-                pool.submit(self.runner.run, list(t.argv), input=t.payload)
-                for t in plan.transactions
-            ]
+        """New sets first; then the families side by side, and if one fails the others
+        are put back as they were and the new sets go again; then the stale sets."""
+        before, tables, after = phases(plan.transactions)
+        for step in before:
+            try:
+                self.runner.run(list(step.argv), input=step.payload)
+            except Exception:
+                self.destroy_new_sets(before)
+                raise
+        if tables:
+            self.load_tables(tables, before)
+        for step in after:
+            ipsets.destroy(self.runner, ipsets.names_in(step.payload))
+
+    def load_tables(self, tables: list[Transaction], before: list[Transaction]) -> None:
+        with ThreadPoolExecutor(max_workers=len(tables)) as pool:
+            loads = [pool.submit(self.runner.run, list(t.argv), input=t.payload) for t in tables]
         failed = [load.exception() for load in loads if load.exception() is not None]
         if not failed:
             return
-        for transaction, load in zip(plan.transactions, loads, strict=True):
+        for transaction, load in zip(tables, loads, strict=True):
             if load.exception() is None and transaction.undo is not None:
                 self.runner.run(list(transaction.argv), input=transaction.undo)
+        self.destroy_new_sets(before)
         raise failed[0]  # type: ignore[misc]
+
+    def destroy_new_sets(self, before: list[Transaction]) -> None:
+        names = [n for step in before if step.undo for n in ipsets.names_in(step.undo)]
+        if names:
+            ipsets.destroy(self.runner, names)
 
     def counters(self) -> list[RuleCounter]:
         return [
@@ -109,6 +153,18 @@ class IptablesBackend:
 
     def installed(self) -> bool:
         return any(ours(self.live(family)) for family in FAMILIES)
+
+
+def phases(
+    transactions: tuple[Transaction, ...],
+) -> tuple[list[Transaction], list[Transaction], list[Transaction]]:
+    """(ipset steps before the tables, iptables-restore steps, ipset steps after)."""
+    is_set = [t.argv[:1] == ("ipset",) for t in transactions]
+    first = next((i for i, flag in enumerate(is_set) if not flag), len(transactions))
+    before = list(transactions[:first])
+    tables = [t for t, flag in zip(transactions, is_set, strict=True) if not flag]
+    after = [t for i, t in enumerate(transactions) if i >= first and is_set[i]]
+    return before, tables, after
 
 
 def chain_changes(family: Family, live: FilterTable, desired: dict[str, list[str]]) -> list[Change]:

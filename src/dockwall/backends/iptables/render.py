@@ -7,8 +7,9 @@ and `plan` shows nothing when nothing changed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.variant import Family
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
 from dockwall.model.state import Address, Network
@@ -26,9 +27,11 @@ NEIGHBOUR_DISCOVERY = (133, 134, 135, 136)
 
 @dataclass(frozen=True)
 class Desired:
-    """Our chains in order, each with its rules, for one address family."""
+    """Our chains in order, each with its rules, and the ipset sets they match against,
+    for one address family."""
 
     chains: dict[str, list[str]]
+    sets: dict[str, IpSet] = field(default_factory=dict)
 
 
 def version(family: Family) -> int:
@@ -63,18 +66,38 @@ def proto_match(port: PortMatch, family: Family, original: bool) -> str:
     return f"-p {port.proto} -m {port.proto} --dport {port_range(port)}"
 
 
-def allow_rules(allow: Allow, family: Family, peer_flag: str) -> list[str]:
-    """Every (peer, port) combination of one Allow that exists in this family."""
+def allow_rules(allow: Allow, family: Family, peer_flag: str, sets: dict[str, IpSet]) -> list[str]:
+    """Every (peer, port) combination of one Allow that exists in this family; a long
+    peer list is one ipset match instead (added to `sets`), so it costs one lookup."""
+    ports = [proto_match(p, family, allow.original) for p in allow.ports] or [""]
     if allow.peers is None:
-        peers: list[str] = [""]
-    else:
-        peers = [f"{peer_flag} {cidr(p)} " for p in allow.peers if p.version == version(family)]
-    ports = [proto_match(p, family, allow.original) + " " for p in allow.ports] or [""]
-    return [f"{peer}{port}-j RETURN" for peer in peers for port in ports]
+        return [words(port, "-j RETURN") for port in ports]
+    mine = [p for p in allow.peers if p.version == version(family)]
+    if wants_set(mine):
+        found = set_for(family, mine)
+        sets[found.name] = found
+        direction = "src" if peer_flag == "-s" else "dst"
+        return [set_rule(found.name, direction, port) for port in ports]
+    return [words(f"{peer_flag} {cidr(p)}", port, "-j RETURN") for p in mine for port in ports]
 
 
-def filter_rules(filter_: Filter, family: Family, peer_flag: str) -> list[str]:
-    rules = [r for allow in filter_.allows for r in allow_rules(allow, family, peer_flag)]
+def words(*parts: str) -> str:
+    return " ".join(part for part in parts if part)
+
+
+def set_rule(name: str, direction: str, port: str) -> str:
+    """iptables-save's order: `-p PROTO` first, then the matches as given."""
+    match = f"-m set --match-set {name} {direction}"
+    parts = port.split(" ", 2)
+    if len(parts) < 2:
+        return f"{match} -j RETURN"
+    return words(parts[0], parts[1], match, *parts[2:], "-j RETURN")
+
+
+def filter_rules(
+    filter_: Filter, family: Family, peer_flag: str, sets: dict[str, IpSet]
+) -> list[str]:
+    rules = [r for allow in filter_.allows for r in allow_rules(allow, family, peer_flag, sets)]
     return [*dict.fromkeys(rules), "-j DROP"]
 
 
@@ -103,10 +126,9 @@ def target(filter_: Filter | None, chain: str) -> str | None:
 def render(ruleset: Ruleset, family: Family) -> Desired:
     """FORWARD dispatch by container address first, then the bridge-wide defaults."""
     chains: dict[str, list[str]] = {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]}
+    sets: dict[str, IpSet] = {}
     if family == "ipv6":
-        chains[INPUT] += [
-            f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in NEIGHBOUR_DISCOVERY
-        ]
+        chains[INPUT] += neighbour_discovery()
     for guard in ruleset.guards:
         mine = [e for e in guard.endpoints if e.address.version == version(family)]
         if not mine:
@@ -114,9 +136,9 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
         ingress = target(guard.ingress, guard_chain(guard, "I"))
         egress = target(guard.egress, guard_chain(guard, "E"))
         if guard.ingress is not None:
-            chains[guard_chain(guard, "I")] = filter_rules(guard.ingress, family, "-s")
+            chains[guard_chain(guard, "I")] = filter_rules(guard.ingress, family, "-s", sets)
         if guard.egress is not None:
-            chains[guard_chain(guard, "E")] = filter_rules(guard.egress, family, "-d")
+            chains[guard_chain(guard, "E")] = filter_rules(guard.egress, family, "-d", sets)
         for endpoint in mine:
             if ingress or ruleset.default_ingress is not None:
                 chains[FORWARD].append(ingress_dispatch(endpoint, ingress or "-j RETURN"))
@@ -124,16 +146,21 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
                 chains[FORWARD].append(egress_dispatch(endpoint, egress or "-j RETURN", True))
                 chains[INPUT].append(egress_dispatch(endpoint, egress or "-j RETURN", False))
     add_peers(chains, ruleset, family)
-    add_defaults(chains, ruleset, family)
-    return Desired(chains)
+    add_defaults(chains, ruleset, family, sets)
+    return Desired(chains, sets)
+
+
+def neighbour_discovery() -> list[str]:
+    return [f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in NEIGHBOUR_DISCOVERY]
 
 
 def add_peers(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) -> None:
     """Container to container on one bridge; the kernel shows it to FORWARD only with
-    br_netfilter, which the engine checks before relying on this."""
+    br_netfilter, which the engine checks before relying on this. IPv6 neighbour
+    discovery between containers passes, or no IPv6 peer could ever find another."""
     if not ruleset.isolate_peers:
         return
-    rules: list[str] = []
+    rules: list[str] = neighbour_discovery() if family == "ipv6" else []
     for allow in ruleset.peers:
         if allow.source.version != version(family):
             continue
@@ -145,12 +172,14 @@ def add_peers(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) ->
         chains[FORWARD].append(f"-i {bridge.interface} -o {bridge.interface} -g {PEERS}")
 
 
-def add_defaults(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) -> None:
+def add_defaults(
+    chains: dict[str, list[str]], ruleset: Ruleset, family: Family, sets: dict[str, IpSet]
+) -> None:
     """Whole-bridge rules: they hold containers dockwall has not seen yet (fail-closed)."""
     if ruleset.default_ingress is not None:
-        chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s")
+        chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s", sets)
     if ruleset.default_egress is not None:
-        chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d")
+        chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d", sets)
     for bridge in ruleset.bridges:
         iface = bridge.interface
         if ruleset.default_ingress is not None:

@@ -14,6 +14,10 @@ Layout, and why:
   source's egress; the base chain's policy accept then hands it to Docker.
 - Guards without a filter for a direction map to `return`, so the defaults (which catch
   every other address on a known bridge, fail-closed) never see their traffic.
+- Traffic between containers on one bridge (`@intra`) is not ingress or egress: it is
+  accepted as before, or, when peers are isolated, sent to chain `peers`, which accepts
+  the allowed (source . destination [. protocol . port]) pairs by set lookup and drops
+  the rest. The kernel shows that traffic to the forward hook only with br_netfilter.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ from dataclasses import dataclass, field
 from dockwall.backends.nftables import expr as e
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
-from dockwall.compile.ir import Allow, Filter, Guard, PortMatch, Ruleset
+from dockwall.compile.ir import Allow, Filter, Guard, PeerAllow, PortMatch, Ruleset
 from dockwall.model.state import Network
 
 PRIORITY = -1
@@ -34,6 +38,8 @@ ICMP = {4: "icmp", 6: "ipv6-icmp"}
 IP = {4: "ip", 6: "ip6"}
 ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 NAME_LIMIT = 48
+PEERS = "peers"
+L4_PORTS = ("tcp", "udp")
 
 
 @dataclass(frozen=True)
@@ -96,12 +102,16 @@ def table_objects(ruleset: Ruleset) -> list[Json]:
         (EGRESS, ruleset.default_egress),
     ):
         add_direction(objects, direction, ruleset, labels, default)
-    add_base_chains(objects)
+    if ruleset.isolate_peers:
+        add_peers(objects, ruleset.peers)
+    add_base_chains(objects, ruleset.isolate_peers)
     return objects.ordered()
 
 
-def add_base_chains(objects: Objects) -> None:
+def add_base_chains(objects: Objects, isolate_peers: bool = False) -> None:
+    """Same-bridge traffic skips the guards: accepted, or judged by `peers` when isolated."""
     established = e.match(e.ct("state"), ["established", "related"], op="in")
+    intra = e.goto(PEERS) if isolate_peers else e.verdict("accept")
     objects.chains.append(base_chain("forward"))
     objects.chains.append(base_chain("input"))
     objects.rules += [
@@ -110,18 +120,78 @@ def add_base_chains(objects: Objects) -> None:
             "forward",
             [
                 e.match(e.concat(e.meta("iifname"), e.meta("oifname")), e.set_ref("intra")),
-                e.verdict("accept"),
+                intra,
             ],
         ),
         rule("forward", [e.jump(INGRESS.chain)]),
         rule("forward", [e.jump(EGRESS.chain)]),
         rule("input", [established, e.verdict("accept")]),
-        rule(
-            "input",
-            [e.match(e.payload("icmpv6", "type"), {"set": list(ND_TYPES)}), e.verdict("accept")],
-        ),
+        rule("input", [neighbour_discovery(), e.verdict("accept")]),
         rule("input", [e.jump(EGRESS.chain)]),
     ]
+
+
+def neighbour_discovery() -> Json:
+    return e.match(e.payload("icmpv6", "type"), {"set": list(ND_TYPES)})
+
+
+def add_peers(objects: Objects, peers: Sequence[PeerAllow]) -> None:
+    """Chain `peers`: container to container on one bridge, reached only when isolated.
+
+    Each family has at most one set of (source . destination) pairs allowed any protocol
+    and one of (source . destination . protocol . port) for single TCP/UDP ports, so a
+    packet costs a couple of hash lookups however many pairs there are. Rarer port specs
+    (ranges, a whole protocol, ICMP) get one rule and pair set per distinct spec. IPv6
+    neighbour discovery between containers passes, or no IPv6 peer could find another.
+    """
+    rules: list[list[Json]] = [[neighbour_discovery(), e.verdict("accept")]]
+    for family in (4, 6):
+        ip = IP[family]
+        addr = ADDR_TYPE[family]
+        pair_key = e.concat(e.payload(ip, "saddr"), e.payload(ip, "daddr"))
+        service_key = e.concat(
+            e.payload(ip, "saddr"),
+            e.payload(ip, "daddr"),
+            e.meta("l4proto"),
+            e.payload("th", "dport"),
+        )
+        anything: dict[str, Json] = {}
+        services: dict[str, Json] = {}
+        others: dict[PortMatch, dict[str, Json]] = {}
+        for allow in peers:
+            if allow.source.version != family or allow.destination.version != family:
+                continue
+            pair = (str(allow.source), str(allow.destination))
+            if not allow.ports:
+                anything.setdefault(" . ".join(pair), e.concat(*pair))
+            for port in allow.ports:
+                if (
+                    port.proto in L4_PORTS
+                    and port.first is not None
+                    and port.last in (None, port.first)
+                ):
+                    element = e.concat(*pair, port.proto, port.first)
+                    services.setdefault(" . ".join([*pair, port.proto, str(port.first)]), element)
+                else:
+                    others.setdefault(port, {}).setdefault(" . ".join(pair), e.concat(*pair))
+        if anything:
+            name = f"{PEERS}-v{family}"
+            objects.sets.append(named_set(name, [addr, addr], [], list(anything.values())))
+            rules.append([e.match(pair_key, e.set_ref(name)), e.counter(), e.verdict("accept")])
+        if services:
+            name = f"{PEERS}-v{family}-ports"
+            kind = [addr, addr, "inet_proto", "inet_service"]
+            objects.sets.append(named_set(name, kind, [], list(services.values())))
+            rules.append([e.match(service_key, e.set_ref(name)), e.counter(), e.verdict("accept")])
+        for index, (port, pairs) in enumerate(others.items()):
+            name = f"{PEERS}-v{family}-{index}"
+            objects.sets.append(named_set(name, [addr, addr], [], list(pairs.values())))
+            for match in port_match(port, family, original=False):
+                rules.append(
+                    [e.match(pair_key, e.set_ref(name)), *match, e.counter(), e.verdict("accept")]
+                )
+    rules.append([e.counter(), e.verdict("drop")])
+    objects.chain(PEERS, rules)
 
 
 def add_direction(
