@@ -6,6 +6,9 @@ with the nftables backend, with a naive linear iptables chain and with the iptab
 backend, and prints a markdown table with ratios against no firewall.
 
     .venv/bin/python bench/bench_datapath.py [--seconds 3] [--entries 10000] [--rounds 3]
+
+`run()` returns the same table as markdown, with the command and the machine, for
+`python -m bench`.
 """
 
 from __future__ import annotations
@@ -16,10 +19,15 @@ import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
-from datapath.labsetup import BenchLab, bench_lab
-from datapath.measure import Sample, sample
-from datapath.setups import (
+if __package__ in (None, ""):  # run as a script: make `bench` importable from the checkout
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.datapath.labsetup import BenchLab, bench_lab
+from bench.datapath.measure import Sample, sample
+from bench.datapath.report import machine
+from bench.datapath.setups import (
     Setup,
     iptables_backend,
     linear_iptables,
@@ -29,6 +37,10 @@ from datapath.setups import (
 
 MAX_SECONDS = 10.0
 MAX_ROUNDS = 5
+SECONDS = 3.0
+ENTRIES = 10_000
+ROUNDS = 3
+COMMAND = ".venv/bin/python bench/bench_datapath.py"
 
 
 @dataclass(frozen=True)
@@ -62,7 +74,7 @@ def measure(bench: BenchLab, setup: Setup, seconds: float) -> tuple[float, Sampl
         setup.remove()
 
 
-def run(seconds: float, entries: int, rounds: int) -> list[Row]:
+def measure_rows(seconds: float, entries: int, rounds: int) -> list[Row]:
     """Rounds interleave the setups, so a noisy moment on the host hits all of them."""
     with bench_lab() as bench:
         chosen = setups(bench, entries)
@@ -95,16 +107,38 @@ def table(rows: Sequence[Row], entries: int) -> str:
     return "\n".join(lines)
 
 
+def command(seconds: float, entries: int, rounds: int) -> str:
+    options = [
+        f"--{name} {value:g}"
+        for name, value, default in (
+            ("seconds", seconds, SECONDS),
+            ("entries", entries, ENTRIES),
+            ("rounds", rounds, ROUNDS),
+        )
+        if value != default
+    ]
+    return " ".join([COMMAND, *options])
+
+
+def run(seconds: float = SECONDS, entries: int = ENTRIES, rounds: int = ROUNDS) -> str:
+    """The markdown: the table, how to reproduce it, and the machine it ran on (as root;
+    it brings up a lab of its own and always tears it down)."""
+    seconds = min(seconds, MAX_SECONDS)
+    rounds = max(1, min(rounds, MAX_ROUNDS))
+    rows = measure_rows(seconds, entries, rounds)
+    return (
+        table(rows, entries) + f"\n\nReproduce: `{command(seconds, entries, rounds)}` (as root; "
+        f"{seconds:g} s per measurement). Machine: {machine()}.\n"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
-    parser.add_argument("--seconds", type=float, default=3.0)
-    parser.add_argument("--entries", type=int, default=10_000)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--seconds", type=float, default=SECONDS)
+    parser.add_argument("--entries", type=int, default=ENTRIES)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args(argv)
-    seconds = min(args.seconds, MAX_SECONDS)
-    rounds = max(1, min(args.rounds, MAX_ROUNDS))
-    rows = run(seconds, args.entries, rounds)
-    print(table(rows, args.entries))
+    sys.stdout.write(run(args.seconds, args.entries, args.rounds))
     return 0
 
 

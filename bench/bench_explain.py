@@ -97,7 +97,9 @@ def measure(count: int = RULES, runs: int = RUNS) -> tuple[int, list[Row]]:
     web = Container("web", {4: (0xAC110002,), 6: ()})
 
     def state(lazy: bool) -> HostState:
-        return HostState(Ruleset(parse_iptables_save(text, 4, "iptables-nft", lazy=lazy)), net, [web])
+        return HostState(
+            Ruleset(parse_iptables_save(text, 4, "iptables-nft", lazy=lazy)), net, [web]
+        )
 
     def explain_once() -> object:
         host = state(lazy=True)
@@ -110,14 +112,24 @@ def measure(count: int = RULES, runs: int = RUNS) -> tuple[int, list[Row]]:
     begin = start(parsed, "192.0.2.100", "host:8080/tcp")
     rows = [
         timed("split into chains (lazy read)", lambda: state(lazy=True), gc_on=False, runs=runs),
-        timed("parse every rule (eager, as audit reads)", lambda: state(lazy=False), gc_on=False, runs=runs),
+        timed(
+            "parse every rule (eager, as audit reads)",
+            lambda: state(lazy=False),
+            gc_on=False,
+            runs=runs,
+        ),
         timed(
             "simulate on parsed rules (both packets)",
             lambda: explain_connection(parsed, begin.packet, begin.local_origin),
             gc_on=False,
             runs=runs,
         ),
-        timed("**explain: read + parse + simulate, as the CLI runs it**", explain_once, gc_on=False, runs=runs),
+        timed(
+            "**explain: read + parse + simulate, as the CLI runs it**",
+            explain_once,
+            gc_on=False,
+            runs=runs,
+        ),
         timed("explain, cyclic GC on (library use)", explain_once, gc_on=True, runs=runs),
     ]
     return parsed.ruleset.rule_count(), rows
@@ -130,9 +142,7 @@ def markdown(count: int, rows: list[Row], runs: int = RUNS) -> str:
         f"Reproduce: `{COMMAND}`.\n\n"
         "| stage | wall | CPU |\n|---|---|---|\n"
     )
-    return head + "".join(
-        f"| {r.stage} | {r.wall_ms:.1f} ms | {r.cpu_ms:.1f} ms |\n" for r in rows
-    )
+    return head + "".join(f"| {r.stage} | {r.wall_ms:.1f} ms | {r.cpu_ms:.1f} ms |\n" for r in rows)
 
 
 def run() -> str:

@@ -71,8 +71,8 @@ class BenchLab:
 
 @contextmanager
 def bench_lab() -> Iterator[BenchLab]:
-    """A fresh lab named n<hex>, always torn down, whatever happens inside."""
-    lab = Lab("n" + secrets.token_hex(3))
+    """A fresh lab named p<hex>, always torn down, whatever happens inside."""
+    lab = Lab("p" + secrets.token_hex(3))
     bench: BenchLab | None = None
     try:
         lab.up(samples=False)

@@ -6,8 +6,7 @@ import json
 import sys
 from dataclasses import dataclass
 
-from datapath.labsetup import HERE, IPERF_PORT, RATE_PORT, BenchLab
-
+from bench.datapath.labsetup import HERE, IPERF_PORT, RATE_PORT, BenchLab
 from dockwall.lab import topology as t
 from dockwall.lab.netns import in_ns
 from dockwall.lab.probe import Prober

@@ -11,9 +11,8 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from datapath.labsetup import IPERF_PORT, RATE_PORT, BenchLab
-from datapath.measure import SOURCE
-
+from bench.datapath.labsetup import IPERF_PORT, RATE_PORT, BenchLab
+from bench.datapath.measure import SOURCE
 from dockwall.backends.base import Backend
 from dockwall.backends.nftables import NftablesBackend
 from dockwall.compile.ir import Allow, Filter, Guard, PortMatch, Ruleset

@@ -258,16 +258,22 @@ def rules_naming(lab: Lab, address: str) -> list[str]:
     return found
 
 
-def our_part(lab: Lab) -> dict[str, list[str]]:
+def our_part(lab: Lab, *, positions: bool = True) -> dict[str, list[str]]:
     """dockwall's chains and marked jumps, per family and chain, in order (counters and
-    chain declaration order left out: a re-created chain may be listed elsewhere)."""
+    chain declaration order left out: a re-created chain may be listed elsewhere).
+
+    With `positions`, a marked jump in someone else's chain carries its index there."""
     part: dict[str, list[str]] = {}
     for family, tool in FAMILIES:
         table = parse_filter(save(lab, tool))
         for chain in table.chains:
             rules = table.rules(chain)
             if not chain.startswith(CHAIN_PREFIX):
-                rules = [f"#{i} {r}" for i, r in enumerate(rules) if r.startswith(MARK)]
+                rules = [
+                    f"#{i} {r}" if positions else r
+                    for i, r in enumerate(rules)
+                    if r.startswith(MARK)
+                ]
             if rules or chain.startswith(CHAIN_PREFIX):
                 part[f"{family} {chain}"] = rules
     return part

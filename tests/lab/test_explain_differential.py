@@ -1,9 +1,10 @@
 """explain must agree with real packets, every time, on a real Docker host.
 
 For each scenario (Docker's own rules, the article's INPUT rules, a DOCKER-USER drop,
-a ufw-like chain, a dockwall-like policy) random connections are both simulated and
-sent for real; `unknown` counts as disagreement. Only endpoints with a listener are
-probed, so "closed" can only mean the firewall.
+a ufw-like chain, a dockwall-like policy, and policies applied by `dockwall apply`
+itself with the iptables and the nftables backend) random connections are both
+simulated and sent for real; `unknown` counts as disagreement. Only endpoints with a
+listener are probed, so "closed" can only mean the firewall.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import random
 import secrets
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import docker
 import pytest
@@ -24,9 +26,12 @@ from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Probe, Prober
 
+from .dockwall_cli import Dockwall
+
 pytestmark = pytest.mark.lab
 
-PROBES_PER_SCENARIO = 64
+PROBES_PER_SCENARIO = 40
+PROBES_PER_POLICY = 32
 INBOUND = (("8080", "tcp"), ("8053", "udp"), ("5432", "tcp"), (str(t.HOST_SERVICE_PORT), "tcp"))
 CONTAINERS = ("web", "db", "worker")
 
@@ -89,6 +94,52 @@ SCENARIOS = {
     "dockwall-like": (DOCKWALL_LIKE, DOCKWALL_LIKE6),
 }
 
+INGRESS_ALLOWLIST = """\
+version: 1
+containers:
+  - name: web
+    ingress:
+      - port: 8080/tcp
+        from: [192.0.2.0/24, "2001:db8:100::/48"]
+  - name: db
+    ingress:
+      - {port: 5432/tcp, from: [203.0.113.10, "2001:db8:203::10"]}
+"""
+DEFAULT_DENY = """\
+version: 1
+defaults: {ingress: deny}
+containers:
+  - name: web
+    ingress:
+      - {port: 8053/udp, from: [any]}
+"""
+EGRESS_ALLOWLIST = """\
+version: 1
+containers:
+  - compose: {project: shop, service: worker}
+    egress:
+      - {to: [203.0.113.0/24, "2001:db8:203::/48"], port: 443/tcp}
+      - {to: [203.0.113.20/32, "2001:db8:203::20"], port: 53/udp}
+  - name: web
+    egress:
+      - {to: [192.0.2.0/24, "2001:db8:100::/48"], port: 80/tcp}
+"""
+EGRESS_DENY = """\
+version: 1
+defaults: {egress: deny}
+containers:
+  - name: db
+    egress:
+      - {to: [198.51.100.0/24, "2001:db8:ffff::/64"], port: 2222/tcp}
+"""
+POLICIES = {
+    "ingress-allowlist": INGRESS_ALLOWLIST,
+    "default-deny-ingress": DEFAULT_DENY,
+    "egress-allowlist": EGRESS_ALLOWLIST,
+    "egress-deny": EGRESS_DENY,
+}
+BACKENDS = ("iptables", "nftables")
+
 
 @dataclass(frozen=True)
 class Case:
@@ -125,8 +176,9 @@ def egress_destination(rng: random.Random, family: int) -> str:
     roll = rng.random()
     if roll < 0.15:
         return "container:db:5432/tcp"
-    if roll < 0.25 and family == 4:
-        return f"{t.HOST_UPLINK_V4}:{t.HOST_SERVICE_PORT}/tcp"
+    if roll < 0.3:
+        host = t.HOST_UPLINK_V4 if family == 4 else f"[{t.HOST_UPLINK_V6}]"
+        return f"{host}:{t.HOST_SERVICE_PORT}/{rng.choice(('tcp', 'tcp', 'udp'))}"
     address = rng.choice(t.INTERNET_V4 if family == 4 else t.INTERNET_V6)
     port = rng.choice(t.INTERNET_PORTS)
     proto = rng.choice(("tcp", "udp"))
@@ -161,34 +213,56 @@ def apply_scenario(lab: Lab, baseline: tuple[str, str], rules: tuple[str, str]) 
         lab.host.run(["ip6tables-restore", "--noflush"], input=rules[1])
 
 
-def test_explain_agrees_with_real_traffic(elab: Lab) -> None:
+@dataclass
+class Tally:
+    total: int = 0
+    opened: int = 0
+
+    def __post_init__(self) -> None:
+        self.disagreements: list[str] = []
+
+    def check(self, elab: Lab, prober: Prober, rng: random.Random, name: str, count: int) -> None:
+        """`count` random connections, simulated against the live host and sent for real."""
+        state = gather(elab.host, lambda: docker.DockerClient(base_url=elab.names.docker_host))
+        cases = random_cases(rng, state, count)
+        real = real_results(prober, cases)
+        for case, is_open in zip(cases, real, strict=True):
+            begin = start(state, case.source, case.destination, case.family)
+            result = explain_connection(state, begin.packet, begin.local_origin)
+            self.total += 1
+            self.opened += is_open
+            if result.verdict != ("accept" if is_open else "drop"):
+                self.disagreements.append(
+                    f"{name}: {case.source} -> {case.destination} (IPv{case.family}): real "
+                    f"{'open' if is_open else 'closed'}, explain {result.verdict}"
+                    + (f" ({'; '.join(result.unknown)})" if result.unknown else "")
+                )
+
+
+def test_explain_agrees_with_real_traffic(elab: Lab, tmp_path: Path) -> None:
     prober = Prober(elab, timeout=1.0)
     baseline = (
         elab.host.run(["iptables-save"]).stdout,
         elab.host.run(["ip6tables-save"]).stdout,
     )
     rng = random.Random(20240606)
-    disagreements: list[str] = []
-    total = 0
-    opened = 0
+    tally = Tally()
     try:
         for name, rules in SCENARIOS.items():
             apply_scenario(elab, baseline, rules)
-            state = gather(elab.host, lambda: docker.DockerClient(base_url=elab.names.docker_host))
-            cases = random_cases(rng, state, PROBES_PER_SCENARIO)
-            real = real_results(prober, cases)
-            for case, is_open in zip(cases, real, strict=True):
-                begin = start(state, case.source, case.destination, case.family)
-                result = explain_connection(state, begin.packet, begin.local_origin)
-                total += 1
-                opened += is_open
-                if result.verdict != ("accept" if is_open else "drop"):
-                    disagreements.append(
-                        f"{name}: {case.source} -> {case.destination} (IPv{case.family}): real "
-                        f"{'open' if is_open else 'closed'}, explain {result.verdict}"
-                    )
+            tally.check(elab, prober, rng, name, PROBES_PER_SCENARIO)
+        for backend in BACKENDS:
+            dockwall = Dockwall(elab, tmp_path, backend)
+            for name, policy in POLICIES.items():
+                apply_scenario(elab, baseline, ("", ""))
+                dockwall.apply(policy)
+                elab.host.run(["conntrack", "-F"], check=False)
+                tally.check(elab, prober, rng, f"dockwall {backend} {name}", PROBES_PER_POLICY)
+            dockwall.run("reset", "--backend", backend, check=False)
     finally:
+        elab.host.run(["nft", "delete", "table", "inet", "dockwall"], check=False)
         apply_scenario(elab, baseline, ("", ""))
-    assert total >= 300
-    assert 50 < opened < total - 50, f"{opened} of {total} open: the scenarios test too little"
-    assert not disagreements, "\n".join(disagreements)
+    assert tally.total >= 300
+    opened, total = tally.opened, tally.total
+    assert 80 < opened < total - 80, f"{opened} of {total} open: the scenarios test too little"
+    assert not tally.disagreements, "\n".join(tally.disagreements)

@@ -11,11 +11,12 @@ import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import replace
 
 import pytest
 
 from dockwall.backends.nftables import NftablesBackend, docker_uses_nftables
-from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
+from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PeerAllow, PortMatch, Ruleset
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
@@ -49,7 +50,7 @@ def nft_lab() -> Iterator[Lab]:
     problems = lab_preconditions()
     if problems:
         pytest.fail("cannot run lab tests: " + "; ".join(problems))
-    lab = Lab("n" + secrets.token_hex(3))
+    lab = Lab("p" + secrets.token_hex(3))
     try:
         lab.up()
         yield lab
@@ -141,6 +142,32 @@ WORKER_EGRESS = Filter(
 
 def load(backend: NftablesBackend, rules: Ruleset) -> None:
     backend.apply(backend.plan(rules))
+
+
+BRIDGE_NF = "/proc/sys/net/bridge/bridge-nf-call-iptables"
+BRIDGE_NF6 = "/proc/sys/net/bridge/bridge-nf-call-ip6tables"
+
+
+def bridge_netfilter(lab: Lab) -> tuple[str, str]:
+    """Both switches as the lab's Docker host sees them (they are per namespace)."""
+    return tuple(lab.host.run(["cat", path]).stdout.strip() for path in (BRIDGE_NF, BRIDGE_NF6))  # type: ignore[return-value]
+
+
+def isolated(lab: Lab, allow_worker_to_db: bool) -> Ruleset:
+    """No guards, peers isolated; optionally worker may reach db on 5432/tcp (both families)."""
+    peers = tuple(
+        PeerAllow(w.address, d.address, (PortMatch("tcp", 5432, 5432),))
+        for w in endpoints(lab, "worker")
+        for d in endpoints(lab, "db")
+        if w.address.version == d.address.version
+    )
+    return replace(ruleset(lab), isolate_peers=True, peers=peers if allow_worker_to_db else ())
+
+
+def peers_reachable(prober: Prober) -> tuple[bool, bool]:
+    """worker -> db:5432 over IPv4, and over IPv6, on their shared network `shop`."""
+    target = "container:db:5432/tcp"
+    return prober.probe("container:worker", target), prober.probe("container:worker", target, 6)
 
 
 def test_lab_docker_runs_the_iptables_firewall(nft_lab: Lab) -> None:
@@ -268,3 +295,22 @@ def test_apply_twice_is_in_sync_and_reset_restores_traffic(
     tables = nft_lab.host.run(["nft", "list", "tables"]).stdout.split("\n")
     assert "table inet dockwall" not in tables
     assert "table ip filter" in tables
+
+
+def test_isolated_peers_need_a_peer_allow(
+    nft_lab: Lab, backend: NftablesBackend, prober: Prober
+) -> None:
+    assert bridge_netfilter(nft_lab) == ("1", "1"), "same-bridge traffic must reach netfilter"
+    load(backend, ruleset(nft_lab))
+    assert peers_reachable(prober) == (True, True), "not isolated: as before, peers talk"
+    closed = isolated(nft_lab, allow_worker_to_db=False)
+    load(backend, closed)
+    assert backend.plan(closed).in_sync
+    assert peers_reachable(prober) == (False, False)
+    opened = isolated(nft_lab, allow_worker_to_db=True)
+    load(backend, opened)
+    assert backend.plan(opened).in_sync
+    assert peers_reachable(prober) == (True, True)
+    assert not prober.probe("container:db", "container:worker:5432/tcp"), "one way only"
+    drops = [c for c in backend.counters() if c.where == "chain peers" and "drop" in c.text]
+    assert drops and drops[0].packets > 0

@@ -88,21 +88,39 @@ def test_plan_on_plain_docker_adds_chains_and_hooks_and_creates_v6_docker_user()
 
 
 def live_after_apply(family: str) -> str:
-    """What iptables-save prints after our restore: Docker's table plus our chains."""
+    """What iptables-save prints after our restore: Docker's table plus our chains, with our
+    jumps first in INPUT, DOCKER-USER and (IPv6, where we made DOCKER-USER) FORWARD."""
     chains = render(ruleset(), family).chains  # type: ignore[arg-type]
     base = DOCKER_V4 if family == "ipv4" else DOCKER_V6
     lines = base.replace("COMMIT\n", "").splitlines()
     if family == "ipv6":
         lines.insert(lines.index(":DOCKER - [0:0]") + 1, ":DOCKER-USER - [0:0]")
-        lines.append("-A FORWARD -m comment --comment dockwall -j DOCKER-USER")
     lines += [f":{c} - [0:0]" for c in chains]
-    lines.insert(
-        lines.index(":INPUT ACCEPT [0:0]") + 5,
-        "-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT",
-    )
+    lines.append("-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT")
+    first_forward = next(i for i, line in enumerate(lines) if line.startswith(("-A FORWARD", "[")))
+    if family == "ipv6":
+        lines.insert(first_forward, "-A FORWARD -m comment --comment dockwall -j DOCKER-USER")
     lines.append("-A DOCKER-USER -m comment --comment dockwall -j DOCKWALL-FORWARD")
+    if family == "ipv4":
+        lines.remove("-A DOCKER-USER -j RETURN")
+        lines.append("-A DOCKER-USER -j RETURN")
     lines += [f"-A {c} {r}" for c, rules in chains.items() for r in rules]
     return "\n".join([*lines, "COMMIT", ""])
+
+
+def test_hook_pushed_down_by_docker_is_moved_back_to_the_top() -> None:
+    live = live_after_apply("ipv4").replace(
+        "-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT",
+        "-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT",
+    )
+    backend = IptablesBackend(live_runner(live, live_after_apply("ipv6")), NFT)
+    plan = backend.plan(ruleset())
+    assert [(c.where, c.text) for c in plan.changes] == [
+        ("INPUT", "-m comment --comment dockwall -j DOCKWALL-INPUT (moved back to first rule)")
+    ]
+    payload = plan.transactions[0].payload
+    assert "-D INPUT -m comment --comment dockwall -j DOCKWALL-INPUT\n" in payload
+    assert "-I INPUT 1 -m comment --comment dockwall -j DOCKWALL-INPUT\n" in payload
 
 
 def test_plan_is_in_sync_when_live_matches() -> None:
@@ -188,3 +206,32 @@ def test_failed_family_rolls_back_the_other() -> None:
     undo = v4_loads[1] or ""
     assert "-D DOCKER-USER -m comment --comment dockwall -j DOCKWALL-FORWARD" in undo
     assert "-X DOCKWALL-FORWARD" in undo
+
+
+def test_isolated_peers_chain_lets_neighbour_discovery_and_named_pairs_through() -> None:
+    import ipaddress
+    from dataclasses import replace
+
+    from dockwall.compile.ir import PeerAllow, PortMatch
+
+    def ip(text: str):  # type: ignore[no-untyped-def]
+        return ipaddress.ip_address(text)
+
+    peers = (
+        PeerAllow(ip("172.30.0.3"), ip("172.30.0.2"), (PortMatch("tcp", 5432, 5432),)),
+        PeerAllow(ip("2001:db8:d0c:1::3"), ip("2001:db8:d0c:1::2")),
+    )
+    isolated = replace(ruleset(), isolate_peers=True, peers=peers)
+    v4 = render(isolated, "ipv4").chains
+    v6 = render(isolated, "ipv6").chains
+    assert v4["DOCKWALL-PEERS"] == [
+        "-s 172.30.0.3/32 -d 172.30.0.2/32 -p tcp -m tcp --dport 5432 -j RETURN",
+        "-j DROP",
+    ]
+    assert v6["DOCKWALL-PEERS"] == [
+        *(f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in (133, 134, 135, 136)),
+        "-s 2001:db8:d0c:1::3/128 -d 2001:db8:d0c:1::2/128 -j RETURN",
+        "-j DROP",
+    ]
+    assert "-i docker0 -o docker0 -g DOCKWALL-PEERS" in v4["DOCKWALL-FORWARD"]
+    assert "DOCKWALL-PEERS" not in render(ruleset(), "ipv4").chains

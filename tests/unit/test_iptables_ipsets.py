@@ -149,7 +149,11 @@ class Host:
         return 0, ""
 
     def commands(self) -> list[str]:
-        return [" ".join(argv) for argv, _ in self.runner.calls if "save" not in argv[0]]
+        return [
+            " ".join(argv)
+            for argv, _ in self.runner.calls
+            if argv[-1] != "save" and "save" not in argv[0]
+        ]
 
 
 def test_fresh_host_loads_sets_before_the_rules_that_name_them() -> None:

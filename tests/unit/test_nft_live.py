@@ -20,7 +20,7 @@ from dockwall.backends.nftables.view import table_view
 from dockwall.compile.ir import Filter, Ruleset
 from dockwall.errors import CommandError
 from dockwall.runner import Result
-from tests.unit.test_nft_render import RULESET, WEB, net
+from tests.unit.test_nft_render import PEERS, RULESET, WEB, net
 
 ABSENT = "Error: No such file or directory\nlist table inet dockwall\n"
 
@@ -309,4 +309,104 @@ LISTING = (
     'l":"icmpv6","field":"type"}},"right":{"set":["nd-router-solicit","nd-router-advert","nd-ne'
     'ighbor-solicit","nd-neighbor-advert"]}}},{"accept":null}]}},{"rule":{"family":"inet","tabl'
     'e":"dockwall","chain":"input","handle":43,"expr":[{"jump":{"target":"egress"}}]}}]}'
+)
+
+
+PEERS_RULESET = Ruleset(RULESET.bridges[1:], (), None, None, isolate_peers=True, peers=PEERS)
+
+
+def test_isolated_peers_table_nft_prints_back_is_in_sync_with_its_render() -> None:
+    assert live_lines(PEERS_LISTING, PEERS_RULESET) == []
+    document = json.loads(PEERS_LISTING)
+    for entry in document["nftables"]:
+        if entry.get("set", {}).get("name") == "peers-v4-ports":
+            removed = " . ".join(str(v) for v in entry["set"]["elem"].pop(0)["concat"])
+    assert live_lines(json.dumps(document), PEERS_RULESET) == [
+        f"add set peers-v4-ports | {removed}"
+    ]
+
+
+# `nft -j list table inet dockwall` in a lab after loading the render of PEERS_RULESET.
+PEERS_LISTING = (
+    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_sch'
+    'ema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 7}}, {"set": {'
+    '"family": "inet", "name": "bridges", "table": "dockwall", "type": "ifname", "handle": 6, "el'
+    'em": ["br-0123456789ab"]}}, {"set": {"family": "inet", "name": "intra", "table": "dockwall",'
+    ' "type": ["ifname", "ifname"], "handle": 7, "elem": [{"concat": ["br-0123456789ab", "br-0123'
+    '456789ab"]}]}}, {"map": {"family": "inet", "name": "ingress-v4", "table": "dockwall", "type"'
+    ': ["ipv4_addr", "ifname"], "handle": 8, "map": "verdict"}}, {"map": {"family": "inet", "name'
+    '": "ingress-v6", "table": "dockwall", "type": ["ipv6_addr", "ifname"], "handle": 9, "map": "'
+    'verdict"}}, {"map": {"family": "inet", "name": "egress-v4", "table": "dockwall", "type": ["i'
+    'pv4_addr", "ifname"], "handle": 10, "map": "verdict"}}, {"map": {"family": "inet", "name": "'
+    'egress-v6", "table": "dockwall", "type": ["ipv6_addr", "ifname"], "handle": 11, "map": "verd'
+    'ict"}}, {"set": {"family": "inet", "name": "peers-v4", "table": "dockwall", "type": ["ipv4_a'
+    'ddr", "ipv4_addr"], "handle": 12, "elem": [{"concat": ["172.30.0.5", "172.30.0.2"]}]}}, {"se'
+    't": {"family": "inet", "name": "peers-v4-ports", "table": "dockwall", "type": ["ipv4_addr", '
+    '"ipv4_addr", "inet_proto", "inet_service"], "handle": 13, "elem": [{"concat": ["172.30.0.4",'
+    ' "172.30.0.2", "udp", 53]}, {"concat": ["172.30.0.3", "172.30.0.2", "tcp", 5432]}, {"concat"'
+    ': ["172.30.0.4", "172.30.0.2", "tcp", 5432]}]}}, {"set": {"family": "inet", "name": "peers-v'
+    '6-ports", "table": "dockwall", "type": ["ipv6_addr", "ipv6_addr", "inet_proto", "inet_servic'
+    'e"], "handle": 14, "elem": [{"concat": ["2001:db8:d0c:1::3", "2001:db8:d0c:1::2", "tcp", 543'
+    '2]}]}}, {"set": {"family": "inet", "name": "peers-v6-0", "table": "dockwall", "type": ["ipv6'
+    '_addr", "ipv6_addr"], "handle": 15, "elem": [{"concat": ["2001:db8:d0c:1::3", "2001:db8:d0c:'
+    '1::2"]}]}}, {"set": {"family": "inet", "name": "peers-v6-1", "table": "dockwall", "type": ["'
+    'ipv6_addr", "ipv6_addr"], "handle": 16, "elem": [{"concat": ["2001:db8:d0c:1::3", "2001:db8:'
+    'd0c:1::2"]}]}}, {"chain": {"family": "inet", "table": "dockwall", "name": "ingress", "handle'
+    '": 1}}, {"chain": {"family": "inet", "table": "dockwall", "name": "egress", "handle": 2}}, {'
+    '"chain": {"family": "inet", "table": "dockwall", "name": "peers", "handle": 3}}, {"chain": {'
+    '"family": "inet", "table": "dockwall", "name": "forward", "handle": 4, "type": "filter", "ho'
+    'ok": "forward", "prio": -1, "policy": "accept"}}, {"chain": {"family": "inet", "table": "doc'
+    'kwall", "name": "input", "handle": 5, "type": "filter", "hook": "input", "prio": -1, "policy'
+    '": "accept"}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "ingress", "handle"'
+    ': 17, "expr": [{"vmap": {"key": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}'
+    '}, {"meta": {"key": "oifname"}}]}, "data": "@ingress-v4"}}]}}, {"rule": {"family": "inet", "'
+    'table": "dockwall", "chain": "ingress", "handle": 18, "expr": [{"vmap": {"key": {"concat": ['
+    '{"payload": {"protocol": "ip6", "field": "daddr"}}, {"meta": {"key": "oifname"}}]}, "data": '
+    '"@ingress-v6"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "egress", "han'
+    'dle": 19, "expr": [{"vmap": {"key": {"concat": [{"payload": {"protocol": "ip", "field": "sad'
+    'dr"}}, {"meta": {"key": "iifname"}}]}, "data": "@egress-v4"}}]}}, {"rule": {"family": "inet"'
+    ', "table": "dockwall", "chain": "egress", "handle": 20, "expr": [{"vmap": {"key": {"concat":'
+    ' [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"meta": {"key": "iifname"}}]}, "data"'
+    ': "@egress-v6"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "peers", "han'
+    'dle": 22, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field"'
+    ': "type"}}, "right": {"set": ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit"'
+    ', "nd-neighbor-advert"]}}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "dockw'
+    'all", "chain": "peers", "handle": 23, "expr": [{"match": {"op": "==", "left": {"concat": [{"'
+    'payload": {"protocol": "ip", "field": "saddr"}}, {"payload": {"protocol": "ip", "field": "da'
+    'ddr"}}]}, "right": "@peers-v4"}}, {"counter": {"packets": 0, "bytes": 0}}, {"accept": null}]'
+    '}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "peers", "handle": 24, "expr":'
+    ' [{"match": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip", "field": "saddr"'
+    '}}, {"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key": "l4proto"}}, {"paylo'
+    'ad": {"protocol": "th", "field": "dport"}}]}, "right": "@peers-v4-ports"}}, {"counter": {"pa'
+    'ckets": 0, "bytes": 0}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "dockwall'
+    '", "chain": "peers", "handle": 25, "expr": [{"match": {"op": "==", "left": {"concat": [{"pay'
+    'load": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"protocol": "ip6", "field": "dad'
+    'dr"}}, {"meta": {"key": "l4proto"}}, {"payload": {"protocol": "th", "field": "dport"}}]}, "r'
+    'ight": "@peers-v6-ports"}}, {"counter": {"packets": 0, "bytes": 0}}, {"accept": null}]}}, {"'
+    'rule": {"family": "inet", "table": "dockwall", "chain": "peers", "handle": 26, "expr": [{"ma'
+    'tch": {"op": "==", "left": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {'
+    '"payload": {"protocol": "ip6", "field": "daddr"}}]}, "right": "@peers-v6-0"}}, {"match": {"o'
+    'p": "==", "left": {"payload": {"protocol": "udp", "field": "dport"}}, "right": {"range": [80'
+    '00, 8100]}}}, {"counter": {"packets": 0, "bytes": 0}}, {"accept": null}]}}, {"rule": {"famil'
+    'y": "inet", "table": "dockwall", "chain": "peers", "handle": 27, "expr": [{"match": {"op": "'
+    '==", "left": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"payload": {"p'
+    'rotocol": "ip6", "field": "daddr"}}]}, "right": "@peers-v6-1"}}, {"match": {"op": "==", "lef'
+    't": {"meta": {"key": "l4proto"}}, "right": "ipv6-icmp"}}, {"counter": {"packets": 0, "bytes"'
+    ': 0}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "peers'
+    '", "handle": 28, "expr": [{"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}, {"rule'
+    '": {"family": "inet", "table": "dockwall", "chain": "forward", "handle": 29, "expr": [{"matc'
+    'h": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"'
+    'accept": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "forward", "han'
+    'dle": 30, "expr": [{"match": {"op": "==", "left": {"concat": [{"meta": {"key": "iifname"}}, '
+    '{"meta": {"key": "oifname"}}]}, "right": "@intra"}}, {"goto": {"target": "peers"}}]}}, {"rul'
+    'e": {"family": "inet", "table": "dockwall", "chain": "forward", "handle": 31, "expr": [{"jum'
+    'p": {"target": "ingress"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "fo'
+    'rward", "handle": 32, "expr": [{"jump": {"target": "egress"}}]}}, {"rule": {"family": "inet"'
+    ', "table": "dockwall", "chain": "input", "handle": 33, "expr": [{"match": {"op": "in", "left'
+    '": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null}]}}, {"r'
+    'ule": {"family": "inet", "table": "dockwall", "chain": "input", "handle": 35, "expr": [{"mat'
+    'ch": {"op": "==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": {"s'
+    'et": ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"]}'
+    '}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "input", '
+    '"handle": 36, "expr": [{"jump": {"target": "egress"}}]}}]}'
 )

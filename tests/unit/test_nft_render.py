@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import ipaddress
 import json
+from dataclasses import replace
 
 from dockwall.backends.nftables import render
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import guard_labels, table_objects
 from dockwall.backends.nftables.view import table_view
-from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
+from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PeerAllow, PortMatch, Ruleset
 from dockwall.model.state import Bridge
 
 
@@ -215,3 +216,73 @@ def test_chain_names_are_container_names_unless_two_share_one() -> None:
 def test_names_unsafe_for_nft_are_cleaned() -> None:
     odd = Guard("k", "1st app/proxy", "test", (), None, None)
     assert guard_labels((odd,)) == {"k": "c1st_app_proxy"}
+
+
+PEERS = (
+    PeerAllow(ip("172.30.0.3"), ip("172.30.0.2"), (PortMatch("tcp", 5432, 5432),)),
+    PeerAllow(ip("172.30.0.4"), ip("172.30.0.2"), (PortMatch("tcp", 5432, 5432),)),
+    PeerAllow(ip("172.30.0.4"), ip("172.30.0.2"), (PortMatch("udp", 53, 53),)),
+    PeerAllow(ip("172.30.0.5"), ip("172.30.0.2")),
+    PeerAllow(
+        ip("2001:db8:d0c:1::3"),
+        ip("2001:db8:d0c:1::2"),
+        (PortMatch("tcp", 5432, 5432), PortMatch("udp", 8000, 8100), PortMatch("icmp")),
+    ),
+)
+
+
+def test_not_isolated_peers_pass_as_before() -> None:
+    lines = plan_lines(replace(RULESET, peers=PEERS))
+    assert "add chain forward | iifname . oifname @intra accept" in lines
+    assert not [line for line in lines if "peers" in line]
+
+
+def test_isolated_peers_are_set_lookups_then_a_counted_drop() -> None:
+    lines = plan_lines(replace(RULESET, isolate_peers=True, peers=PEERS))
+    assert "add chain forward | iifname . oifname @intra goto peers" in lines
+    peers = [line for line in lines if "peers" in line and "forward" not in line]
+    assert peers == [
+        "add set peers-v4 | type ipv4_addr . ipv4_addr",
+        "add set peers-v4 | 172.30.0.5 . 172.30.0.2",
+        "add set peers-v4-ports | type ipv4_addr . ipv4_addr . inet_proto . inet_service",
+        "add set peers-v4-ports | 172.30.0.3 . 172.30.0.2 . tcp . 5432",
+        "add set peers-v4-ports | 172.30.0.4 . 172.30.0.2 . tcp . 5432",
+        "add set peers-v4-ports | 172.30.0.4 . 172.30.0.2 . udp . 53",
+        "add set peers-v6-0 | type ipv6_addr . ipv6_addr",
+        "add set peers-v6-0 | 2001:db8:d0c:1::3 . 2001:db8:d0c:1::2",
+        "add set peers-v6-1 | type ipv6_addr . ipv6_addr",
+        "add set peers-v6-1 | 2001:db8:d0c:1::3 . 2001:db8:d0c:1::2",
+        "add set peers-v6-ports | type ipv6_addr . ipv6_addr . inet_proto . inet_service",
+        "add set peers-v6-ports | 2001:db8:d0c:1::3 . 2001:db8:d0c:1::2 . tcp . 5432",
+        "add chain peers | chain peers",
+        "add chain peers | icmpv6 type { nd-router-solicit, nd-router-advert, "
+        "nd-neighbor-solicit, nd-neighbor-advert } accept",
+        "add chain peers | ip saddr . ip daddr @peers-v4 counter accept",
+        "add chain peers | ip saddr . ip daddr . meta l4proto . th dport @peers-v4-ports "
+        "counter accept",
+        "add chain peers | ip6 saddr . ip6 daddr . meta l4proto . th dport @peers-v6-ports "
+        "counter accept",
+        "add chain peers | ip6 saddr . ip6 daddr @peers-v6-0 udp dport 8000-8100 counter accept",
+        "add chain peers | ip6 saddr . ip6 daddr @peers-v6-1 meta l4proto ipv6-icmp counter accept",
+        "add chain peers | counter drop",
+    ]
+
+
+def test_isolated_without_any_peer_allow_drops_all_but_neighbour_discovery() -> None:
+    lines = plan_lines(replace(RULESET, isolate_peers=True))
+    assert [line for line in lines if line.startswith("add chain peers |")][2:] == [
+        "add chain peers | counter drop"
+    ]
+    assert not [line for line in lines if line.startswith("add set peers")]
+
+
+def test_many_peer_pairs_still_cost_the_same_rules() -> None:
+    many = tuple(
+        PeerAllow(
+            ip(f"172.30.{i // 250}.{i % 250 + 2}"), ip("172.30.9.9"), (PortMatch("tcp", 80, 80),)
+        )
+        for i in range(1000)
+    )
+    lines = plan_lines(replace(RULESET, isolate_peers=True, peers=many))
+    assert len([line for line in lines if line.startswith("add chain peers |")]) == 4
+    assert len([line for line in lines if line.startswith("add set peers-v4-ports |")]) == 1001

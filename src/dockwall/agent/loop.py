@@ -42,6 +42,14 @@ class AgentConfig:
     reconnect_max: float = 5.0
 
 
+def file_version(path: Path) -> tuple[int, int, int]:
+    """mtime alone misses a rewrite within one clock tick (truncate, then write: a read
+    in between sees an empty file and the complete one looks unchanged); size and inode
+    catch it, and an editor's write-and-rename too."""
+    st = path.stat()
+    return st.st_mtime_ns, st.st_size, st.st_ino
+
+
 def now_iso() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
@@ -67,8 +75,8 @@ class Agent:
         self.engine = engine
         self.log = log
         self.stats = Stats()
+        self.policy_seen = file_version(config.policy_path)
         self.policy: Policy = load_policy(config.policy_path)
-        self.policy_mtime = config.policy_path.stat().st_mtime
         self.bridges: dict[str, Bridge] = {}
         self.containers: dict[str, Container] = {}
         self.ruleset: Ruleset | None = None
@@ -209,12 +217,12 @@ class Agent:
 
     def reload_policy(self) -> bool:
         try:
-            mtime = self.config.policy_path.stat().st_mtime
+            seen = file_version(self.config.policy_path)
         except OSError:
             return False
-        if mtime == self.policy_mtime:
+        if seen == self.policy_seen:
             return False
-        self.policy_mtime = mtime
+        self.policy_seen = seen
         try:
             self.policy = load_policy(self.config.policy_path)
         except DockwallError as exc:

@@ -183,7 +183,7 @@ def icmp_type(value: str, version: int) -> Test:
     return IcmpType(version, int(type_text), int(code) if code else None)
 
 
-def mark(value: str, _: int) -> Test:
+def mark(value: str, _version: int) -> Test:
     number, _, mask = value.partition("/")
     return Mark(int(number, 0), int(mask, 0) if mask else 0xFFFFFFFF)
 
@@ -193,7 +193,7 @@ def pkt_type(value: str, _: int) -> Test:
 
 
 def ip_range(field: Literal["src", "dst"]) -> ValueHandler:
-    def build(value: str, _: int) -> Test:
+    def build(value: str, _version: int) -> Test:
         low, _, high = value.partition("-")
         first, last = parse_net(low), parse_net(high or low)
         return AddrRange(field, first.version, first.address, last.address)

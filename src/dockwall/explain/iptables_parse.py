@@ -15,7 +15,7 @@ from contextlib import contextmanager
 
 from dockwall.errors import DockwallError
 from dockwall.explain.iptables_matches import RulesetParseError
-from dockwall.explain.iptables_rule import MEMO, clear_memo, parse_rule
+from dockwall.explain.iptables_rule import MEMO, clear_memo, parse_rules
 from dockwall.explain.model import BaseHook, Chain, Family, Origin, Rule, Table
 
 __all__ = ["BUILTIN_HOOKS", "MEMO", "RulesetParseError", "clear_memo", "parse_iptables_save"]
@@ -72,12 +72,12 @@ class RuleLines:
         chains = self.table.chains
         version = self.version
         rules: list[Rule] = []
-        with gc_paused():
-            for number, text in zip(self.numbers, self.texts, strict=True):
-                try:
-                    rules.append(parse_rule(text, version, chains))
-                except (DockwallError, ValueError) as exc:
-                    raise RulesetParseError(f"{self.table.label} line {number}: {exc}") from exc
+        try:
+            with gc_paused():
+                parse_rules(self.texts, version, chains, rules)
+        except (DockwallError, ValueError) as exc:
+            number = self.numbers[len(rules)]
+            raise RulesetParseError(f"{self.table.label} line {number}: {exc}") from exc
         return rules
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
 from dockwall.backends.iptables import ipsets
@@ -31,13 +32,42 @@ def hook(chain: str) -> str:
     return f"{MARK} -j {chain}"
 
 
-def hooks(live: FilterTable) -> list[tuple[str, str]]:
-    """(chain, our jump) pairs: FORWARD->DOCKER-USER only when Docker made none."""
-    wanted = [(DOCKER_USER, hook(FORWARD)), ("INPUT", hook(INPUT))]
-    docker_made_it = DOCKER_USER in live.chains and hook(DOCKER_USER) not in live.rules("FORWARD")
-    if not docker_made_it:
-        wanted.insert(0, ("FORWARD", hook(DOCKER_USER)))
-    return wanted
+@dataclass(frozen=True)
+class Hook:
+    """One jump of ours in someone else's chain. It must be that chain's first rule:
+    Docker inserts its own rules at the top when it starts, which would push a jump of
+    ours below Docker's ACCEPTs, where it never sees a packet."""
+
+    chain: str
+    jump: str
+    wanted: bool = True
+
+    def in_place(self, live: FilterTable) -> bool:
+        rules = live.rules(self.chain)
+        return rules[:1] == [self.jump] and rules.count(self.jump) == 1
+
+    def script(self, live: FilterTable) -> list[str]:
+        """Deletes every copy, then inserts one at the top (when wanted)."""
+        lines = [f"-D {self.chain} {self.jump}"] * live.rules(self.chain).count(self.jump)
+        return lines + ([f"-I {self.chain} 1 {self.jump}"] if self.wanted else [])
+
+
+def hooks(live: FilterTable) -> list[Hook]:
+    """FORWARD->DOCKER-USER is ours only while Docker has no jump of its own at the top."""
+    docker_jumps_first = live.rules("FORWARD")[:1] == [f"-j {DOCKER_USER}"]
+    return [
+        Hook("FORWARD", hook(DOCKER_USER), wanted=not docker_jumps_first),
+        Hook(DOCKER_USER, hook(FORWARD)),
+        Hook("INPUT", hook(INPUT)),
+    ]
+
+
+def misplaced(live: FilterTable) -> list[Hook]:
+    return [
+        h
+        for h in hooks(live)
+        if (h.wanted and not h.in_place(live)) or (not h.wanted and h.jump in live.rules(h.chain))
+    ]
 
 
 def ours(live: FilterTable) -> list[str]:
@@ -195,9 +225,9 @@ def script(lines: list[str]) -> str:
 def after_hooks(table: FilterTable) -> FilterTable:
     """The table as it will be once our hooks are in, so an undo knows to remove them."""
     chains = {name: list(rules) for name, rules in table.chains.items()}
-    for chain, jump in hooks(table):
-        if jump not in table.rules(chain):
-            chains.setdefault(chain, []).insert(0, LiveRule(chain, jump))
+    for h in hooks(table):
+        kept = [r for r in chains.get(h.chain, []) if r.text != h.jump]
+        chains[h.chain] = ([LiveRule(h.chain, h.jump)] if h.wanted else []) + kept
     return FilterTable(chains)
 
 
@@ -205,11 +235,15 @@ def hook_changes(family: Family, live: FilterTable) -> list[Change]:
     changes: list[Change] = []
     if DOCKER_USER not in live.chains:
         changes.append(Change(family, "add", DOCKER_USER, "(new chain: Docker made none)"))
-    for chain, jump in hooks(live):
-        count = live.rules(chain).count(jump)
-        if count == 0:
-            changes.append(Change(family, "add", chain, f"{jump} (first rule)"))
-        changes += [Change(family, "remove", chain, f"{jump} (duplicate)")] * max(0, count - 1)
+    for h in misplaced(live):
+        count = live.rules(h.chain).count(h.jump)
+        if not h.wanted:
+            why = "(Docker jumps to DOCKER-USER itself now)"
+            changes += [Change(family, "remove", h.chain, f"{h.jump} {why}")] * count
+        elif count == 0:
+            changes.append(Change(family, "add", h.chain, f"{h.jump} (first rule)"))
+        else:
+            changes.append(Change(family, "add", h.chain, f"{h.jump} (moved back to first rule)"))
     return changes
 
 
@@ -224,11 +258,8 @@ def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
     lines += [f":{chain} - [0:0]" for chain in stale]
     if DOCKER_USER not in live.chains:
         lines.append(f":{DOCKER_USER} - [0:0]")
-    for chain, jump in hooks(live):
-        count = live.rules(chain).count(jump)
-        if count == 0:
-            lines.append(f"-I {chain} 1 {jump}")
-        lines += [f"-D {chain} {jump}"] * max(0, count - 1)
+    for h in misplaced(live):
+        lines += h.script(live)
     lines += [f"-A {chain} {rule}" for chain, rules in changed.items() for rule in rules]
     lines += [f"-X {chain}" for chain in stale]
     return lines

@@ -154,13 +154,13 @@ def existing_names(runner: Runner) -> set[str]:
 def set_changes(
     create: Sequence[IpSet], stale: dict[str, LiveSet], live: dict[str, LiveSet]
 ) -> tuple[list[Change], list[Change]]:
-    """(before, after) plan lines: new sets with the members that differ from the stale
-    set of the same family they most resemble (usually the one they replace), then the
-    stale sets that go."""
+    """(before, after) plan lines: each set to load with the members that differ from its
+    live contents, or for a new set from the stale set of its family it most resembles
+    (usually the one it replaces); then the stale sets that go."""
     before: list[Change] = []
     for wanted in create:
         where = f"ipset {wanted.name}"
-        old = closest(wanted, [s for n, s in stale.items() if n != wanted.name])
+        old = live.get(wanted.name) or closest(wanted, list(stale.values()))
         previous = old.members if old is not None else frozenset()
         verb = "(set refilled" if wanted.name in live else "(new set"
         before.append(

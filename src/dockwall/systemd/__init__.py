@@ -1,0 +1,1 @@
+"""systemd units shipped with dockwall (read with importlib.resources)."""
