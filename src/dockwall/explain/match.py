@@ -15,6 +15,7 @@ from dockwall.explain.model import (
     Addr,
     AddrRange,
     AddrType,
+    AnyOf,
     Condition,
     CtAddr,
     CtDir,
@@ -164,6 +165,24 @@ def unsupported(test: Unsupported, ctx: Context) -> None:
     return None
 
 
+def any_of(test: AnyOf, ctx: Context) -> bool | None:
+    """True when every condition of one option holds; None when that cannot be told."""
+    unknown = False
+    for option in test.options:
+        outcome: bool | None = True
+        for condition in option:
+            result = evaluate(condition, ctx)
+            if result is False:
+                outcome = False
+                break
+            if result is None:
+                outcome = None
+        if outcome:
+            return True
+        unknown = unknown or outcome is None
+    return None if unknown else False
+
+
 TESTS: dict[type, Callable[[Any, Context], bool | None]] = {
     Addr: addr,
     AddrRange: addr_range,
@@ -180,5 +199,6 @@ TESTS: dict[type, Callable[[Any, Context], bool | None]] = {
     TcpFlags: tcp_flags,
     Mark: mark,
     PktType: pkt_type,
+    AnyOf: any_of,
     Unsupported: unsupported,
 }

@@ -174,9 +174,17 @@ class Unsupported:
     text: str
 
 
+@record
+class AnyOf:
+    """nftables concatenations (`ip saddr . tcp dport @allowed`): a packet matches when
+    every test of at least one element holds."""
+
+    options: tuple[tuple[Condition, ...], ...]
+
+
 Test = (
     Addr | AddrRange | Iface | Proto | NfProto | Port | CtState | CtDir | CtAddr | CtPort
-    | AddrType | IcmpType | TcpFlags | Mark | PktType | Unsupported
+    | AddrType | IcmpType | TcpFlags | Mark | PktType | AnyOf | Unsupported
 )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ from dockwall.explain.model import (
     PROTOCOLS,
     Addr,
     AddrType,
+    AnyOf,
     Condition,
     CtAddr,
     CtDir,
@@ -43,11 +44,29 @@ def match_conditions(match: dict[str, Any], sets: v.Sets) -> list[Condition]:
     if op not in ("==", "!=", "in", "<", "<=", ">", ">="):
         raise v.UnsupportedValue(f"operator {op}")
     values = v.items(right, sets)
+    if isinstance(left, dict) and "concat" in left:
+        return [Condition(concat_test(left["concat"], values, op, sets), negate)]
     tests = left_tests(left, values, op)
     if not tests:
         raise v.UnsupportedValue(f"match on {left!r}")
     *implied, main = tests
     return [Condition(t) for t in implied] + [Condition(main, negate)]
+
+
+def concat_test(keys: list[Any], values: list[Any], op: str, sets: v.Sets) -> AnyOf:
+    """`a . b . c` against elements `x . y . z`: each element is a conjunction."""
+    if op not in ("==", "!=", "in"):
+        raise v.UnsupportedValue(f"operator {op} on a concatenation")
+    options: list[tuple[Condition, ...]] = []
+    for value in values:
+        parts = value.get("concat") if isinstance(value, dict) else None
+        if not isinstance(parts, list) or len(parts) != len(keys):
+            raise v.UnsupportedValue(f"element {value!r} of a {len(keys)}-part concatenation")
+        conditions: list[Condition] = []
+        for key, part in zip(keys, parts, strict=True):
+            conditions += match_conditions({"op": "==", "left": key, "right": part}, sets)
+        options.append(tuple(conditions))
+    return AnyOf(tuple(options))
 
 
 def left_tests(left: Any, values: list[Any], op: str) -> list[Test]:

@@ -54,9 +54,13 @@ def docker_endpoint(env: dict[str, str] | None = None) -> str:
 
 
 def connect() -> docker.DockerClient:
+    """DOCKER_HOST goes through the SDK's from_env, which also reads the TLS variables."""
     endpoint = docker_endpoint()
     try:
-        client = docker.DockerClient(base_url=endpoint, timeout=30)
+        if os.environ.get("DOCKER_HOST"):
+            client = docker.from_env(timeout=30)
+        else:
+            client = docker.DockerClient(base_url=endpoint, timeout=30)
         client.ping()
     except DockerException as exc:
         raise DockwallError(f"cannot reach Docker at {endpoint}: {exc}") from exc

@@ -1,0 +1,61 @@
+"""Bad input on the command line: one clear line, a non-zero exit, no traceback.
+
+The policy is read and validated before Docker is asked, so these run without root,
+Docker or a lab, and touch no firewall.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def dockwall(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "dockwall", *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "status"])
+def test_bad_policy_names_file_line_column_and_field(tmp_path: Path, command: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(
+        "version: 1\ncontainers:\n  - name: web\n    egress: [{to: [any], port: 99999/tcp}]\n"
+    )
+    result = dockwall(command, "-f", str(policy))
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert f"{policy}:4:" in lines[0] and "containers[0].egress[0].port" in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_policy_file(tmp_path: Path) -> None:
+    result = dockwall("plan", "-f", str(tmp_path / "nope.yaml"))
+    assert result.returncode == 1
+    assert "nope.yaml" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_unknown_backend_is_a_usage_error(tmp_path: Path) -> None:
+    result = dockwall("plan", "--backend", "pf", "-f", str(tmp_path / "p.yaml"))
+    assert result.returncode == 2
+    assert "pf" in result.stderr
+
+
+def test_bad_lab_name_is_refused_before_anything_is_created() -> None:
+    result = dockwall("lab", "down", "--name", "../etc")
+    assert result.returncode == 1 and "lab name" in result.stderr
+
+
+def test_help_reads_like_a_man_page() -> None:
+    result = dockwall("apply", "--help")
+    assert result.returncode == 0
+    for option in ("--dry-run", "--cut-existing", "--boot", "--backend", "--json", "--file"):
+        assert option in result.stdout
