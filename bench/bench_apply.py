@@ -1,23 +1,35 @@
-"""Compile + apply time for N containers with 10 rules each, in a lab, per backend.
+"""Compile + apply time for N containers with 10 rules each, per backend, in a lab.
 
 The containers are synthetic (a HostState built here, addresses on the lab's docker0),
-because what is measured is dockwall's own work: parse, compile, read the live
-ruleset, diff and load it in one transaction. Run: .venv/bin/python -m bench
+because what is measured is dockwall's own work: parse, compile, read the live ruleset,
+diff and load it in one transaction per family. Each measurement runs in a fresh child
+process so its peak RSS is its own. Run: .venv/bin/python -m bench
 """
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
+import json
 import resource
+import subprocess
+import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 from dockwall.backends.base import Backend
+from dockwall.backends.iptables import IptablesBackend
+from dockwall.backends.nftables import NftablesBackend
 from dockwall.compile.compiler import compile_policy
 from dockwall.model.state import Attachment, Bridge, Container, HostState
 from dockwall.policy import parse_policy
+from dockwall.runner import SubprocessRunner
 
-DOCKER0 = Bridge("bridge", "docker0", (ipaddress.ip_network("172.16.0.0/12"),))
+DOCKER0 = Bridge(
+    "bridge",
+    "docker0",
+    (ipaddress.ip_network("172.16.0.0/12"), ipaddress.ip_network("2001:db8:d0c::/64")),
+)
 
 
 @dataclass(frozen=True)
@@ -28,7 +40,7 @@ class ApplyTiming:
     compile_s: float
     plan_s: float
     apply_s: float
-    rules: int
+    changes: int
     peak_rss_mb: float
 
     @property
@@ -52,23 +64,26 @@ def policy_text(count: int) -> str:
 
 
 def host_state(count: int) -> HostState:
-    containers = []
-    for i in range(count):
-        v4 = ipaddress.ip_address(f"172.{16 + i // 65536}.{(i // 256) % 256}.{i % 256 + 0}") + 2
-        v6 = ipaddress.ip_address("2001:db8:d0c::") + 2 + i
-        containers.append(
-            Container(
-                f"{i:012x}" * 2 + "0" * 40,
-                f"c{i:05d}",
-                attachments=(Attachment("bridge", "docker0", (v4, v6)),),
-            )
+    base4 = ipaddress.ip_address("172.16.0.2")
+    base6 = ipaddress.ip_address("2001:db8:d0c::2")
+    containers = tuple(
+        Container(
+            f"{i:064x}",
+            f"c{i:05d}",
+            attachments=(Attachment("bridge", "docker0", (base4 + i, base6 + i)),),
         )
-    return HostState((DOCKER0,), tuple(containers))
+        for i in range(count)
+    )
+    return HostState((DOCKER0,), containers)
 
 
-def measure_apply(backend: Backend, count: int) -> ApplyTiming:
-    text = policy_text(count)
-    state = host_state(count)
+def backend_for(name: str, netns: str) -> Backend:
+    runner = SubprocessRunner(netns=netns)
+    return IptablesBackend(runner) if name == "iptables" else NftablesBackend(runner)
+
+
+def measure(backend: Backend, count: int) -> ApplyTiming:
+    text, state = policy_text(count), host_state(count)
     t0 = time.perf_counter()
     policy = parse_policy(text, "bench.yaml")
     t1 = time.perf_counter()
@@ -79,13 +94,26 @@ def measure_apply(backend: Backend, count: int) -> ApplyTiming:
     backend.apply(plan)
     t4 = time.perf_counter()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    backend.apply(backend.plan_reset())
     return ApplyTiming(
-        count,
-        backend.name,
-        t1 - t0,
-        t2 - t1,
-        t3 - t2,
-        t4 - t3,
-        sum(c.op == "add" for c in plan.changes),
-        rss,
+        count, backend.name, t1 - t0, t2 - t1, t3 - t2, t4 - t3, len(plan.changes), rss
     )
+
+
+def measure_in_child(backend: str, count: int, netns: str) -> ApplyTiming:
+    argv = [sys.executable, "-m", "bench.bench_apply", backend, str(count), netns]
+    out = subprocess.run(argv, capture_output=True, text=True, check=True, timeout=600)  # noqa: S603
+    return ApplyTiming(**json.loads(out.stdout))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("backend", choices=["iptables", "nftables"])
+    parser.add_argument("count", type=int)
+    parser.add_argument("netns")
+    args = parser.parse_args()
+    sys.stdout.write(json.dumps(asdict(measure(backend_for(args.backend, args.netns), args.count))))
+
+
+if __name__ == "__main__":
+    main()

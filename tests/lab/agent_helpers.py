@@ -247,15 +247,40 @@ def save(lab: Lab, tool: str) -> str:
 
 
 def rules_naming(lab: Lab, address: str) -> list[str]:
-    """Every filter rule of either family that names `address` (as a /32 or /128)."""
+    """Every rule in dockwall's chains, either family, naming `address` (/32 or /128)."""
     found = []
     for _, tool in FAMILIES:
         found += [
             line
             for line in save(lab, tool).splitlines()
-            if line.startswith("-A") and f" {address}/" in line
+            if line.startswith(f"-A {CHAIN_PREFIX}") and f" {address}/" in line
         ]
     return found
+
+
+def our_chains(lab: Lab) -> dict[str, list[str]]:
+    """Only the DOCKWALL-* chains of both families, rule by rule."""
+    return {k: v for k, v in our_part(lab).items() if k.split()[1].startswith(CHAIN_PREFIX)}
+
+
+def hooks_not_first(lab: Lab) -> list[str]:
+    """Our jumps must be the first rule of DOCKER-USER and INPUT, and FORWARD must start
+    with a jump to DOCKER-USER (Docker's or ours): below Docker's ACCEPTs they see nothing."""
+    problems = []
+    for family, tool in FAMILIES:
+        table = parse_filter(save(lab, tool))
+        first = {chain: table.rules(chain)[:1] for chain in ("FORWARD", "DOCKER-USER", "INPUT")}
+        wanted = {
+            "FORWARD": ("-j DOCKER-USER", f"{MARK} -j DOCKER-USER"),
+            "DOCKER-USER": (f"{MARK} -j DOCKWALL-FORWARD",),
+            "INPUT": (f"{MARK} -j DOCKWALL-INPUT",),
+        }
+        problems += [
+            f"{family} {chain} starts with {first[chain]}"
+            for chain, jumps in wanted.items()
+            if not first[chain] or first[chain][0] not in jumps
+        ]
+    return problems
 
 
 def our_part(lab: Lab, *, positions: bool = True) -> dict[str, list[str]]:

@@ -36,6 +36,8 @@ from .agent_helpers import (
     LabCli,
     ProbeLoop,
     addresses,
+    hooks_not_first,
+    our_chains,
     our_part,
     remove_container,
     rules_naming,
@@ -129,6 +131,92 @@ BATCH, BATCHES = 20, 10
 CHURN_BOUND = 3.0  # seconds from `docker run` returning to the allowed source connecting
 
 
+class Churn:
+    """Book-keeping of one churn run: what runs where, and what the probes saw."""
+
+    def __init__(self, lab: Lab, workdir: Path) -> None:
+        self.lab = lab
+        self.canary_log = workdir / "canary.log"
+        self.canary_log.touch()
+        self.running: dict[str, int] = {}
+        self.started: dict[str, float] = {}
+        self.allowed: set[str] = set()
+        self.loop = ProbeLoop(lab, self.targets, timeout=0.4, max_rounds=5000, max_seconds=240)
+
+    def targets(self) -> list[tuple[str, Probe]]:
+        return [
+            (f"{name} {src}", Probe(t.HOST_UPLINK_V4, port, "tcp", src))
+            for name, port in self.running.items()
+            for src in (ALLOWED_V4, OTHER_V4)
+        ]
+
+    def egress_seen(self) -> set[str]:
+        return set(self.canary_log.read_text().split())
+
+    def start(self, b: int, i: int) -> None:
+        name = f"churn{b:02d}x{i:02d}"
+        allowed = (i + b) % 2 == 0
+        port = 20000 + i
+        run_container(
+            self.lab,
+            name,
+            {"80/tcp": port},
+            labels={"churn": "allowed" if allowed else "denied"},
+            command=CHURN_COMMAND,
+            environment={"NAME": name},
+        )
+        with self.loop.lock:
+            self.started[name] = time.monotonic()
+            self.running[name] = port
+            if allowed:
+                self.allowed.add(name)
+
+    def batch(self, pool: ThreadPoolExecutor, b: int) -> None:
+        """Start a batch, give its allowed containers time to show up, remove the batch."""
+        prefix = f"churn{b:02d}"
+        list(pool.map(lambda i: self.start(b, i), range(BATCH)))
+        expected = {n for n in self.allowed if n.startswith(prefix)}
+
+        def done() -> bool:
+            ok = {o.key.split()[0] for o in self.loop.outcomes if o.ok}
+            return expected <= ok and expected <= self.egress_seen()
+
+        wait_until(done, CHURN_BOUND + 3, interval=0.1)
+        names = [n for n in self.running if n.startswith(prefix)]
+        with self.loop.lock:  # no round in flight probes them once this returns
+            for name in names:
+                del self.running[name]
+        list(pool.map(lambda n: remove_container(self.lab, n), names))
+
+    def verify(self) -> list[float]:
+        """Asserts the outcome; returns the allowed containers' time to reachable."""
+        outcomes = self.loop.outcomes
+        assert self.loop.rounds > 50, f"only {self.loop.rounds} probe rounds ran"
+        assert len(self.started) == BATCH * BATCHES
+        leaks = [
+            o
+            for o in outcomes
+            if o.ok and (o.key.endswith(OTHER_V4) or o.key.split()[0] not in self.allowed)
+        ]
+        assert not leaks, f"denied connections got through: {leaks[:10]}"
+        egress = self.egress_seen()
+        assert not egress - self.allowed, f"denied egress got out: {sorted(egress - self.allowed)}"
+        latencies, late = [], []
+        for name in sorted(self.allowed):
+            seen = [o for o in outcomes if o.key == f"{name} {ALLOWED_V4}"]
+            oks = [o.at for o in seen if o.ok]
+            latency = (min(oks) - self.started[name]) if oks else None
+            if latency is None or latency > CHURN_BOUND:
+                late.append((name, latency))
+                continue
+            latencies.append(latency)
+            flaps = [o for o in seen if o.at > min(oks) and not o.ok]
+            assert not flaps, f"{name} flapped after it was first reachable: {flaps}"
+        assert not late, f"allowed containers not reachable within {CHURN_BOUND}s: {late}"
+        assert self.allowed <= egress, f"no egress from {sorted(self.allowed - egress)}"
+        return sorted(latencies)
+
+
 def test_churn_fail_closed(lab: Lab, cli: LabCli, agents: Agents) -> None:
     """200 containers started and stopped in batches of 20 while probing continuously.
 
@@ -137,95 +225,26 @@ def test_churn_fail_closed(lab: Lab, cli: LabCli, agents: Agents) -> None:
     a denied container never gets egress out, and an allowed container is reachable and
     reaches out within CHURN_BOUND seconds of its start.
     """
-    canary_log = cli.workdir / "canary.log"
-    canary_log.touch()
+    churn = Churn(lab, cli.workdir)
     inet = SubprocessRunner(netns=netns_path(lab.names.inet_ns))
     canary = inet.spawn(
-        [sys.executable, "-c", CANARY, CANARY_ADDR, str(CANARY_PORT), str(canary_log)],
+        [sys.executable, "-c", CANARY, CANARY_ADDR, str(CANARY_PORT), str(churn.canary_log)],
         log_path=str(cli.workdir / "canary.out"),
     )
     agent = agents.start(cli.policy(CHURN_POLICY))
-    running: dict[str, tuple[int, bool]] = {}
-    started: dict[str, float] = {}
-    allowed_names: set[str] = set()
-
-    def targets() -> list[tuple[str, Probe]]:
-        return [
-            (f"{name} {src}", Probe(t.HOST_UPLINK_V4, port, "tcp", src))
-            for name, (port, _) in running.items()
-            for src in (ALLOWED_V4, OTHER_V4)
-        ]
-
-    def egress_seen() -> set[str]:
-        return set(canary_log.read_text().split())
-
-    def start(b: int, i: int) -> None:
-        name = f"churn{b:02d}x{i:02d}"
-        allowed = (i + b) % 2 == 0
-        port = 20000 + i
-        run_container(
-            lab,
-            name,
-            {"80/tcp": port},
-            labels={"churn": "allowed" if allowed else "denied"},
-            command=CHURN_COMMAND,
-            environment={"NAME": name},
-        )
-        with loop.lock:
-            started[name] = time.monotonic()
-            running[name] = (port, allowed)
-            if allowed:
-                allowed_names.add(name)
-
-    loop = ProbeLoop(lab, targets, timeout=0.4, max_rounds=5000, max_seconds=240)
     try:
         agent.wait_ready()
-        with loop.running(), ThreadPoolExecutor(max_workers=4) as pool:
+        with churn.loop.running(), ThreadPoolExecutor(max_workers=4) as pool:
             for b in range(BATCHES):
-                list(pool.map(lambda i, b=b: start(b, i), range(BATCH)))
-                batch_allowed = {n for n in allowed_names if n.startswith(f"churn{b:02d}")}
-
-                def batch_done(batch_allowed: set[str] = batch_allowed) -> bool:
-                    ok = {o.key.split()[0] for o in loop.outcomes if o.ok}
-                    return batch_allowed <= ok and batch_allowed <= egress_seen()
-
-                wait_until(batch_done, CHURN_BOUND + 3, interval=0.1)
-                names = [n for n in running if n.startswith(f"churn{b:02d}")]
-                with loop.lock:  # no round in flight probes them once this returns
-                    for name in names:
-                        del running[name]
-                list(pool.map(lambda n: remove_container(lab, n), names))
+                churn.batch(pool, b)
     finally:
         SubprocessRunner().run(["kill", str(canary)], check=False)
-
-    outcomes = loop.outcomes
-    assert loop.rounds > 50, f"only {loop.rounds} probe rounds ran"
-    assert len(started) == BATCH * BATCHES
-    leaks = [
-        o
-        for o in outcomes
-        if o.ok and (o.key.endswith(OTHER_V4) or o.key.split()[0] not in allowed_names)
-    ]
-    assert not leaks, f"denied connections got through: {leaks[:10]}"
-    egress = egress_seen()
-    assert not egress - allowed_names, f"denied egress got out: {sorted(egress - allowed_names)}"
-    latencies, late = {}, []
-    for name in sorted(allowed_names):
-        oks = [o.at for o in outcomes if o.ok and o.key == f"{name} {ALLOWED_V4}"]
-        latency = (min(oks) - started[name]) if oks else None
-        if latency is None or latency > CHURN_BOUND:
-            late.append((name, latency))
-        else:
-            latencies[name] = latency
-        after = [o for o in outcomes if o.key == f"{name} {ALLOWED_V4}" and oks and o.at > min(oks)]
-        assert all(o.ok for o in after), f"{name} flapped after it was first reachable"
-    assert not late, f"allowed containers not reachable within {CHURN_BOUND}s: {late}"
-    assert allowed_names <= egress, f"no egress from {sorted(allowed_names - egress)}"
-    ordered = sorted(latencies.values())
+    latencies = churn.verify()
     print(
-        f"\nchurn: {len(started)} starts, {loop.rounds} probe rounds, {len(outcomes)} probes; "
-        f"allowed reachable after p50 {ordered[len(ordered) // 2]:.2f}s, "
-        f"max {ordered[-1]:.2f}s (probe period {loop.timeout}s)"
+        f"\nchurn: {len(churn.started)} starts, {churn.loop.rounds} probe rounds, "
+        f"{len(churn.loop.outcomes)} probes; allowed reachable after p50 "
+        f"{latencies[len(latencies) // 2]:.2f}s, max {latencies[-1]:.2f}s "
+        f"(probe timeout {churn.loop.timeout}s)"
     )
     gone = wait_until(lambda: not guard_chains(lab), 5.0)
     assert gone is not None, f"guard chains left after churn: {guard_chains(lab)}"
@@ -441,7 +460,7 @@ def test_dockerd_restart_rules_hold_and_agent_reconnects(
 ) -> None:
     agent = agents.start(cli.policy(KILL_POLICY))
     before = agent.wait_ready()
-    rules = our_part(lab, positions=False)  # Docker moves its own jumps above ours: harmless
+    rules = our_chains(lab)
     restarted_at = time.time()
     lab.restart_dockerd()
 
@@ -454,7 +473,8 @@ def test_dockerd_restart_rules_hold_and_agent_reconnects(
     assert agent.alive()
     assert "lost Docker" in agent.log()
     print(f"\nagent reconnected {time.time() - restarted_at:.1f}s after the restart began")
-    assert our_part(lab, positions=False) == rules, "Docker's restart must keep our rules"
+    assert our_chains(lab) == rules, "Docker's restart must keep our rules"
+    assert wait_until(lambda: not hooks_not_first(lab), 3.0) is not None, hooks_not_first(lab)
     assert both(prober, "host:8080/tcp", ALLOWED_V4, ALLOWED_V6) == (True, True)
     assert both(prober, "host:8080/tcp", OTHER_V4, OTHER_V6) == (False, False)
     assert both(prober, "host:5432/tcp", ALLOWED_V4, ALLOWED_V6) == (False, False)

@@ -107,15 +107,21 @@ def ipset_save(*sets: ipsets.IpSet) -> str:
 
 
 def live_after_apply(ruleset: Ruleset, family: Family) -> str:
+    """iptables-save after our restore: Docker's table, our jumps first, our chains."""
     chains = render(ruleset, family).chains
     base = DOCKER_V4 if family == "ipv4" else DOCKER_V6
     lines = base.replace("COMMIT\n", "").splitlines()
     if family == "ipv6":
         lines.insert(lines.index(":DOCKER - [0:0]") + 1, ":DOCKER-USER - [0:0]")
-        lines.append("-A FORWARD -m comment --comment dockwall -j DOCKER-USER")
     lines += [f":{c} - [0:0]" for c in chains]
-    lines.insert(3, "-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT")
+    lines.append("-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT")
+    first_forward = next(i for i, line in enumerate(lines) if line.startswith(("-A FORWARD", "[")))
+    if family == "ipv6":
+        lines.insert(first_forward, "-A FORWARD -m comment --comment dockwall -j DOCKER-USER")
     lines.append("-A DOCKER-USER -m comment --comment dockwall -j DOCKWALL-FORWARD")
+    if family == "ipv4":
+        lines.remove("-A DOCKER-USER -j RETURN")
+        lines.append("-A DOCKER-USER -j RETURN")
     lines += [f"-A {c} {r}" for c, rules in chains.items() for r in rules]
     return "\n".join([*lines, "COMMIT", ""])
 

@@ -101,14 +101,10 @@ def payload_tests(payload: dict[str, Any], values: list[Any], op: str) -> list[T
         return [*implied, port]
     if protocol in ("icmp", "icmpv6") and field == "type":
         version = 4 if protocol == "icmp" else 6
-        if len(values) != 1:
-            raise v.UnsupportedValue(f"{protocol} type set")
+        types = [IcmpType(version, v.icmp_type(value, version)) for value in values]
         number = PROTOCOLS[protocol]
-        return [
-            NfProto(version),
-            Proto(frozenset({number})),
-            IcmpType(version, v.icmp_type(values[0], version)),
-        ]
+        one_of = types[0] if len(types) == 1 else AnyOf(tuple((Condition(t),) for t in types))
+        return [NfProto(version), Proto(frozenset({number})), one_of]
     return []
 
 

@@ -15,6 +15,7 @@ import socket
 from collections.abc import Sequence
 
 BANNER = b"dockwall-lab\n"
+IP_PKTINFO = 8  # linux/in.h; the socket module names it only from Python 3.12
 
 
 def bound_socket(kind: int, address: str, port: int) -> socket.socket:
@@ -27,6 +28,10 @@ def bound_socket(kind: int, address: str, port: int) -> socket.socket:
     sock.bind((address, port))
     if kind == socket.SOCK_STREAM:
         sock.listen(128)
+    elif family == socket.AF_INET:
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+    else:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_RECVPKTINFO, 1)
     sock.setblocking(False)
     return sock
 
@@ -62,13 +67,27 @@ class Responder:
             conn.sendall(BANNER)
             self.selector.register(conn, selectors.EVENT_READ, "conn")
         else:
-            data, peer = sock.recvfrom(2048)
-            sock.sendto(data, peer)
+            echo_datagram(sock)
 
     def drop(self, sock: socket.socket, role: str) -> None:
         if role == "conn":
             self.selector.unregister(sock)
             sock.close()
+
+
+def echo_datagram(sock: socket.socket) -> None:
+    """Replies from the address the datagram was sent to: a wildcard socket would let the
+    kernel pick another local address, and the client would not take that as the reply."""
+    data, ancillary, _, peer = sock.recvmsg(2048, socket.CMSG_SPACE(64))
+    replies = []
+    for level, kind, payload in ancillary:
+        if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+            # struct in_pktinfo {int ifindex; in_addr spec_dst; in_addr addr}: answer from addr
+            replies.append((level, kind, bytes(4) + payload[8:12] + bytes(4)))
+        elif level == socket.IPPROTO_IPV6 and kind == socket.IPV6_PKTINFO:
+            # struct in6_pktinfo {in6_addr addr; int ifindex}: keep addr, let routing pick the if
+            replies.append((level, kind, payload[:16] + bytes(4)))
+    sock.sendmsg([data], replies, 0, peer)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
