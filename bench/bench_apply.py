@@ -21,7 +21,14 @@ from dockwall.backends.base import Backend
 from dockwall.backends.iptables import IptablesBackend
 from dockwall.backends.nftables import NftablesBackend
 from dockwall.compile.compiler import compile_policy
-from dockwall.model.state import Attachment, Bridge, Container, HostState
+from dockwall.model.state import (
+    COMPOSE_PROJECT,
+    COMPOSE_SERVICE,
+    Attachment,
+    Bridge,
+    Container,
+    HostState,
+)
 from dockwall.policy import parse_policy
 from dockwall.runner import SubprocessRunner
 
@@ -48,11 +55,19 @@ class ApplyTiming:
         return self.parse_s + self.compile_s + self.plan_s + self.apply_s
 
 
+SERVICES = 100
+
+
 def policy_text(count: int) -> str:
-    """Each container: 5 ingress rules (port x source) and 5 egress rules (CIDR x port)."""
+    """One entry per container (by name) up to 1,000 containers; beyond that, one entry per
+    compose service with count/100 replicas each, as large hosts are really described.
+    Every entry: 5 ingress rules (port x source) and 5 egress rules (CIDR x port)."""
     lines = ["version: 1", "defaults: {ingress: deny, egress: allow}", "containers:"]
-    for i in range(count):
-        lines.append(f"  - name: c{i:05d}")
+    for i in range(count if count <= 1000 else SERVICES):
+        if count <= 1000:
+            lines.append(f"  - name: c{i:05d}")
+        else:
+            lines.append(f"  - compose: {{project: bench, service: s{i:03d}}}")
         lines.append("    ingress:")
         lines += [
             f'      - {{port: {8000 + k}/tcp, from: [198.51.100.{k + 1}/32, "2001:db8:{k}::/48"]}}'
@@ -70,6 +85,7 @@ def host_state(count: int) -> HostState:
         Container(
             f"{i:064x}",
             f"c{i:05d}",
+            labels={COMPOSE_PROJECT: "bench", COMPOSE_SERVICE: f"s{i % SERVICES:03d}"},
             attachments=(Attachment("bridge", "docker0", (base4 + i, base6 + i)),),
         )
         for i in range(count)
