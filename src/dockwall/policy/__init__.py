@@ -6,19 +6,16 @@ the input becomes one PolicyError that names the file, line, column and field.
 
 from dockwall.policy.dump import policy_to_yaml
 from dockwall.policy.load import MAX_LABEL_BYTES, load_policy, parse_label_rules, parse_policy
-from dockwall.policy.model import (
+from dockwall.policy.model import ContainerEntry, Defaults, LabelPolicy, Policy
+from dockwall.policy.rules import (
     ComposeMatch,
-    ContainerEntry,
     ContainerSelector,
-    Defaults,
     DirectionPolicy,
     EgressPolicy,
     EgressRule,
     IngressPolicy,
     IngressRule,
-    LabelPolicy,
     Network,
-    Policy,
     PortRange,
     Protocol,
 )

@@ -6,14 +6,12 @@ from typing import Any
 
 import yaml
 
-from dockwall.policy.model import (
-    ContainerEntry,
+from dockwall.policy.model import ContainerEntry, LabelPolicy, Policy
+from dockwall.policy.rules import (
     ContainerSelector,
     DirectionPolicy,
     EgressRule,
     IngressRule,
-    LabelPolicy,
-    Policy,
     PortRange,
 )
 

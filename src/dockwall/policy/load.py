@@ -18,8 +18,9 @@ from pydantic_core import ErrorDetails
 
 from dockwall.errors import Location, PolicyError
 from dockwall.policy.base import yaml_context
-from dockwall.policy.model import EgressPolicy, EgressRule, IngressPolicy, IngressRule, Policy
+from dockwall.policy.model import Policy
 from dockwall.policy.problems import Path, PathStep, Problem, shown
+from dockwall.policy.rules import EgressPolicy, EgressRule, IngressPolicy, IngressRule
 from dockwall.policy.yamlsource import Document, decode, format_path, read_document
 
 __all__ = ["MAX_LABEL_BYTES", "load_policy", "parse_label_rules", "parse_policy"]

@@ -1,333 +1,27 @@
-"""The validated policy: which containers are matched, and what may reach them or leave them.
-
-Everything is normalized on the way in (port lists, `any` as None, single values as
-one-item tuples) so that the code which turns a policy into firewall rules never has to
-interpret the YAML spelling again.
-"""
+"""The validated policy file: which containers are matched, and what may reach them or
+leave them, plus the defaults and how far container labels are trusted."""
 
 from __future__ import annotations
 
-import ipaddress
-from collections.abc import Callable, Mapping
-from typing import Any, ClassVar, Generic, Literal, Self, TypeVar
+from typing import Any, ClassVar, Literal, Self
 
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dockwall.errors import Location
-from dockwall.policy.base import MappingModel, Model, from_yaml
-from dockwall.policy.fields import (
-    ANY,
-    Network,
-    Protocol,
-    SpecError,
-    check_name,
-    format_port_range,
-    parse_label_selector,
-    parse_network,
-    parse_port_range,
+from dockwall.policy.base import MappingModel
+from dockwall.policy.fields import Network
+from dockwall.policy.problems import choice, fail, shown
+from dockwall.policy.rules import (
+    VERDICTS,
+    ContainerSelector,
+    EgressPolicy,
+    IngressPolicy,
+    addresses,
 )
-from dockwall.policy.problems import choice, did_you_mean, fail, shown
 
-__all__ = [
-    "ComposeMatch",
-    "ContainerEntry",
-    "ContainerSelector",
-    "Defaults",
-    "DirectionPolicy",
-    "EgressPolicy",
-    "EgressRule",
-    "IngressPolicy",
-    "IngressRule",
-    "LabelPolicy",
-    "Network",
-    "Policy",
-    "PortRange",
-    "Protocol",
-]
+__all__ = ["ContainerEntry", "Defaults", "LabelPolicy", "Policy"]
 
-MATCHERS = ("name", "compose", "label")
 BACKENDS = ("auto", "iptables", "nftables")
-VERDICTS = ("allow", "deny")
-
-T = TypeVar("T")
-
-
-class PortRange(Model):
-    """One port or an inclusive range for tcp/udp; for icmp, all of ICMP and ICMPv6."""
-
-    proto: Protocol
-    first: int | None = None
-    last: int | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _parse(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, int) and not isinstance(data, bool):
-            data = str(data)
-        if isinstance(data, str):
-            proto, first, last = _spec(parse_port_range, data)
-            return {"proto": proto, "first": first, "last": last}
-        if from_yaml(info):
-            raise fail(f"expected a port like 8080/tcp, 1000-2000/udp or icmp, got {shown(data)}")
-        if isinstance(data, dict) and data.get("last") is None:
-            return {**data, "last": data.get("first")}
-        return data
-
-    @model_validator(mode="after")
-    def _check(self) -> Self:
-        if self.proto == "icmp":
-            if self.first is not None or self.last is not None:
-                raise fail("icmp has no ports")
-        else:
-            _spec(parse_port_range, str(self))
-        return self
-
-    def __str__(self) -> str:
-        return format_port_range(self.proto, self.first, self.last)
-
-
-def _spec(parse: Callable[[str], T], text: str) -> T:
-    """Runs a string parser from fields.py, turning its error into a validation error."""
-    try:
-        return parse(text)
-    except SpecError as exc:
-        raise fail(str(exc)) from None
-
-
-def _addresses(value: Any) -> tuple[Network, ...] | None:
-    """A list of CIDRs, or None for `[any]`; an empty list would match nothing, so it is
-    refused rather than read as either extreme."""
-    if value is None:
-        return None
-    if not isinstance(value, list | tuple):
-        hint = f"; write [{value}]" if isinstance(value, str) and len(value) < 60 else ""
-        raise fail(f"expected a list of CIDRs or [any], got {shown(value)}{hint}")
-    if not value:
-        raise fail("is empty: list CIDRs, or write [any] for every address")
-    if ANY in value:
-        if len(value) > 1:
-            raise fail(
-                "any already covers every address: remove it or the other entries",
-                at=(value.index(ANY),),
-            )
-        return None
-    return tuple(_address(item, index) for index, item in enumerate(value))
-
-
-def _address(item: Any, index: int) -> Network:
-    if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        return item
-    if not isinstance(item, str):
-        raise fail(f"expected a CIDR like 192.0.2.0/24, got {shown(item)}", at=(index,))
-    try:
-        return parse_network(item)
-    except SpecError as exc:
-        raise fail(str(exc), at=(index,)) from None
-
-
-def _port_list(value: Any, info: ValidationInfo) -> Any:
-    """Port lists; `ports: []` in YAML is refused as ambiguous (none, or every port?)."""
-    if from_yaml(info) and value == []:
-        raise fail("is empty: leave it out to mean every port")
-    return value
-
-
-class ComposeMatch(MappingModel):
-    """Containers of a compose project, or of one service in it."""
-
-    project: str
-    service: str | None = None
-
-    @field_validator("project", "service", mode="before")
-    @classmethod
-    def _names(cls, value: Any, info: ValidationInfo) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise fail(f"expected a name, got {shown(value)}")
-        return _spec(lambda text: check_name(text, f"compose {info.field_name}"), value)
-
-
-class ContainerSelector(MappingModel):
-    """Which containers are meant: by name, by compose project (and service), or by label."""
-
-    name: str | None = None
-    compose: ComposeMatch | None = None
-    label: tuple[str, str] | None = None
-
-    @classmethod
-    def _check_yaml(cls, data: dict[str, Any]) -> None:
-        given = [key for key in data if key in MATCHERS]
-        if not given:
-            raise fail("needs one of name, compose or label to say which containers it is for")
-        if len(given) > 1:
-            raise fail(
-                f"give only one of name, compose or label (this entry has {given[0]} and "
-                f"{given[1]})",
-                at=(given[1],),
-                on_key=True,
-            )
-
-    @field_validator("name", mode="before")
-    @classmethod
-    def _name(cls, value: Any) -> Any:
-        if value is None:
-            return None
-        if not isinstance(value, str):
-            raise fail(f"expected a container name, got {shown(value)}")
-        return _spec(lambda text: check_name(text, "container name"), value)
-
-    @field_validator("label", mode="before")
-    @classmethod
-    def _label(cls, value: Any, info: ValidationInfo) -> Any:
-        if isinstance(value, str):
-            return _spec(parse_label_selector, value)
-        if from_yaml(info):
-            raise fail(f"expected key=value, got {shown(value)}")
-        return value
-
-    @model_validator(mode="after")
-    def _one_matcher(self) -> Self:
-        if sum(matcher is not None for matcher in (self.name, self.compose, self.label)) != 1:
-            raise fail("needs exactly one of name, compose or label")
-        return self
-
-    def describe(self) -> str:
-        """The matcher as the user would write it: `name=web`, `compose=shop/worker`."""
-        if self.compose is not None:
-            service = f"/{self.compose.service}" if self.compose.service else ""
-            return f"compose={self.compose.project}{service}"
-        if self.label is not None:
-            return f"label={self.label[0]}={self.label[1]}"
-        return f"name={self.name}"
-
-
-def _selectors(value: Any) -> Any:
-    """A plain string in a container list is a name: `from_containers: [web]`."""
-    if isinstance(value, list):
-        return [{"name": item} if isinstance(item, str) else item for item in value]
-    return value
-
-
-class IngressRule(MappingModel):
-    """Who may connect to a container's published ports.
-
-    `host_ports` are the published ports on the host, `container_ports` the ports inside
-    the container they lead to; a rule naming neither covers every published port.
-    """
-
-    _renames: ClassVar[Mapping[str, tuple[str, bool]]] = {
-        "port": ("host_ports", True),
-        "ports": ("host_ports", False),
-        "container_port": ("container_ports", True),
-        "container_ports": ("container_ports", False),
-        "from": ("sources", False),
-        "from_containers": ("from_containers", False),
-    }
-
-    host_ports: tuple[PortRange, ...] = ()
-    container_ports: tuple[PortRange, ...] = ()
-    sources: tuple[Network, ...] | None = None
-    from_containers: tuple[ContainerSelector, ...] = ()
-
-    @field_validator("from_containers", mode="before")
-    @classmethod
-    def _from_containers(cls, value: Any) -> Any:
-        return _selectors(value)
-
-    @property
-    def cidr_sources(self) -> tuple[Network, ...] | None:
-        """Sources given as addresses; a rule naming only containers admits no address."""
-        if self.from_containers and "sources" not in self.model_fields_set:
-            return ()
-        return self.sources
-
-    @field_validator("host_ports", "container_ports", mode="before")
-    @classmethod
-    def _ports(cls, value: Any, info: ValidationInfo) -> Any:
-        return _port_list(value, info)
-
-    @field_validator("sources", mode="before")
-    @classmethod
-    def _sources(cls, value: Any) -> tuple[Network, ...] | None:
-        return _addresses(value)
-
-
-class EgressRule(MappingModel):
-    """Where a container may connect to; no ports means every port and protocol."""
-
-    _renames: ClassVar[Mapping[str, tuple[str, bool]]] = {
-        "to": ("destinations", False),
-        "port": ("ports", True),
-        "ports": ("ports", False),
-        "to_containers": ("to_containers", False),
-    }
-
-    ports: tuple[PortRange, ...] = ()
-    destinations: tuple[Network, ...] | None = None
-    to_containers: tuple[ContainerSelector, ...] = ()
-
-    @field_validator("to_containers", mode="before")
-    @classmethod
-    def _to_containers(cls, value: Any) -> Any:
-        return _selectors(value)
-
-    @property
-    def cidr_destinations(self) -> tuple[Network, ...] | None:
-        """Destinations given as addresses; a rule naming only containers reaches none."""
-        if self.to_containers and "destinations" not in self.model_fields_set:
-            return ()
-        return self.destinations
-
-    @field_validator("ports", mode="before")
-    @classmethod
-    def _ports(cls, value: Any, info: ValidationInfo) -> Any:
-        return _port_list(value, info)
-
-    @field_validator("destinations", mode="before")
-    @classmethod
-    def _destinations(cls, value: Any) -> tuple[Network, ...] | None:
-        return _addresses(value)
-
-
-RuleT = TypeVar("RuleT", IngressRule, EgressRule)
-
-
-class DirectionPolicy(Model, Generic[RuleT]):
-    """One direction of traffic: allow all, deny all, or allow what the rules name.
-
-    YAML writes it as the word allow or deny, or as the list of rules itself; an empty
-    list therefore denies everything.
-    """
-
-    mode: Literal["allow", "deny", "list"]
-    rules: tuple[RuleT, ...] = ()
-
-    @model_validator(mode="before")
-    @classmethod
-    def _read(cls, data: Any, info: ValidationInfo) -> Any:
-        if isinstance(data, str) and data in VERDICTS:
-            return {"mode": data}
-        if isinstance(data, list | tuple):
-            return {"mode": "list", "rules": data}
-        if from_yaml(info) or not isinstance(data, dict):
-            hint = did_you_mean(data, VERDICTS) if isinstance(data, str) else ""
-            raise fail(f"expected allow, deny or a list of rules, got {shown(data)}{hint}")
-        return data
-
-    @model_validator(mode="after")
-    def _rules_need_list(self) -> Self:
-        if self.mode != "list" and self.rules:
-            raise fail(f"rules are only used with mode list, not {self.mode}")
-        return self
-
-
-class IngressPolicy(DirectionPolicy[IngressRule]):
-    """Incoming traffic to a container's published ports."""
-
-
-class EgressPolicy(DirectionPolicy[EgressRule]):
-    """Traffic a container starts towards anything outside itself."""
 
 
 class ContainerEntry(ContainerSelector):
@@ -393,7 +87,7 @@ class LabelPolicy(MappingModel):
     @field_validator("ingress_from", "egress_to", mode="before")
     @classmethod
     def _caps(cls, value: Any) -> tuple[Network, ...] | None:
-        return _addresses(value)
+        return addresses(value)
 
 
 class Policy(MappingModel):
