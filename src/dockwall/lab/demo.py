@@ -30,6 +30,23 @@ def show(console: Console, prober: Prober, heading: str) -> None:
     )
 
 
+PLAN_LINES = 24
+
+
+def run(
+    console: Console, lab: Lab, args: list[str], shown_path: str, *, shorten: bool = False
+) -> None:
+    """Runs the real CLI on the lab host and shows it as a terminal would."""
+    result = lab.host.run([sys.executable, "-m", "dockwall", *args], check=False)
+    words = [shown_path if a.endswith(shown_path) and shown_path else a for a in args]
+    console.print(f"$ dockwall {' '.join(words)}", style="bold", highlight=False)
+    lines = (result.stdout + result.stderr).splitlines()
+    if shorten and len(lines) > PLAN_LINES:
+        hidden = len(lines) - PLAN_LINES
+        lines = [*lines[: PLAN_LINES - 1], f"  ... {hidden} more lines ...", lines[-1]]
+    console.print("\n".join(lines), highlight=False, markup=False)
+
+
 def run_demo(console: Console, name: str, keep: bool) -> None:
     lab = Lab(name)
     if lab.exists():
@@ -41,11 +58,12 @@ def run_demo(console: Console, name: str, keep: bool) -> None:
         show(console, prober, "Plain Docker: who can reach what")
         console.rule("The policy")
         console.print(EXAMPLE.read_text(), highlight=False, markup=False)
-        for command in ("plan", "apply"):
-            result = lab.host.run([sys.executable, "-m", "dockwall", command, "-f", str(EXAMPLE)])
-            console.print(f"$ dockwall {command} -f {EXAMPLE.name}", style="bold")
-            console.print(result.stdout + result.stderr, highlight=False, markup=False)
+        policy = str(EXAMPLE)
+        run(console, lab, ["plan", "-f", policy], EXAMPLE.name, shorten=True)
+        run(console, lab, ["apply", "-f", policy], EXAMPLE.name)
         show(console, prober, "With dockwall: who can reach what")
+        console.rule("Why? dockwall explain reads the live ruleset")
+        run(console, lab, ["explain", "--from", "198.51.100.7", "--to", "host:5432/tcp"], "")
     finally:
         if keep:
             console.print(
