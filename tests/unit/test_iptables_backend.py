@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from dockwall.backends.iptables import IptablesBackend
 from dockwall.backends.iptables.render import render
 from dockwall.backends.iptables.ruleset import parse_filter
@@ -235,3 +237,23 @@ def test_isolated_peers_chain_lets_neighbour_discovery_and_named_pairs_through()
     ]
     assert "-i docker0 -o docker0 -g DOCKWALL-PEERS" in v4["DOCKWALL-FORWARD"]
     assert "DOCKWALL-PEERS" not in render(ruleset(), "ipv4").chains
+
+
+def test_replicas_sharing_one_filter_share_one_chain() -> None:
+    base = ruleset()
+    web = next(g for g in base.guards if g.name == "web")
+    replicas = tuple(
+        replace(
+            web,
+            key=f"{i:012x}",
+            name=f"web-{i}",
+            endpoints=(replace(web.endpoints[0], address=web.endpoints[0].address + i),),
+        )
+        for i in range(1, 4)
+    )
+    chains = render(replace(base, guards=(*base.guards, *replicas)), "ipv4").chains
+    web_chain = f"DOCKWALL-I-{web.key}"
+    assert web_chain in chains
+    assert not any(f"DOCKWALL-I-{r.key}" in chains for r in replicas)
+    dispatch = [r for r in chains["DOCKWALL-FORWARD"] if r.endswith(f"-g {web_chain}")]
+    assert len(dispatch) == 4

@@ -286,3 +286,12 @@ def test_many_peer_pairs_still_cost_the_same_rules() -> None:
     lines = plan_lines(replace(RULESET, isolate_peers=True, peers=many))
     assert len([line for line in lines if line.startswith("add chain peers |")]) == 4
     assert len([line for line in lines if line.startswith("add set peers-v4-ports |")]) == 1001
+
+
+def test_replicas_sharing_one_filter_share_one_chain() -> None:
+    twin = replace(DB, key="c0ffee000009", name="db2")
+    lines = plan_lines(replace(RULESET, guards=(DB, WEB, twin)))
+    assert "add chain in-db | chain in-db" in lines
+    assert not [line for line in lines if line.startswith("add chain in-db2")]
+    targets = [line for line in lines if line.startswith("add map ingress-v4 |") and "goto" in line]
+    assert targets == ["add map ingress-v4 | 172.30.0.2 . br-0123456789ab : goto in-db"]

@@ -101,8 +101,26 @@ def filter_rules(
     return [*dict.fromkeys(rules), "-j DROP"]
 
 
-def guard_chain(guard: Guard, direction: str) -> str:
-    return f"{CHAIN_PREFIX}{direction}-{guard.key}"
+def filter_target(
+    chains: dict[str, list[str]],
+    sets: dict[str, IpSet],
+    names: dict[int, str],
+    filter_: Filter | None,
+    family: Family,
+    direction: str,
+    owner: Guard,
+) -> str | None:
+    """goto the filter's chain, so its RETURN ends our part of FORWARD for this packet;
+    None when the direction is not restricted. The chain is made once per filter object
+    and named after the first container using it: replicas of one service share their
+    entry's filter, so 10,000 of them cost one chain."""
+    if filter_ is None:
+        return None
+    if id(filter_) not in names:
+        chain = f"{CHAIN_PREFIX}{direction}-{owner.key}"
+        names[id(filter_)] = chain
+        chains[chain] = filter_rules(filter_, family, "-s" if direction == "I" else "-d", sets)
+    return f"-g {names[id(filter_)]}"
 
 
 def ingress_dispatch(endpoint: Endpoint, target: str) -> str:
@@ -116,29 +134,19 @@ def egress_dispatch(endpoint: Endpoint, target: str, forwarded: bool) -> str:
     return f"-s {host(endpoint)} -i {iface} {out}{target}"
 
 
-def target(filter_: Filter | None, chain: str) -> str | None:
-    """goto the filter's chain, so its RETURN ends our part of FORWARD for this packet."""
-    if filter_ is not None:
-        return f"-g {chain}"
-    return None
-
-
 def render(ruleset: Ruleset, family: Family) -> Desired:
     """FORWARD dispatch by container address first, then the bridge-wide defaults."""
     chains: dict[str, list[str]] = {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]}
     sets: dict[str, IpSet] = {}
+    names: dict[int, str] = {}
     if family == "ipv6":
         chains[INPUT] += neighbour_discovery()
     for guard in ruleset.guards:
         mine = [e for e in guard.endpoints if e.address.version == version(family)]
         if not mine:
             continue
-        ingress = target(guard.ingress, guard_chain(guard, "I"))
-        egress = target(guard.egress, guard_chain(guard, "E"))
-        if guard.ingress is not None:
-            chains[guard_chain(guard, "I")] = filter_rules(guard.ingress, family, "-s", sets)
-        if guard.egress is not None:
-            chains[guard_chain(guard, "E")] = filter_rules(guard.egress, family, "-d", sets)
+        ingress = filter_target(chains, sets, names, guard.ingress, family, "I", guard)
+        egress = filter_target(chains, sets, names, guard.egress, family, "E", guard)
         for endpoint in mine:
             if ingress or ruleset.default_ingress is not None:
                 chains[FORWARD].append(ingress_dispatch(endpoint, ingress or "-j RETURN"))

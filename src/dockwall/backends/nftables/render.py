@@ -220,11 +220,23 @@ def add_direction(
             ]
         )
         add_filter(objects, direction.default_chain, default, direction)
+    for flt, chain in filter_chains(direction, ruleset, labels).values():
+        add_filter(objects, chain, flt, direction)
+    objects.chain(direction.chain, dispatch)
+
+
+def filter_chains(
+    direction: Direction, ruleset: Ruleset, labels: dict[str, str]
+) -> dict[int, tuple[Filter, str]]:
+    """One chain per filter object, named after the first container using it: replicas of
+    one service share their entry's filter, so 10,000 of them cost one chain, and a plan
+    still reads `in-web`, not a hash."""
+    chains: dict[int, tuple[Filter, str]] = {}
     for guard in ruleset.guards:
         flt = guard.ingress if direction is INGRESS else guard.egress
-        if flt is not None:
-            add_filter(objects, f"{direction.prefix}-{labels[guard.key]}", flt, direction)
-    objects.chain(direction.chain, dispatch)
+        if flt is not None and id(flt) not in chains:
+            chains[id(flt)] = (flt, f"{direction.prefix}-{labels[guard.key]}")
+    return chains
 
 
 def dispatch_elements(
@@ -232,9 +244,10 @@ def dispatch_elements(
 ) -> list[list[Json]]:
     """(address . interface) -> goto the guard's chain, or return when it has no filter."""
     elements: dict[tuple[str, str], Json] = {}
+    chains = filter_chains(direction, ruleset, labels)
     for guard in ruleset.guards:
         flt = guard.ingress if direction is INGRESS else guard.egress
-        target = e.goto(f"{direction.prefix}-{labels[guard.key]}") if flt else e.verdict("return")
+        target = e.goto(chains[id(flt)][1]) if flt else e.verdict("return")
         for endpoint in guard.endpoints:
             if endpoint.address.version == family:
                 elements.setdefault((str(endpoint.address), endpoint.interface), target)
