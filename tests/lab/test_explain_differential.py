@@ -2,13 +2,15 @@
 
 For each scenario (Docker's own rules, the article's INPUT rules, a DOCKER-USER drop,
 a ufw-like chain, a dockwall-like policy, and policies applied by `dockwall apply`
-itself with the iptables and the nftables backend) random connections are both
-simulated and sent for real; `unknown` counts as disagreement. Only endpoints with a
-listener are probed, so "closed" can only mean the firewall.
+itself with the iptables and the nftables backend, one of them with allowlists long
+enough to become ipset sets) random connections are both simulated and sent for real;
+`unknown` counts as disagreement. Only endpoints with a listener are probed, so
+"closed" can only mean the firewall.
 """
 
 from __future__ import annotations
 
+import os
 import random
 import secrets
 from collections.abc import Iterator
@@ -132,11 +134,42 @@ containers:
     egress:
       - {to: [198.51.100.0/24, "2001:db8:ffff::/64"], port: 2222/tcp}
 """
+# Long allowlists: more than ipsets.THRESHOLD networks of each family, so the iptables
+# backend matches them with `-m set --match-set`. They hold some of the lab's internet
+# addresses (192.0.2.100, .7, 203.0.113.10, 2001:db8:100::100, 2001:db8:203::10) and
+# leave out the others, some by a near miss (198.51.100.128/25, 2001:db8:200:8000::/49).
+SET_V4 = (
+    "192.0.2.0/25", "203.0.113.10", "10.0.0.0/8", "100.64.0.0/10", "198.18.0.0/15",
+    "203.0.113.64/26", "198.51.100.128/25", "192.168.100.0/24", "233.252.0.0/24",
+    "11.0.0.0/8", "1.1.1.1", "8.8.8.0/24",
+)  # fmt: skip
+SET_V6 = (
+    "2001:db8:100::/48", "2001:db8:203::10", "fd00::/8", "2001:db8:aaaa::/48",
+    "2001:db8:bbbb::/48", "2001:db8:cccc::/64", "2001:db8:200:8000::/49", "2001:db8:dddd::1",
+    "2001:db8:eeee::/56", "2001:db8:1234::/48", "2002::/16", "64:ff9b::/96",
+)  # fmt: skip
+SET_LIST = ", ".join(f'"{cidr}"' for cidr in SET_V4 + SET_V6)
+IPSET_ALLOWLISTS = f"""\
+version: 1
+containers:
+  - name: web
+    ingress:
+      - {{port: 8080/tcp, from: [{SET_LIST}]}}
+    egress:
+      - {{to: [{SET_LIST}]}}
+  - name: db
+    ingress:
+      - {{port: 5432/tcp, from: [{SET_LIST}]}}
+  - compose: {{project: shop, service: worker}}
+    egress:
+      - {{to: [{SET_LIST}], ports: [443/tcp, 53/udp, 80/tcp]}}
+"""
 POLICIES = {
     "ingress-allowlist": INGRESS_ALLOWLIST,
     "default-deny-ingress": DEFAULT_DENY,
     "egress-allowlist": EGRESS_ALLOWLIST,
     "egress-deny": EGRESS_DENY,
+    "ipset-allowlists": IPSET_ALLOWLISTS,
 }
 BACKENDS = ("iptables", "nftables")
 
@@ -150,7 +183,7 @@ class Case:
 
 @pytest.fixture(scope="module")
 def elab() -> Iterator[Lab]:
-    lab = Lab("e" + secrets.token_hex(3))
+    lab = Lab(os.environ.get("DOCKWALL_EXPLAIN_LAB_PREFIX", "e") + secrets.token_hex(3))
     try:
         lab.up()
         yield lab
@@ -223,6 +256,7 @@ class Tally:
     def __post_init__(self) -> None:
         self.disagreements: list[str] = []
         self.scenarios: dict[str, tuple[int, int]] = {}
+        self.set_matches: dict[str, int] = {}
 
     def check(self, elab: Lab, prober: Prober, rng: random.Random, name: str, count: int) -> None:
         """`count` random connections, simulated against the live host and sent for real."""
@@ -235,12 +269,22 @@ class Tally:
             result = explain_connection(state, begin.packet, begin.local_origin)
             self.total += 1
             self.opened += is_open
+            if any("--match-set" in (step.rule or "") for step in result.path):
+                self.set_matches[name] = self.set_matches.get(name, 0) + 1
             if result.verdict != ("accept" if is_open else "drop"):
                 self.disagreements.append(
                     f"{name}: {case.source} -> {case.destination} (IPv{case.family}): real "
                     f"{'open' if is_open else 'closed'}, explain {result.verdict}"
                     + (f" ({'; '.join(result.unknown)})" if result.unknown else "")
                 )
+
+
+def assert_uses_ipsets(lab: Lab) -> None:
+    """The long allowlists must really be ipset matches, or this test checks nothing new."""
+    for tool in ("iptables-save", "ip6tables-save"):
+        rules = lab.host.run([tool]).stdout
+        assert rules.count("-m set --match-set dockwall-") >= 6, f"{tool}: no ipset matches"
+    assert lab.host.run(["ipset", "list", "-n"]).stdout.count("dockwall-") >= 2
 
 
 def test_explain_agrees_with_real_traffic(elab: Lab, tmp_path: Path) -> None:
@@ -260,6 +304,8 @@ def test_explain_agrees_with_real_traffic(elab: Lab, tmp_path: Path) -> None:
             for name, policy in POLICIES.items():
                 apply_scenario(elab, baseline, ("", ""))
                 dockwall.apply(policy)
+                if backend == "iptables" and name == "ipset-allowlists":
+                    assert_uses_ipsets(elab)
                 elab.host.run(["conntrack", "-F"], check=False)
                 tally.check(elab, prober, rng, f"dockwall {backend} {name}", PROBES_PER_POLICY)
             dockwall.run("reset", "--backend", backend, check=False)
@@ -271,6 +317,8 @@ def test_explain_agrees_with_real_traffic(elab: Lab, tmp_path: Path) -> None:
     for name, (scenario_open, scenario_total) in tally.scenarios.items():
         if name.startswith("dockwall"):
             assert 0 < scenario_open < scenario_total, f"{name}: all probes alike"
+    # explain really looked packets up in the sets: some matched an ipset rule
+    assert tally.set_matches.get("dockwall iptables ipset-allowlists", 0) >= 5, tally.set_matches
     opened, total = tally.opened, tally.total
     assert 80 < opened < total - 80, f"{opened} of {total} open: the scenarios test too little"
     assert not tally.disagreements, "\n".join(tally.disagreements)

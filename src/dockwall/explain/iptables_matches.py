@@ -30,11 +30,16 @@ from dockwall.explain.model import (
     PktType,
     Port,
     Proto,
+    SetMatch,
     TcpFlags,
     Test,
     Unsupported,
 )
 
+OPTION_ENDS = frozenset({"-m", "--match", "-j", "-g", "--jump", "--goto"})
+# options that change an earlier option of the same match: the fast reader, which sees
+# one option at a time, must leave their rules to the token reader
+MODIFIERS = frozenset({"--return-nomatch"})
 TCP_FLAG_NAMES = frozenset({"SYN", "ACK", "FIN", "RST", "URG", "PSH", "ECE", "CWR"})
 CtField = Literal["origsrc", "origdst", "replsrc", "repldst"]
 
@@ -259,9 +264,31 @@ def limit_iface(cursor: Cursor) -> Test:
     return Unsupported(f"-m addrtype {cursor.tokens[cursor.pos - 1]}")
 
 
+def match_set(cursor: Cursor) -> Test:
+    """`--match-set NAME src[,dst...]`, and `--return-nomatch` if the same match has it."""
+    name, flags = cursor.take(), cursor.take()
+    dirs: list[Literal["src", "dst"]] = []
+    for flag in flags.split(","):
+        if flag not in ("src", "dst"):
+            raise RulesetParseError(f"--match-set {name} {flags}: {flag!r} is not src or dst")
+        dirs.append("src" if flag == "src" else "dst")
+    rest = cursor.tokens[cursor.pos :]
+    end = next((i for i, token in enumerate(rest) if token in OPTION_ENDS), len(rest))
+    return SetMatch(name, tuple(dirs), "--return-nomatch" in rest[:end])
+
+
+def no_test(_: Cursor) -> None:
+    """Options that change nothing about whether a packet matches (counter updates), or
+    that `match_set` has already read (`--return-nomatch`)."""
+
+
 CURSOR_OPTIONS: dict[tuple[str, str], Callable[[Cursor], Test | None]] = {
     ("*", "--tcp-flags"): tcp_flags,
     ("*", "--syn"): syn,
     ("addrtype", "--limit-iface-in"): limit_iface,
     ("addrtype", "--limit-iface-out"): limit_iface,
+    ("set", "--match-set"): match_set,
+    ("set", "--return-nomatch"): no_test,
+    ("set", "--update-counters"): no_test,
+    ("set", "--update-subcounters"): no_test,
 }

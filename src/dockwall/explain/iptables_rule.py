@@ -17,6 +17,7 @@ from collections.abc import Collection
 from dockwall.explain import iptables_targets as targets
 from dockwall.explain.addresses import slow_net
 from dockwall.explain.iptables_matches import (
+    MODIFIERS,
     Cursor,
     RulesetParseError,
     parse_other,
@@ -128,7 +129,7 @@ def fast_condition(
         return (None if test is None else Condition(test, negate)), True
     if not (name[:1].isalpha() or (name[:1] == "-" and name[1:2].isalpha())):
         return None
-    if option in MODULES or option in JUMPS:
+    if option in MODULES or option in JUMPS or option in MODIFIERS:
         return None
     tokens = [option, *values.split()]
     cursor = Cursor(tokens, 1, version, module)

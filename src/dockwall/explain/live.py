@@ -14,6 +14,7 @@ from typing import Any
 from dockwall.errors import CommandError, DockwallError
 from dockwall.explain.docker_state import read_containers
 from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
+from dockwall.explain.ipsets import IpSets, parse_ipset_save
 from dockwall.explain.iptables_parse import parse_iptables_save
 from dockwall.explain.model import Origin, Table
 from dockwall.explain.nft_parse import parse_nft_json
@@ -72,6 +73,20 @@ def read_tables(runner: Runner, notes: list[str]) -> tuple[list[Table], dict[str
     return tables, sources
 
 
+def read_ipsets(runner: Runner) -> IpSets:
+    """The sets `-m set` rules look up. Without ipset (or when it fails) there are none to
+    read, and every set match stays unknown: the reason is kept, not added to the notes,
+    as most hosts without ipset have no rule that needs it."""
+    try:
+        result = runner.run(["ipset", "save"], check=False, timeout=30)
+    except CommandError as exc:
+        return IpSets({}, f"`ipset save` failed: {exc.stderr.strip() or exc}")
+    if result.returncode != 0:
+        reason = result.stderr.strip() or f"exit status {result.returncode}"
+        return IpSets({}, f"`ipset save` failed: {reason}")
+    return parse_ipset_save(result.stdout)
+
+
 def read_sysctls(runner: Runner) -> dict[str, int | None]:
     values: dict[str, int | None] = {}
     for key, path in SYSCTLS.items():
@@ -98,6 +113,7 @@ def gather(runner: Runner, docker_client: Callable[[], Any] | None = None) -> Ho
     notes: list[str] = []
     tables, sources = read_tables(runner, notes)
     net = read_host_net(runner, notes)
+    ipsets = read_ipsets(runner)
     sysctl = read_sysctls(runner)
     containers = []
     if docker_client is not None:
@@ -115,4 +131,5 @@ def gather(runner: Runner, docker_client: Callable[[], Any] | None = None) -> Ho
         conntrack=(count, limit) if count is not None and limit else None,
         rule_sources=sources,
         notes=notes,
+        ipsets=ipsets,
     )

@@ -7,10 +7,11 @@ Dispatch is a dict keyed by the test's class: one lookup per test keeps a
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from dockwall.explain.hostnet import HostNet
+from dockwall.explain.ipsets import IpSets, not_read
 from dockwall.explain.model import (
     Addr,
     AddrRange,
@@ -28,7 +29,9 @@ from dockwall.explain.model import (
     PktType,
     Port,
     Proto,
+    SetMatch,
     TcpFlags,
+    Test,
     Unsupported,
 )
 from dockwall.explain.packet import Conn, Packet, Tuple
@@ -38,13 +41,14 @@ PORT_PROTOCOLS = frozenset({6, 17, 132, 136})
 
 @dataclass
 class Context:
-    """What a rule can look at: the packet, its connection, the host, and whether
-    conntrack has seen the packet yet (it has not in the raw table)."""
+    """What a rule can look at: the packet, its connection, the host (addresses, routes,
+    ipset sets), and whether conntrack has seen the packet yet (not in the raw table)."""
 
     packet: Packet
     conn: Conn
     host: HostNet
     tracked: bool = True
+    sets: IpSets = field(default_factory=not_read)
 
 
 def evaluate(condition: Condition, ctx: Context) -> bool | None:
@@ -161,8 +165,20 @@ def pkt_type(test: PktType, ctx: Context) -> bool:
     return "unicast" in test.types or "host" in test.types
 
 
+def set_match(test: SetMatch, ctx: Context) -> bool | None:
+    return ctx.sets.test(test, ctx.packet)
+
+
 def unsupported(test: Unsupported, ctx: Context) -> None:
     return None
+
+
+def unknown_text(test: Test, ctx: Context) -> str:
+    """What to name when `test` could not be evaluated, and why if there is more to say."""
+    if isinstance(test, SetMatch):
+        reason = ctx.sets.why(test, ctx.packet)
+        return f"{test.text} ({reason})" if reason else test.text
+    return str(getattr(test, "text", test))
 
 
 def any_of(test: AnyOf, ctx: Context) -> bool | None:
@@ -199,6 +215,7 @@ TESTS: dict[type, Callable[[Any, Context], bool | None]] = {
     TcpFlags: tcp_flags,
     Mark: mark,
     PktType: pkt_type,
+    SetMatch: set_match,
     AnyOf: any_of,
     Unsupported: unsupported,
 }

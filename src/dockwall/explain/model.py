@@ -168,6 +168,21 @@ class PktType:
 
 
 @record
+class SetMatch:
+    """`-m set --match-set NAME src,dst`: the packet's fields, one per direction (address,
+    then port), looked up in an ipset of the host; `!` is the condition's negation."""
+
+    name: str
+    dirs: tuple[Literal["src", "dst"], ...]
+    return_nomatch: bool = False
+
+    @property
+    def text(self) -> str:
+        extra = " --return-nomatch" if self.return_nomatch else ""
+        return f"-m set --match-set {self.name} {','.join(self.dirs)}{extra}"
+
+
+@record
 class Unsupported:
     """A match the simulator cannot evaluate; it makes the verdict `unknown` if it matters."""
 
@@ -184,7 +199,7 @@ class AnyOf:
 
 Test = (
     Addr | AddrRange | Iface | Proto | NfProto | Port | CtState | CtDir | CtAddr | CtPort
-    | AddrType | IcmpType | TcpFlags | Mark | PktType | AnyOf | Unsupported
+    | AddrType | IcmpType | TcpFlags | Mark | PktType | SetMatch | AnyOf | Unsupported
 )  # fmt: skip
 
 

@@ -69,7 +69,9 @@ def run_once(
     packet = replace(first)
     conn = Conn(packet.tuple(), Tuple(packet.dst, packet.src, packet.dport, packet.sport))
     forward = Walker(state.ruleset, "original", assumptions)
-    arrival = travel(forward, Context(packet, conn, state.net), state, local_origin)
+    arrival = travel(
+        forward, Context(packet, conn, state.net, sets=state.ipsets), state, local_origin
+    )
     description = first.describe()
     if arrival is None:
         return Explanation("drop", description, "original", path=forward.steps)
@@ -77,7 +79,9 @@ def run_once(
     reply_text = reply.describe()
     back = Walker(state.ruleset, "reply", assumptions)
     reply.iif = arrival.oif
-    returned = travel(back, Context(reply, conn, state.net), state, arrival.local)
+    returned = travel(
+        back, Context(reply, conn, state.net, sets=state.ipsets), state, arrival.local
+    )
     path = forward.steps + back.steps
     if returned is None:
         return Explanation("drop", description, "reply", reply_text, path)

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dockwall.explain.hostnet import HostNet
+from dockwall.explain.ipsets import IpSets, not_read
 from dockwall.explain.ruleset import Ruleset
 
 
@@ -41,6 +42,7 @@ class HostState:
     conntrack: tuple[int, int] | None = None
     rule_sources: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    ipsets: IpSets = field(default_factory=not_read)
 
     def container(self, name: str) -> Container | None:
         return next((c for c in self.containers if c.name == name), None)

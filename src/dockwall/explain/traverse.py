@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockwall.explain.match import TESTS, Context, evaluate
+from dockwall.explain.match import TESTS, Context, evaluate, unknown_text
 from dockwall.explain.model import (
     Accept,
     Action,
@@ -132,7 +132,7 @@ class Walker:
             test = condition.test
             result = TESTS[type(test)](test, ctx)  # evaluate(), inlined: it runs per rule
             if result is None:
-                unknown = str(getattr(test, "text", test))
+                unknown = unknown_text(test, ctx)
             elif (result is False) if not condition.negate else result:
                 return None
         if unknown is None:
