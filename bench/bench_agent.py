@@ -30,8 +30,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from dockwall.agent.loop import Agent, AgentConfig
+from dockwall.engine import default_engine
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
+from dockwall.model.state import Attachment, Bridge, Container, PublishedPort
 from dockwall.runner import SubprocessRunner
 
 RUNNING = 200
@@ -184,10 +187,6 @@ def measure_latency(lab: Lab, workdir: Path) -> tuple[list[float], float]:
 
 def synthetic_child(count: int, policy_path: str) -> None:
     """Runs inside the lab host: the Agent's reconcile path over `count` fake containers."""
-    from dockwall.agent.loop import Agent, AgentConfig
-    from dockwall.engine import default_engine
-    from dockwall.model.state import Attachment, Bridge, Container, PublishedPort
-
     bridge = Bridge(
         "bridge",
         "docker0",
