@@ -56,7 +56,7 @@ class Dockwall:
 
     def cleanup(self) -> None:
         """Back to a plain lab: no dockwall rules, only the sample containers."""
-        self.run("reset", check=False)
+        self.run("reset")
         keep = {s.name for s in SAMPLES}
         with self.lab.client() as client:
             for container in client.containers.list(all=True):

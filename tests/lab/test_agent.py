@@ -690,14 +690,9 @@ def test_websocket_survives_reapplies_agent_restart_and_tightening(
         SubprocessRunner().run(["kill", str(server)], check=False)
 
 
-# --- known gap -------------------------------------------------------------------------
+# --- networks dockwall has not seen ---------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="defaults are rendered per known bridge interface (backends/iptables/render.py "
-    "add_defaults), so a network created while no agent runs is not covered: fail-open",
-)
 def test_new_network_while_agent_down_is_held_by_defaults(
     lab: Lab, cli: LabCli, agents: Agents, prober: Prober
 ) -> None:

@@ -56,10 +56,11 @@ def test_render_v4_dispatches_by_address_then_bridge_defaults() -> None:
     assert forward[0] == "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
     web = "-d 172.17.0.2/32 ! -i docker0 -o docker0 -g DOCKWALL-I-"
     assert any(r.startswith(web) for r in forward)
-    assert forward[-2:] == [
+    assert forward[-3:] == [
         "! -i br-5b3cfa957ae6 -o br-5b3cfa957ae6 -g DOCKWALL-DEFAULT-I",
         "! -i docker0 -o docker0 -g DOCKWALL-DEFAULT-I",
-    ]
+        "! -i br-+ -o br-+ -g DOCKWALL-DEFAULT-I",
+    ], "known bridges by name, then any Docker bridge not seen yet"
     db_in = next(c for n, c in chains.items() if n.startswith("DOCKWALL-I-dddd"))
     assert db_in == [
         "-s 192.0.2.100/32 -p tcp -m conntrack --ctorigdstport 5432 --ctdir ORIGINAL -j RETURN",
@@ -257,3 +258,15 @@ def test_replicas_sharing_one_filter_share_one_chain() -> None:
     assert not any(f"DOCKWALL-I-{r.key}" in chains for r in replicas)
     dispatch = [r for r in chains["DOCKWALL-FORWARD"] if r.endswith(f"-g {web_chain}")]
     assert len(dispatch) == 4
+
+
+def test_reset_keeps_docker_user_while_docker_jumps_to_it() -> None:
+    """After a dockerd restart both Docker's jump and ours lead to DOCKER-USER: it stays."""
+    live6 = live_after_apply("ipv6").replace(
+        "-A FORWARD -o docker0 -m conntrack",
+        "-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -m conntrack",
+    )
+    backend = IptablesBackend(live_runner(live_after_apply("ipv4"), live6), NFT)
+    v6 = backend.plan_reset().transactions[1].payload
+    assert "-D FORWARD -m comment --comment dockwall -j DOCKER-USER" in v6
+    assert "-X DOCKER-USER" not in v6

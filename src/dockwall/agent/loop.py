@@ -36,7 +36,7 @@ Log = Callable[[str], None]
 class AgentConfig:
     policy_path: Path
     backend: BackendChoice | None = None
-    debounce: float = 0.02
+    debounce: float = 0.005
     max_delay: float = 0.2
     drift_interval: float = 1.0
     reconnect_max: float = 5.0

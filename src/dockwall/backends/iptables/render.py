@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.variant import Family
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
-from dockwall.model.state import Address, Network
+from dockwall.model.state import Address, Bridge, Network
 
 FORWARD = "DOCKWALL-FORWARD"
 INPUT = "DOCKWALL-INPUT"
 DEFAULT_IN = "DOCKWALL-DEFAULT-I"
 DEFAULT_OUT = "DOCKWALL-DEFAULT-E"
 PEERS = "DOCKWALL-PEERS"
+DOCKER_BRIDGES = "br-+"
 CHAIN_PREFIX = "DOCKWALL-"
 MARK = "-m comment --comment dockwall"
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
@@ -183,12 +184,16 @@ def add_peers(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) ->
 def add_defaults(
     chains: dict[str, list[str]], ruleset: Ruleset, family: Family, sets: dict[str, IpSet]
 ) -> None:
-    """Whole-bridge rules: they hold containers dockwall has not seen yet (fail-closed)."""
+    """Whole-bridge rules: they hold containers dockwall has not seen yet (fail-closed).
+
+    Known bridges are named; `br-+` (Docker names its bridges br-<network id>) also holds
+    a network created while no agent was running, so it is never open, not even for a
+    moment. A non-Docker bridge named br-* is held by the defaults too."""
     if ruleset.default_ingress is not None:
         chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s", sets)
     if ruleset.default_egress is not None:
         chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d", sets)
-    for bridge in ruleset.bridges:
+    for bridge in (*ruleset.bridges, Bridge("", DOCKER_BRIDGES)):
         iface = bridge.interface
         if ruleset.default_ingress is not None:
             chains[FORWARD].append(f"! -i {iface} -o {iface} -g {DEFAULT_IN}")
