@@ -100,6 +100,7 @@ class AgentProcess:
     policy: Path
     log_path: Path
     pid: int = 0
+    backend: str = "iptables"
 
     @property
     def state_path(self) -> Path:
@@ -107,7 +108,7 @@ class AgentProcess:
 
     def start(self, drift_interval: float = 1.0) -> AgentProcess:
         argv = [sys.executable, "-m", "dockwall", "agent", "-f", str(self.policy)]
-        argv += ["--backend", "iptables", "--drift-interval", str(drift_interval)]
+        argv += ["--backend", self.backend, "--drift-interval", str(drift_interval)]
         self.pid = host_runner(self.cli.lab).spawn(argv, log_path=str(self.log_path))
         return self
 
@@ -183,9 +184,11 @@ class Agents:
     cli: LabCli
     started: list[AgentProcess] = field(default_factory=list)
 
-    def start(self, policy: Path, drift_interval: float = 1.0) -> AgentProcess:
+    def start(
+        self, policy: Path, drift_interval: float = 1.0, backend: str = "iptables"
+    ) -> AgentProcess:
         log = self.cli.workdir / f"agent-{len(self.started)}.log"
-        agent = AgentProcess(self.cli, policy, log).start(drift_interval)
+        agent = AgentProcess(self.cli, policy, log, backend=backend).start(drift_interval)
         self.started.append(agent)
         return agent
 

@@ -402,6 +402,36 @@ def test_drift_by_hand_is_restored_within_2s(
     assert agent.alive()
 
 
+NFT_TAMPERING = {
+    "nft delete table": [["nft", "delete", "table", "inet", "dockwall"]],
+    "nft flush forward": [["nft", "flush", "chain", "inet", "dockwall", "forward"]],
+}
+
+
+def nft_table(lab: Lab) -> str:
+    """Our table as nft prints it, counters left out (a restored table starts at zero)."""
+    result = lab.host.run(["nft", "list", "table", "inet", "dockwall"], check=False)
+    text = result.stdout if result.returncode == 0 else ""
+    return re.sub(r"counter packets \d+ bytes \d+", "counter", text)
+
+
+def test_nftables_drift_is_restored_within_2s(
+    lab: Lab, cli: LabCli, agents: Agents, prober: Prober
+) -> None:
+    agent = agents.start(cli.policy(DRIFT_POLICY), backend="nftables")
+    agent.wait_ready()
+    table = nft_table(lab)
+    assert "hook forward priority filter - 1" in table
+    for what, commands in NFT_TAMPERING.items():
+        for argv in commands:
+            lab.host.run(argv)
+        took = wait_until(lambda: nft_table(lab) == table, 5.0, interval=0.05)
+        assert took is not None and took <= DRIFT_BOUND, f"{what}: restored after {took}"
+    assert both(prober, "host:8080/tcp", ALLOWED_V4, ALLOWED_V6) == (True, True)
+    assert both(prober, "host:8080/tcp", OTHER_V4, OTHER_V6) == (False, False)
+    assert agent.mine()["repairs"] >= len(NFT_TAMPERING)
+
+
 # --- agent killed, restarted ----------------------------------------------------------
 
 KILL_POLICY = """\
