@@ -17,7 +17,11 @@ def test_starter_policy_keeps_everything_reachable(dockwall: Dockwall, prober: P
     before = m.measure(prober)
     text = dockwall.run("init", "-f", "-").stdout
     policy = parse_policy(text, "init")
-    assert {e.describe() for e in policy.containers} == {"name=web", "name=db", "compose=shop/worker"}
+    assert {e.describe() for e in policy.containers} == {
+        "name=web",
+        "name=db",
+        "compose=shop/worker",
+    }
     web = next(e for e in policy.containers if e.name == "web")
     assert web.ingress is not None and [str(r.host_ports[0]) for r in web.ingress.rules] == [
         "8053/udp",

@@ -314,3 +314,54 @@ def test_isolated_peers_need_a_peer_allow(
     assert not prober.probe("container:db", "container:worker:5432/tcp"), "one way only"
     drops = [c for c in backend.counters() if c.where == "chain peers" and "drop" in c.text]
     assert drops and drops[0].packets > 0
+
+
+def db_ingress_from(*sources: str) -> Filter:
+    return Filter(
+        (Allow(peers=nets(*sources), ports=(PortMatch("tcp", 5432, 5432),), original=True),)
+    )
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        (),
+        ("192.0.2.102/32", "192.0.2.104/31", "2001:db8:101::/48"),
+        (*(f"198.51.100.{i * 2}/32" for i in range(12)), "2001:db8:101::/48"),
+    ],
+    ids=["plain", "anonymous-set", "named-set"],
+)
+def test_allowlists_of_every_size_hold_and_read_back_in_sync(
+    nft_lab: Lab, backend: NftablesBackend, prober: Prober, extra: tuple[str, ...]
+) -> None:
+    flt = db_ingress_from("192.0.2.100/32", "2001:db8:100::/64", *extra)
+    rules = ruleset(nft_lab, guard(nft_lab, "db", flt, None))
+    load(backend, rules)
+    assert backend.plan(rules).in_sync
+    assert prober.probe("192.0.2.100", "host:5432/tcp")
+    assert prober.probe("2001:db8:100::100", "host:5432/tcp")
+    assert not prober.probe("192.0.2.7", "host:5432/tcp")
+    assert not prober.probe("2001:db8:200::7", "host:5432/tcp")
+
+
+def test_a_large_table_loads_as_a_script_and_reads_back_in_sync(
+    nft_lab: Lab, backend: NftablesBackend
+) -> None:
+    """Hundreds of guards with allowlists of every size, on a bridge of the lab."""
+    bridge = bridges(nft_lab)[0]
+    guards = []
+    for i in range(300):
+        sources = [f"198.51.{i % 200}.{k}/32" for k in range(1 + i % 12)] + [f"2001:db8:{i}::/48"]
+        allows = (
+            Allow(peers=nets(*sources), ports=(PortMatch("tcp", 8000 + i % 5, 8000 + i % 5),)),
+            Allow(peers=nets(f"203.0.113.{i % 16 * 16}/28"), ports=(PortMatch("udp"),)),
+        )
+        address = ipaddress.ip_address("172.31.0.2") + i
+        endpoint = Endpoint(bridge.interface, address)
+        guards.append(Guard(f"k{i}", f"c{i}", "test", (endpoint,), Filter(allows), Filter(allows)))
+    rules = Ruleset((bridge,), tuple(guards), Filter(), None)
+    plan = backend.plan(rules)
+    [step] = plan.transactions
+    assert step.argv == ("nft", "-f", "-")
+    backend.apply(plan)
+    assert backend.plan(rules).in_sync

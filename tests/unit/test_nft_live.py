@@ -1,7 +1,8 @@
 """Reading the live table back and planning against it, with a fake runner (no root).
 
-LISTING is what `nft -j list table inet dockwall` printed in a lab after loading the
-render of test_nft_render.RULESET: the round trip a real kernel and nft 1.0.6 make.
+LISTING is what `nft -j list table inet dockwall` printed in a lab after NftablesBackend
+loaded the render of test_nft_render.RULESET (as an nft script): the round trip a real
+kernel and nft 1.0.6 make. PEERS_LISTING and SETS_LISTING are the same for their rulesets.
 """
 
 from __future__ import annotations
@@ -17,10 +18,11 @@ from dockwall.backends.nftables.live import listing_objects, rule_counters
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import table_objects
 from dockwall.backends.nftables.view import table_view
-from dockwall.compile.ir import Filter, Ruleset
+from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
 from dockwall.errors import CommandError
+from dockwall.model.state import Bridge
 from dockwall.runner import Result
-from tests.unit.test_nft_render import PEERS, RULESET, WEB, net
+from tests.unit.test_nft_render import PEERS, RULESET, WEB, ip, net
 
 ABSENT = "Error: No such file or directory\nlist table inet dockwall\n"
 
@@ -74,12 +76,30 @@ def test_the_table_nft_prints_back_is_in_sync_with_its_render() -> None:
     assert live_lines(LISTING) == []
 
 
-def test_a_removed_peer_is_one_removed_element() -> None:
+def test_a_narrowed_short_allowlist_changes_the_rules_that_use_it() -> None:
     assert WEB.egress is not None
     tls, dns = WEB.egress.allows
     narrower = replace(WEB, egress=Filter((replace(tls, peers=(net("203.0.113.0/24"),)), dns)))
     ruleset = replace(RULESET, guards=(RULESET.guards[0], narrower))
-    assert live_lines(LISTING, ruleset) == ["remove set out-web-0-v4 | 198.51.100.7"]
+    assert live_lines(LISTING, ruleset) == [
+        "remove chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 443 counter "
+        "return",
+        "remove chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 8000-8100 "
+        "counter return",
+        "add chain out-web | ip daddr 203.0.113.0/24 tcp dport 443 counter return",
+        "add chain out-web | ip daddr 203.0.113.0/24 tcp dport 8000-8100 counter return",
+    ]
+
+
+def test_a_removed_peer_of_a_long_allowlist_is_one_removed_element() -> None:
+    assert SETS_GUARD.ingress is not None
+    short, long = SETS_GUARD.ingress.allows
+    assert long.peers is not None
+    fewer = replace(long, peers=tuple(p for p in long.peers if p != net("192.0.2.4/32")))
+    guard = replace(SETS_GUARD, ingress=Filter((short, fewer)))
+    ruleset = replace(SETS_RULESET, guards=(guard,))
+    assert live_lines(SETS_LISTING, SETS_RULESET) == []
+    assert live_lines(SETS_LISTING, ruleset) == ["remove set in-api-1-v4 | 192.0.2.4"]
 
 
 def test_a_rule_added_by_hand_shows_as_removed() -> None:
@@ -116,15 +136,42 @@ def test_a_changed_hook_priority_is_a_change() -> None:
 
 
 def test_interval_elements_compare_by_the_addresses_they_cover() -> None:
-    document = json.loads(LISTING)
+    document = json.loads(SETS_LISTING)
     for entry in document["nftables"]:
-        if entry.get("set", {}).get("name") == "out-web-0-v4":
+        if entry.get("set", {}).get("name") == "in-api-1-v4":
             entry["set"]["elem"] = [
-                {"range": ["203.0.113.0", "203.0.113.127"]},
-                {"prefix": {"addr": "203.0.113.128", "len": 25}},
-                {"elem": {"val": "198.51.100.7", "counter": {"packets": 0, "bytes": 0}}},
+                {"range": ["192.0.2.0", "192.0.2.0"]},
+                *(f"192.0.2.{i * 2}" for i in range(1, 12)),
+                {"prefix": {"addr": "198.51.100.128", "len": 25}},
+                {"elem": {"val": {"prefix": {"addr": "198.51.100.0", "len": 25}}, "comment": "x"}},
             ]
-    assert live_lines(json.dumps(document)) == []
+    assert live_lines(json.dumps(document), SETS_RULESET) == []
+
+
+def test_anonymous_sets_compare_by_the_addresses_they_cover() -> None:
+    """nft prints 10.0.0.1 and 10.0.0.2/31 back as one range; any order or split is equal."""
+    document = json.loads(SETS_LISTING)
+    rules = [e["rule"] for e in document["nftables"] if e.get("rule", {}).get("chain") == "in-api"]
+    assert rules[0]["expr"][0]["match"]["right"] == {"set": [{"range": ["10.0.0.1", "10.0.0.3"]}]}
+    rules[0]["expr"][0]["match"]["right"] = {
+        "set": [{"prefix": {"addr": "10.0.0.2", "len": 31}}, "10.0.0.1"]
+    }
+    assert live_lines(json.dumps(document), SETS_RULESET) == []
+    rules[0]["expr"][0]["match"]["right"] = {"range": ["10.0.0.1", "10.0.0.2"]}
+    assert live_lines(json.dumps(document), SETS_RULESET) == [
+        "remove chain in-api | ip saddr { 10.0.0.1, 10.0.0.2 } tcp dport 80 counter return",
+        "add chain in-api | ip saddr { 10.0.0.1, 10.0.0.2/31 } tcp dport 80 counter return",
+    ]
+
+
+def test_port_ranges_are_not_mistaken_for_addresses() -> None:
+    document = json.loads(LISTING)
+    rules = [e["rule"] for e in document["nftables"] if e.get("rule", {}).get("chain") == "out-web"]
+    rules[1]["expr"][1]["match"]["right"] = {"range": [8000, 8101]}
+    assert live_lines(json.dumps(document))[0] == (
+        "remove chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 8000-8101 "
+        "counter return"
+    )
 
 
 def test_counters_carry_the_kernel_values() -> None:
@@ -151,6 +198,17 @@ def test_plan_on_a_host_without_the_table_loads_everything_in_one_transaction() 
     assert plan.changes[0].text == "table inet dockwall"
     assert all(c.op == "add" for c in plan.changes)
     [step] = plan.transactions
+    assert step.argv == ("nft", "-f", "-")
+    assert step.payload.startswith(
+        "add table inet dockwall\ndelete table inet dockwall\nadd table inet dockwall\n"
+    )
+    assert "flush" not in step.payload
+
+
+def test_what_the_script_cannot_say_safely_loads_as_json() -> None:
+    odd = Bridge("odd", 'br"0', (net("172.31.0.0/24"),))
+    ruleset = replace(RULESET, bridges=(*RULESET.bridges, odd))
+    [step] = NftablesBackend(without_table()).plan(ruleset).transactions
     assert step.argv == ("nft", "-j", "-f", "-")
     assert json.loads(step.payload)["nftables"][1] == {
         "delete": {"table": {"family": "inet", "name": "dockwall"}}
@@ -168,7 +226,7 @@ def test_apply_feeds_each_transaction_to_nft() -> None:
     plan = backend.plan(RULESET)
     runner = FakeRunner()
     NftablesBackend(runner).apply(plan)
-    assert runner.calls == [(["nft", "-j", "-f", "-"], plan.transactions[0].payload)]
+    assert runner.calls == [(["nft", "-f", "-"], plan.transactions[0].payload)]
 
 
 def test_reset_deletes_only_our_table_and_only_when_present() -> None:
@@ -221,98 +279,129 @@ def test_missing_tools_mean_docker_does_not_use_nftables() -> None:
 
 
 LISTING = (
-    '{"nftables":[{"metainfo":{"version":"1.0.6","release_name":"Lester Gooch #5","json_schema_'
-    'version":1}},{"table":{"family":"inet","name":"dockwall","handle":11}},{"set":{"family":"i'
-    'net","name":"bridges","table":"dockwall","type":"ifname","handle":9,"elem":["docker0","br-'
-    '0123456789ab"]}},{"set":{"family":"inet","name":"intra","table":"dockwall","type":["ifname'
-    '","ifname"],"handle":10,"elem":[{"concat":["docker0","docker0"]},{"concat":["br-0123456789'
-    'ab","br-0123456789ab"]}]}},{"map":{"family":"inet","name":"ingress-v4","table":"dockwall",'
-    '"type":["ipv4_addr","ifname"],"handle":11,"map":"verdict","elem":[[{"concat":["172.17.0.2"'
-    ',"docker0"]},{"return":null}],[{"concat":["172.30.0.2","br-0123456789ab"]},{"goto":{"targe'
-    't":"in-db"}}]]}},{"map":{"family":"inet","name":"ingress-v6","table":"dockwall","type":["i'
-    'pv6_addr","ifname"],"handle":12,"map":"verdict","elem":[[{"concat":["2001:db8:d0c:1::2","b'
-    'r-0123456789ab"]},{"goto":{"target":"in-db"}}]]}},{"set":{"family":"inet","name":"in-db-0-'
-    'v4","table":"dockwall","type":"ipv4_addr","handle":13,"flags":["interval"],"elem":["192.0.'
-    '2.100"]}},{"set":{"family":"inet","name":"in-db-0-v6","table":"dockwall","type":"ipv6_addr'
-    '","handle":14,"flags":["interval"],"elem":[{"prefix":{"addr":"2001:db8:100::","len":64}}]}'
-    '},{"map":{"family":"inet","name":"egress-v4","table":"dockwall","type":["ipv4_addr","ifnam'
-    'e"],"handle":15,"map":"verdict","elem":[[{"concat":["172.17.0.2","docker0"]},{"goto":{"tar'
-    'get":"out-web"}}],[{"concat":["172.30.0.2","br-0123456789ab"]},{"return":null}]]}},{"map":'
-    '{"family":"inet","name":"egress-v6","table":"dockwall","type":["ipv6_addr","ifname"],"hand'
-    'le":16,"map":"verdict","elem":[[{"concat":["2001:db8:d0c:1::2","br-0123456789ab"]},{"retur'
-    'n":null}]]}},{"set":{"family":"inet","name":"out-web-0-v4","table":"dockwall","type":"ipv4'
-    '_addr","handle":17,"flags":["interval"],"elem":["198.51.100.7",{"prefix":{"addr":"203.0.11'
-    '3.0","len":24}}]}},{"chain":{"family":"inet","table":"dockwall","name":"default-in","handl'
-    'e":1}},{"chain":{"family":"inet","table":"dockwall","name":"in-db","handle":2}},{"chain":{'
-    '"family":"inet","table":"dockwall","name":"ingress","handle":3}},{"chain":{"family":"inet"'
-    ',"table":"dockwall","name":"default-out","handle":4}},{"chain":{"family":"inet","table":"d'
-    'ockwall","name":"out-web","handle":5}},{"chain":{"family":"inet","table":"dockwall","name"'
-    ':"egress","handle":6}},{"chain":{"family":"inet","table":"dockwall","name":"forward","hand'
-    'le":7,"type":"filter","hook":"forward","prio":-1,"policy":"accept"}},{"chain":{"family":"i'
-    'net","table":"dockwall","name":"input","handle":8,"type":"filter","hook":"input","prio":-1'
-    ',"policy":"accept"}},{"rule":{"family":"inet","table":"dockwall","chain":"default-in","han'
-    'dle":18,"expr":[{"counter":{"packets":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"in'
-    'et","table":"dockwall","chain":"in-db","handle":19,"expr":[{"match":{"op":"==","left":{"pa'
-    'yload":{"protocol":"ip","field":"saddr"}},"right":"@in-db-0-v4"}},{"match":{"op":"==","lef'
-    't":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"match":{"op":"==","left":{"ct":{"key":"pro'
-    'to-dst","dir":"original"}},"right":5432}},{"counter":{"packets":0,"bytes":0}},{"return":nu'
-    'll}]}},{"rule":{"family":"inet","table":"dockwall","chain":"in-db","handle":20,"expr":[{"m'
-    'atch":{"op":"==","left":{"payload":{"protocol":"ip6","field":"saddr"}},"right":"@in-db-0-v'
-    '6"}},{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"tcp"}},{"match":{"op":'
-    '"==","left":{"ct":{"key":"proto-dst","dir":"original"}},"right":5432}},{"counter":{"packet'
-    's":0,"bytes":0}},{"return":null}]}},{"rule":{"family":"inet","table":"dockwall","chain":"i'
-    'n-db","handle":21,"expr":[{"match":{"op":"==","left":{"meta":{"key":"l4proto"}},"right":"i'
-    'cmp"}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{"rule":{"family":"inet","ta'
-    'ble":"dockwall","chain":"in-db","handle":22,"expr":[{"match":{"op":"==","left":{"meta":{"k'
-    'ey":"l4proto"}},"right":"ipv6-icmp"}},{"counter":{"packets":0,"bytes":0}},{"return":null}]'
-    '}},{"rule":{"family":"inet","table":"dockwall","chain":"in-db","handle":23,"expr":[{"count'
-    'er":{"packets":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"inet","table":"dockwall",'
-    '"chain":"ingress","handle":24,"expr":[{"vmap":{"key":{"concat":[{"payload":{"protocol":"ip'
-    '","field":"daddr"}},{"meta":{"key":"oifname"}}]},"data":"@ingress-v4"}}]}},{"rule":{"famil'
-    'y":"inet","table":"dockwall","chain":"ingress","handle":25,"expr":[{"vmap":{"key":{"concat'
-    '":[{"payload":{"protocol":"ip6","field":"daddr"}},{"meta":{"key":"oifname"}}]},"data":"@in'
-    'gress-v6"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"ingress","handle":26,"'
-    'expr":[{"match":{"op":"==","left":{"meta":{"key":"oifname"}},"right":"@bridges"}},{"goto":'
-    '{"target":"default-in"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"default-o'
-    'ut","handle":27,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"udp","field":"d'
-    'port"}},"right":53}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{"rule":{"fami'
-    'ly":"inet","table":"dockwall","chain":"default-out","handle":28,"expr":[{"counter":{"packe'
-    'ts":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"inet","table":"dockwall","chain":"ou'
-    't-web","handle":29,"expr":[{"match":{"op":"==","left":{"payload":{"protocol":"ip","field":'
-    '"daddr"}},"right":"@out-web-0-v4"}},{"match":{"op":"==","left":{"payload":{"protocol":"tcp'
-    '","field":"dport"}},"right":443}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{'
-    '"rule":{"family":"inet","table":"dockwall","chain":"out-web","handle":30,"expr":[{"match":'
-    '{"op":"==","left":{"payload":{"protocol":"ip","field":"daddr"}},"right":"@out-web-0-v4"}},'
-    '{"match":{"op":"==","left":{"payload":{"protocol":"tcp","field":"dport"}},"right":{"range"'
-    ':[8000,8100]}}},{"counter":{"packets":0,"bytes":0}},{"return":null}]}},{"rule":{"family":"'
-    'inet","table":"dockwall","chain":"out-web","handle":31,"expr":[{"match":{"op":"==","left":'
-    '{"payload":{"protocol":"udp","field":"dport"}},"right":53}},{"counter":{"packets":0,"bytes'
-    '":0}},{"return":null}]}},{"rule":{"family":"inet","table":"dockwall","chain":"out-web","ha'
-    'ndle":32,"expr":[{"counter":{"packets":0,"bytes":0}},{"drop":null}]}},{"rule":{"family":"i'
-    'net","table":"dockwall","chain":"egress","handle":33,"expr":[{"vmap":{"key":{"concat":[{"p'
-    'ayload":{"protocol":"ip","field":"saddr"}},{"meta":{"key":"iifname"}}]},"data":"@egress-v4'
-    '"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"egress","handle":34,"expr":[{"'
-    'vmap":{"key":{"concat":[{"payload":{"protocol":"ip6","field":"saddr"}},{"meta":{"key":"iif'
-    'name"}}]},"data":"@egress-v6"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"eg'
-    'ress","handle":35,"expr":[{"match":{"op":"==","left":{"meta":{"key":"iifname"}},"right":"@'
-    'bridges"}},{"goto":{"target":"default-out"}}]}},{"rule":{"family":"inet","table":"dockwall'
-    '","chain":"forward","handle":36,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},'
-    '"right":["established","related"]}},{"accept":null}]}},{"rule":{"family":"inet","table":"d'
-    'ockwall","chain":"forward","handle":37,"expr":[{"match":{"op":"==","left":{"concat":[{"met'
-    'a":{"key":"iifname"}},{"meta":{"key":"oifname"}}]},"right":"@intra"}},{"accept":null}]}},{'
-    '"rule":{"family":"inet","table":"dockwall","chain":"forward","handle":38,"expr":[{"jump":{'
-    '"target":"ingress"}}]}},{"rule":{"family":"inet","table":"dockwall","chain":"forward","han'
-    'dle":39,"expr":[{"jump":{"target":"egress"}}]}},{"rule":{"family":"inet","table":"dockwall'
-    '","chain":"input","handle":40,"expr":[{"match":{"op":"in","left":{"ct":{"key":"state"}},"r'
-    'ight":["established","related"]}},{"accept":null}]}},{"rule":{"family":"inet","table":"doc'
-    'kwall","chain":"input","handle":42,"expr":[{"match":{"op":"==","left":{"payload":{"protoco'
-    'l":"icmpv6","field":"type"}},"right":{"set":["nd-router-solicit","nd-router-advert","nd-ne'
-    'ighbor-solicit","nd-neighbor-advert"]}}},{"accept":null}]}},{"rule":{"family":"inet","tabl'
-    'e":"dockwall","chain":"input","handle":43,"expr":[{"jump":{"target":"egress"}}]}}]}'
+    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_sch'
+    'ema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 6}}, {"set": {'
+    '"family": "inet", "name": "bridges", "table": "dockwall", "type": "ifname", "handle": 9, "el'
+    'em": ["docker0", "br-0123456789ab"]}}, {"set": {"family": "inet", "name": "intra", "table": '
+    '"dockwall", "type": ["ifname", "ifname"], "handle": 10, "elem": [{"concat": ["docker0", "doc'
+    'ker0"]}, {"concat": ["br-0123456789ab", "br-0123456789ab"]}]}}, {"map": {"family": "inet", "'
+    'name": "ingress-v4", "table": "dockwall", "type": ["ipv4_addr", "ifname"], "handle": 11, "ma'
+    'p": "verdict", "elem": [[{"concat": ["172.17.0.2", "docker0"]}, {"return": null}], [{"concat'
+    '": ["172.30.0.2", "br-0123456789ab"]}, {"goto": {"target": "in-db"}}]]}}, {"map": {"family":'
+    ' "inet", "name": "ingress-v6", "table": "dockwall", "type": ["ipv6_addr", "ifname"], "handle'
+    '": 12, "map": "verdict", "elem": [[{"concat": ["2001:db8:d0c:1::2", "br-0123456789ab"]}, {"g'
+    'oto": {"target": "in-db"}}]]}}, {"map": {"family": "inet", "name": "egress-v4", "table": "do'
+    'ckwall", "type": ["ipv4_addr", "ifname"], "handle": 13, "map": "verdict", "elem": [[{"concat'
+    '": ["172.17.0.2", "docker0"]}, {"goto": {"target": "out-web"}}], [{"concat": ["172.30.0.2", '
+    '"br-0123456789ab"]}, {"return": null}]]}}, {"map": {"family": "inet", "name": "egress-v6", "'
+    'table": "dockwall", "type": ["ipv6_addr", "ifname"], "handle": 14, "map": "verdict", "elem":'
+    ' [[{"concat": ["2001:db8:d0c:1::2", "br-0123456789ab"]}, {"return": null}]]}}, {"chain": {"f'
+    'amily": "inet", "table": "dockwall", "name": "default-in", "handle": 1}}, {"chain": {"family'
+    '": "inet", "table": "dockwall", "name": "in-db", "handle": 2}}, {"chain": {"family": "inet",'
+    ' "table": "dockwall", "name": "ingress", "handle": 3}}, {"chain": {"family": "inet", "table"'
+    ': "dockwall", "name": "default-out", "handle": 4}}, {"chain": {"family": "inet", "table": "d'
+    'ockwall", "name": "out-web", "handle": 5}}, {"chain": {"family": "inet", "table": "dockwall"'
+    ', "name": "egress", "handle": 6}}, {"chain": {"family": "inet", "table": "dockwall", "name":'
+    ' "forward", "handle": 7, "type": "filter", "hook": "forward", "prio": -1, "policy": "accept"'
+    '}}, {"chain": {"family": "inet", "table": "dockwall", "name": "input", "handle": 8, "type": '
+    '"filter", "hook": "input", "prio": -1, "policy": "accept"}}, {"rule": {"family": "inet", "ta'
+    'ble": "dockwall", "chain": "default-in", "handle": 15, "expr": [{"counter": {"packets": 0, "'
+    'bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "i'
+    'n-db", "handle": 16, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", '
+    '"field": "saddr"}}, "right": "192.0.2.100"}}, {"match": {"op": "==", "left": {"meta": {"key"'
+    ': "l4proto"}}, "right": "tcp"}}, {"match": {"op": "==", "left": {"ct": {"key": "proto-dst", '
+    '"dir": "original"}}, "right": 5432}}, {"counter": {"packets": 0, "bytes": 0}}, {"return": nu'
+    'll}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "in-db", "handle": 17, "ex'
+    'pr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "ri'
+    'ght": {"prefix": {"addr": "2001:db8:100::", "len": 64}}}}, {"match": {"op": "==", "left": {"'
+    'meta": {"key": "l4proto"}}, "right": "tcp"}}, {"match": {"op": "==", "left": {"ct": {"key": '
+    '"proto-dst", "dir": "original"}}, "right": 5432}}, {"counter": {"packets": 0, "bytes": 0}}, '
+    '{"return": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "in-db", "han'
+    'dle": 18, "expr": [{"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "ic'
+    'mp"}}, {"counter": {"packets": 0, "bytes": 0}}, {"return": null}]}}, {"rule": {"family": "in'
+    'et", "table": "dockwall", "chain": "in-db", "handle": 19, "expr": [{"match": {"op": "==", "l'
+    'eft": {"meta": {"key": "l4proto"}}, "right": "ipv6-icmp"}}, {"counter": {"packets": 0, "byte'
+    's": 0}}, {"return": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "in-'
+    'db", "handle": 20, "expr": [{"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}, {"ru'
+    'le": {"family": "inet", "table": "dockwall", "chain": "ingress", "handle": 21, "expr": [{"vm'
+    'ap": {"key": {"concat": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key":'
+    ' "oifname"}}]}, "data": "@ingress-v4"}}]}}, {"rule": {"family": "inet", "table": "dockwall",'
+    ' "chain": "ingress", "handle": 22, "expr": [{"vmap": {"key": {"concat": [{"payload": {"proto'
+    'col": "ip6", "field": "daddr"}}, {"meta": {"key": "oifname"}}]}, "data": "@ingress-v6"}}]}},'
+    ' {"rule": {"family": "inet", "table": "dockwall", "chain": "ingress", "handle": 23, "expr": '
+    '[{"match": {"op": "==", "left": {"meta": {"key": "oifname"}}, "right": "@bridges"}}, {"goto"'
+    ': {"target": "default-in"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "d'
+    'efault-out", "handle": 24, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": '
+    '"udp", "field": "dport"}}, "right": 53}}, {"counter": {"packets": 0, "bytes": 0}}, {"return"'
+    ': null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "default-out", "handle'
+    '": 25, "expr": [{"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}, {"rule": {"famil'
+    'y": "inet", "table": "dockwall", "chain": "out-web", "handle": 27, "expr": [{"match": {"op":'
+    ' "==", "left": {"payload": {"protocol": "ip", "field": "daddr"}}, "right": {"set": ["198.51.'
+    '100.7", {"prefix": {"addr": "203.0.113.0", "len": 24}}]}}}, {"match": {"op": "==", "left": {'
+    '"payload": {"protocol": "tcp", "field": "dport"}}, "right": 443}}, {"counter": {"packets": 0'
+    ', "bytes": 0}}, {"return": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain'
+    '": "out-web", "handle": 29, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol":'
+    ' "ip", "field": "daddr"}}, "right": {"set": ["198.51.100.7", {"prefix": {"addr": "203.0.113.'
+    '0", "len": 24}}]}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field":'
+    ' "dport"}}, "right": {"range": [8000, 8100]}}}, {"counter": {"packets": 0, "bytes": 0}}, {"r'
+    'eturn": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "out-web", "hand'
+    'le": 30, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "udp", "field": "d'
+    'port"}}, "right": 53}}, {"counter": {"packets": 0, "bytes": 0}}, {"return": null}]}}, {"rule'
+    '": {"family": "inet", "table": "dockwall", "chain": "out-web", "handle": 31, "expr": [{"coun'
+    'ter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet", "table": "'
+    'dockwall", "chain": "egress", "handle": 32, "expr": [{"vmap": {"key": {"concat": [{"payload"'
+    ': {"protocol": "ip", "field": "saddr"}}, {"meta": {"key": "iifname"}}]}, "data": "@egress-v4'
+    '"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "egress", "handle": 33, "e'
+    'xpr": [{"vmap": {"key": {"concat": [{"payload": {"protocol": "ip6", "field": "saddr"}}, {"me'
+    'ta": {"key": "iifname"}}]}, "data": "@egress-v6"}}]}}, {"rule": {"family": "inet", "table": '
+    '"dockwall", "chain": "egress", "handle": 34, "expr": [{"match": {"op": "==", "left": {"meta"'
+    ': {"key": "iifname"}}, "right": "@bridges"}}, {"goto": {"target": "default-out"}}]}}, {"rule'
+    '": {"family": "inet", "table": "dockwall", "chain": "forward", "handle": 35, "expr": [{"matc'
+    'h": {"op": "in", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"'
+    'accept": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "forward", "han'
+    'dle": 36, "expr": [{"match": {"op": "==", "left": {"concat": [{"meta": {"key": "iifname"}}, '
+    '{"meta": {"key": "oifname"}}]}, "right": "@intra"}}, {"accept": null}]}}, {"rule": {"family"'
+    ': "inet", "table": "dockwall", "chain": "forward", "handle": 37, "expr": [{"jump": {"target"'
+    ': "ingress"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "forward", "hand'
+    'le": 38, "expr": [{"jump": {"target": "egress"}}]}}, {"rule": {"family": "inet", "table": "d'
+    'ockwall", "chain": "input", "handle": 39, "expr": [{"match": {"op": "in", "left": {"ct": {"k'
+    'ey": "state"}}, "right": ["established", "related"]}}, {"accept": null}]}}, {"rule": {"famil'
+    'y": "inet", "table": "dockwall", "chain": "input", "handle": 41, "expr": [{"match": {"op": "'
+    '==", "left": {"payload": {"protocol": "icmpv6", "field": "type"}}, "right": {"set": ["nd-rou'
+    'ter-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"]}}}, {"accept"'
+    ': null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "input", "handle": 42,'
+    ' "expr": [{"jump": {"target": "egress"}}]}}]}'
 )
 
 
 PEERS_RULESET = Ruleset(RULESET.bridges[1:], (), None, None, isolate_peers=True, peers=PEERS)
+
+# Peers of every size: adjacent prefixes nft may merge, a few in an anonymous set, many in
+# a named interval set.
+SETS_GUARD = Guard(
+    key="c0ffee000003",
+    name="api",
+    origin="test",
+    endpoints=(Endpoint("docker0", ip("172.17.0.3")),),
+    ingress=Filter(
+        (
+            Allow(
+                peers=(net("10.0.0.1/32"), net("10.0.0.2/31"), net("2001:db8:1::/48")),
+                ports=(PortMatch("tcp", 80, 80),),
+            ),
+            Allow(
+                peers=(
+                    *(net(f"192.0.2.{i * 2}/32") for i in range(12)),
+                    *(net(n) for n in ("198.51.100.0/25", "198.51.100.128/25")),
+                    *(net(n) for n in ("2001:db8:2::/48", "2001:db8:3::/48")),
+                ),
+                ports=(PortMatch("tcp", 443, 443),),
+            ),
+        )
+    ),
+    egress=None,
+)
+SETS_RULESET = Ruleset(RULESET.bridges[:1], (SETS_GUARD,), None, None)
 
 
 def test_isolated_peers_table_nft_prints_back_is_in_sync_with_its_render() -> None:
@@ -329,7 +418,7 @@ def test_isolated_peers_table_nft_prints_back_is_in_sync_with_its_render() -> No
 # `nft -j list table inet dockwall` in a lab after loading the render of PEERS_RULESET.
 PEERS_LISTING = (
     '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_sch'
-    'ema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 7}}, {"set": {'
+    'ema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 8}}, {"set": {'
     '"family": "inet", "name": "bridges", "table": "dockwall", "type": "ifname", "handle": 6, "el'
     'em": ["br-0123456789ab"]}}, {"set": {"family": "inet", "name": "intra", "table": "dockwall",'
     ' "type": ["ifname", "ifname"], "handle": 7, "elem": [{"concat": ["br-0123456789ab", "br-0123'
@@ -409,4 +498,75 @@ PEERS_LISTING = (
     'et": ["nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"]}'
     '}}, {"accept": null}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "input", '
     '"handle": 36, "expr": [{"jump": {"target": "egress"}}]}}]}'
+)
+
+
+# `nft -j list table inet dockwall` in a lab after loading the render of SETS_RULESET.
+SETS_LISTING = (
+    '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_sch'
+    'ema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 10}}, {"set": '
+    '{"family": "inet", "name": "bridges", "table": "dockwall", "type": "ifname", "handle": 6, "e'
+    'lem": ["docker0"]}}, {"set": {"family": "inet", "name": "intra", "table": "dockwall", "type"'
+    ': ["ifname", "ifname"], "handle": 7, "elem": [{"concat": ["docker0", "docker0"]}]}}, {"map":'
+    ' {"family": "inet", "name": "ingress-v4", "table": "dockwall", "type": ["ipv4_addr", "ifname'
+    '"], "handle": 8, "map": "verdict", "elem": [[{"concat": ["172.17.0.3", "docker0"]}, {"goto":'
+    ' {"target": "in-api"}}]]}}, {"map": {"family": "inet", "name": "ingress-v6", "table": "dockw'
+    'all", "type": ["ipv6_addr", "ifname"], "handle": 9, "map": "verdict"}}, {"set": {"family": "'
+    'inet", "name": "in-api-1-v4", "table": "dockwall", "type": "ipv4_addr", "handle": 10, "flags'
+    '": ["interval"], "elem": ["192.0.2.0", "192.0.2.2", "192.0.2.4", "192.0.2.6", "192.0.2.8", "'
+    '192.0.2.10", "192.0.2.12", "192.0.2.14", "192.0.2.16", "192.0.2.18", "192.0.2.20", "192.0.2.'
+    '22", {"prefix": {"addr": "198.51.100.0", "len": 24}}]}}, {"map": {"family": "inet", "name": '
+    '"egress-v4", "table": "dockwall", "type": ["ipv4_addr", "ifname"], "handle": 11, "map": "ver'
+    'dict", "elem": [[{"concat": ["172.17.0.3", "docker0"]}, {"return": null}]]}}, {"map": {"fami'
+    'ly": "inet", "name": "egress-v6", "table": "dockwall", "type": ["ipv6_addr", "ifname"], "han'
+    'dle": 12, "map": "verdict"}}, {"chain": {"family": "inet", "table": "dockwall", "name": "in-'
+    'api", "handle": 1}}, {"chain": {"family": "inet", "table": "dockwall", "name": "ingress", "h'
+    'andle": 2}}, {"chain": {"family": "inet", "table": "dockwall", "name": "egress", "handle": 3'
+    '}}, {"chain": {"family": "inet", "table": "dockwall", "name": "forward", "handle": 4, "type"'
+    ': "filter", "hook": "forward", "prio": -1, "policy": "accept"}}, {"chain": {"family": "inet"'
+    ', "table": "dockwall", "name": "input", "handle": 5, "type": "filter", "hook": "input", "pri'
+    'o": -1, "policy": "accept"}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "in-'
+    'api", "handle": 14, "expr": [{"match": {"op": "==", "left": {"payload": {"protocol": "ip", "'
+    'field": "saddr"}}, "right": {"set": [{"range": ["10.0.0.1", "10.0.0.3"]}]}}}, {"match": {"op'
+    '": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "right": 80}}, {"counte'
+    'r": {"packets": 0, "bytes": 0}}, {"return": null}]}}, {"rule": {"family": "inet", "table": "'
+    'dockwall", "chain": "in-api", "handle": 15, "expr": [{"match": {"op": "==", "left": {"payloa'
+    'd": {"protocol": "ip6", "field": "saddr"}}, "right": {"prefix": {"addr": "2001:db8:1::", "le'
+    'n": 48}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}'
+    '}, "right": 80}}, {"counter": {"packets": 0, "bytes": 0}}, {"return": null}]}}, {"rule": {"f'
+    'amily": "inet", "table": "dockwall", "chain": "in-api", "handle": 16, "expr": [{"match": {"o'
+    'p": "==", "left": {"payload": {"protocol": "ip", "field": "saddr"}}, "right": "@in-api-1-v4"'
+    '}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp", "field": "dport"}}, "righ'
+    't": 443}}, {"counter": {"packets": 0, "bytes": 0}}, {"return": null}]}}, {"rule": {"family":'
+    ' "inet", "table": "dockwall", "chain": "in-api", "handle": 17, "expr": [{"match": {"op": "=='
+    '", "left": {"payload": {"protocol": "ip6", "field": "saddr"}}, "right": {"prefix": {"addr": '
+    '"2001:db8:2::", "len": 47}}}}, {"match": {"op": "==", "left": {"payload": {"protocol": "tcp"'
+    ', "field": "dport"}}, "right": 443}}, {"counter": {"packets": 0, "bytes": 0}}, {"return": nu'
+    'll}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "in-api", "handle": 18, "e'
+    'xpr": [{"counter": {"packets": 0, "bytes": 0}}, {"drop": null}]}}, {"rule": {"family": "inet'
+    '", "table": "dockwall", "chain": "ingress", "handle": 19, "expr": [{"vmap": {"key": {"concat'
+    '": [{"payload": {"protocol": "ip", "field": "daddr"}}, {"meta": {"key": "oifname"}}]}, "data'
+    '": "@ingress-v4"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "ingress", '
+    '"handle": 20, "expr": [{"vmap": {"key": {"concat": [{"payload": {"protocol": "ip6", "field":'
+    ' "daddr"}}, {"meta": {"key": "oifname"}}]}, "data": "@ingress-v6"}}]}}, {"rule": {"family": '
+    '"inet", "table": "dockwall", "chain": "egress", "handle": 21, "expr": [{"vmap": {"key": {"co'
+    'ncat": [{"payload": {"protocol": "ip", "field": "saddr"}}, {"meta": {"key": "iifname"}}]}, "'
+    'data": "@egress-v4"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "egress"'
+    ', "handle": 22, "expr": [{"vmap": {"key": {"concat": [{"payload": {"protocol": "ip6", "field'
+    '": "saddr"}}, {"meta": {"key": "iifname"}}]}, "data": "@egress-v6"}}]}}, {"rule": {"family":'
+    ' "inet", "table": "dockwall", "chain": "forward", "handle": 23, "expr": [{"match": {"op": "i'
+    'n", "left": {"ct": {"key": "state"}}, "right": ["established", "related"]}}, {"accept": null'
+    '}]}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "forward", "handle": 24, "ex'
+    'pr": [{"match": {"op": "==", "left": {"concat": [{"meta": {"key": "iifname"}}, {"meta": {"ke'
+    'y": "oifname"}}]}, "right": "@intra"}}, {"accept": null}]}}, {"rule": {"family": "inet", "ta'
+    'ble": "dockwall", "chain": "forward", "handle": 25, "expr": [{"jump": {"target": "ingress"}}'
+    ']}}, {"rule": {"family": "inet", "table": "dockwall", "chain": "forward", "handle": 26, "exp'
+    'r": [{"jump": {"target": "egress"}}]}}, {"rule": {"family": "inet", "table": "dockwall", "ch'
+    'ain": "input", "handle": 27, "expr": [{"match": {"op": "in", "left": {"ct": {"key": "state"}'
+    '}, "right": ["established", "related"]}}, {"accept": null}]}}, {"rule": {"family": "inet", "'
+    'table": "dockwall", "chain": "input", "handle": 29, "expr": [{"match": {"op": "==", "left": '
+    '{"payload": {"protocol": "icmpv6", "field": "type"}}, "right": {"set": ["nd-router-solicit",'
+    ' "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert"]}}}, {"accept": null}]}}, {'
+    '"rule": {"family": "inet", "table": "dockwall", "chain": "input", "handle": 30, "expr": [{"j'
+    'ump": {"target": "egress"}}]}}]}'
 )

@@ -78,10 +78,6 @@ add map egress-v4 | 172.17.0.2 . docker0 : goto out-web
 add map egress-v4 | 172.30.0.2 . br-0123456789ab : return
 add map egress-v6 | type ipv6_addr . ifname : verdict
 add map egress-v6 | 2001:db8:d0c:1::2 . br-0123456789ab : return
-add set in-db-0-v4 | type ipv4_addr; flags interval
-add set in-db-0-v4 | 192.0.2.100
-add set in-db-0-v6 | type ipv6_addr; flags interval
-add set in-db-0-v6 | 2001:db8:100::/64
 add map ingress-v4 | type ipv4_addr . ifname : verdict
 add map ingress-v4 | 172.17.0.2 . docker0 : return
 add map ingress-v4 | 172.30.0.2 . br-0123456789ab : goto in-db
@@ -90,9 +86,6 @@ add map ingress-v6 | 2001:db8:d0c:1::2 . br-0123456789ab : goto in-db
 add set intra | type ifname . ifname
 add set intra | br-0123456789ab . br-0123456789ab
 add set intra | docker0 . docker0
-add set out-web-0-v4 | type ipv4_addr; flags interval
-add set out-web-0-v4 | 198.51.100.7
-add set out-web-0-v4 | 203.0.113.0/24
 add chain default-in | chain default-in
 add chain default-in | counter drop
 add chain default-out | chain default-out
@@ -108,8 +101,9 @@ add chain forward | iifname . oifname @intra accept
 add chain forward | jump ingress
 add chain forward | jump egress
 add chain in-db | chain in-db
-add chain in-db | ip saddr @in-db-0-v4 meta l4proto tcp ct original proto-dst 5432 counter return
-add chain in-db | ip6 saddr @in-db-0-v6 meta l4proto tcp ct original proto-dst 5432 counter return
+add chain in-db | ip saddr 192.0.2.100 meta l4proto tcp ct original proto-dst 5432 counter return
+add chain in-db | ip6 saddr 2001:db8:100::/64 meta l4proto tcp ct original proto-dst 5432 \
+counter return
 add chain in-db | meta l4proto icmp counter return
 add chain in-db | meta l4proto ipv6-icmp counter return
 add chain in-db | counter drop
@@ -123,8 +117,8 @@ add chain input | icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor
 nd-neighbor-advert } accept
 add chain input | jump egress
 add chain out-web | chain out-web
-add chain out-web | ip daddr @out-web-0-v4 tcp dport 443 counter return
-add chain out-web | ip daddr @out-web-0-v4 tcp dport 8000-8100 counter return
+add chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 443 counter return
+add chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 8000-8100 counter return
 add chain out-web | udp dport 53 counter return
 add chain out-web | counter drop
 """
@@ -181,7 +175,7 @@ def test_empty_peer_list_allows_nothing_and_any_protocol_allows_everything() -> 
     lines = plan_lines(Ruleset((), (guard,), None, None))
     assert [line for line in lines if line.startswith("add chain in-solo |")] == [
         "add chain in-solo | chain in-solo",
-        "add chain in-solo | ip saddr @in-solo-1-v4 counter return",
+        "add chain in-solo | ip saddr 10.0.0.0/8 counter return",
         "add chain in-solo | counter drop",
     ]
 
@@ -189,9 +183,8 @@ def test_empty_peer_list_allows_nothing_and_any_protocol_allows_everything() -> 
 def test_icmp_with_peers_matches_only_that_family() -> None:
     flt = Filter((Allow(peers=(net("2001:db8::/32"),), ports=(PortMatch("icmp"),)),))
     guard = Guard("k", "solo", "test", DB.endpoints, ingress=None, egress=flt)
-    assert (
-        "add chain out-solo | ip6 daddr @out-solo-0-v6 meta l4proto ipv6-icmp counter return"
-        in (plan_lines(Ruleset((), (guard,), None, None)))
+    assert "add chain out-solo | ip6 daddr 2001:db8::/32 meta l4proto ipv6-icmp counter return" in (
+        plan_lines(Ruleset((), (guard,), None, None))
     )
 
 
@@ -205,17 +198,37 @@ def test_port_without_number_and_udp_ranges() -> None:
 
 def test_chain_names_are_container_names_unless_two_share_one() -> None:
     twin = Guard("abcdef123456789", "db", "test", (), None, None)
-    labels = guard_labels((DB, WEB, twin))
-    assert labels == {
-        "c0ffee000001": "db-c0ffee000001",
-        "c0ffee000002": "web",
-        twin.key: "db-abcdef123456",
-    }
+    assert guard_labels((DB, WEB, twin)) == ["db-c0ffee000001", "web", "db-abcdef123456"]
+
+
+def test_chain_names_stay_distinct_when_short_ids_collide() -> None:
+    """Keys are short ids; twins with one key, or a name that spells another's label."""
+    one = Guard("c0ffee000001", "db", "test", (), None, None)
+    spelled = Guard("k", "db-c0ffee000001", "test", (), None, None)
+    labels = guard_labels((DB, one, spelled, one))
+    assert labels == [
+        "db-c0ffee000001",
+        "db-c0ffee000001-2",
+        "db-c0ffee000001-3",
+        "db-c0ffee000001-4",
+    ]
+
+
+def test_guards_with_one_key_never_share_a_chain() -> None:
+    guards = tuple(
+        Guard("000000000000", f"c{i}", "test", (Endpoint("docker0", ip(f"172.17.0.{i + 2}")),),
+              ingress=Filter((Allow(peers=(net(f"192.0.2.{i}/32"),)),)), egress=None)
+        for i in range(3)
+    )  # fmt: skip
+    lines = plan_lines(Ruleset(RULESET.bridges, guards, None, None))
+    assert [line for line in lines if "saddr 192" in line] == [
+        f"add chain in-c{i} | ip saddr 192.0.2.{i} counter return" for i in range(3)
+    ]
 
 
 def test_names_unsafe_for_nft_are_cleaned() -> None:
     odd = Guard("k", "1st app/proxy", "test", (), None, None)
-    assert guard_labels((odd,)) == {"k": "c1st_app_proxy"}
+    assert guard_labels((odd,)) == ["c1st_app_proxy"]
 
 
 PEERS = (
@@ -295,3 +308,50 @@ def test_replicas_sharing_one_filter_share_one_chain() -> None:
     assert not [line for line in lines if line.startswith("add chain in-db2")]
     targets = [line for line in lines if line.startswith("add map ingress-v4 |") and "goto" in line]
     assert targets == ["add map ingress-v4 | 172.30.0.2 . br-0123456789ab : goto in-db"]
+
+
+def peer_lines(*networks: str) -> list[str]:
+    """The plan lines of a guard allowing `networks` in on 80/tcp, without the drop."""
+    flt = Filter((Allow(peers=tuple(net(n) for n in networks), ports=(PortMatch("tcp", 80, 80),)),))
+    guard = Guard("k", "solo", "test", DB.endpoints, ingress=flt, egress=None)
+    lines = plan_lines(Ruleset((), (guard,), None, None))
+    return [
+        line
+        for line in lines
+        if ("in-solo" in line and "map" not in line and "drop" not in line)
+        and not line.endswith("| chain in-solo")
+    ]
+
+
+def test_one_prefix_is_a_plain_match() -> None:
+    assert peer_lines("203.0.113.0/25", "203.0.113.128/25", "203.0.113.7/32") == [
+        "add chain in-solo | ip saddr 203.0.113.0/24 tcp dport 80 counter return"
+    ]
+
+
+def test_a_few_prefixes_are_an_anonymous_set_in_address_order() -> None:
+    few = [f"192.0.2.{i * 2}/32" for i in reversed(range(8))] + ["2001:db8::/48"]
+    assert peer_lines(*few) == [
+        "add chain in-solo | ip saddr { 192.0.2.0, 192.0.2.2, 192.0.2.4, 192.0.2.6, 192.0.2.8, "
+        "192.0.2.10, 192.0.2.12, 192.0.2.14 } tcp dport 80 counter return",
+        "add chain in-solo | ip6 saddr 2001:db8::/48 tcp dport 80 counter return",
+    ]
+
+
+def test_more_than_eight_prefixes_are_one_named_interval_set() -> None:
+    many = [f"192.0.2.{i * 2}/32" for i in range(9)]
+    assert peer_lines(*many) == [
+        "add set in-solo-0-v4 | type ipv4_addr; flags interval",
+        *sorted(f"add set in-solo-0-v4 | 192.0.2.{i * 2}" for i in range(9)),
+        "add chain in-solo | ip saddr @in-solo-0-v4 tcp dport 80 counter return",
+    ]
+
+
+def test_thousands_of_short_allowlists_need_no_named_set() -> None:
+    guards = tuple(
+        Guard(f"k{i}", f"c{i}", "test", (Endpoint("docker0", ip(f"172.17.{i // 250}.{i % 250 + 2}")),),
+              ingress=DB.ingress, egress=WEB.egress)
+        for i in range(1000)
+    )  # fmt: skip
+    objects = table_objects(Ruleset(RULESET.bridges, guards, None, None))
+    assert [o["set"]["name"] for o in objects if "set" in o] == ["bridges", "intra"]

@@ -12,6 +12,7 @@ import json
 from typing import Any
 
 from dockwall.backends.nftables.expr import Json
+from dockwall.backends.nftables.intervals import collapsed, element_networks, network_text
 
 BARE_META = frozenset({"iifname", "oifname", "iif", "oif", "mark"})
 VERDICTS = ("accept", "drop", "return", "continue")
@@ -19,40 +20,71 @@ TARGETS = ("goto", "jump")
 
 
 def rule_text(exprs: list[Json]) -> str:
-    return " ".join(statement_text(s) for s in exprs)
+    return " ".join([statement_text(s) for s in exprs])
 
 
 def statement_text(statement: Json) -> str:
-    (kind, body), *_ = statement.items()
+    kind = next(iter(statement))
     if kind == "match":
-        op = "" if body["op"] in ("==", "in") else f" {body['op']}"
-        return f"{value_text(body['left'])}{op} {value_text(body['right'])}"
-    if kind == "vmap":
-        return f"{value_text(body['key'])} vmap {value_text(body['data'])}"
+        body = statement[kind]
+        op = body["op"]
+        op = "" if op in ("==", "in") else f" {op}"
+        return f"{value_text(body['left'])}{op} {right_text(body['right'])}"
     if kind == "counter":
         return "counter"
+    if kind == "vmap":
+        body = statement[kind]
+        return f"{value_text(body['key'])} vmap {value_text(body['data'])}"
     return verdict_text(statement)
 
 
 def verdict_text(statement: Json) -> str:
-    (kind, body), *_ = statement.items()
+    kind = next(iter(statement))
     if kind in VERDICTS:
         return str(kind)
+    body = statement[kind]
     if kind in TARGETS and isinstance(body, dict):
         return f"{kind} {body['target']}"
     return json.dumps(statement, sort_keys=True)
 
 
+def right_text(value: Any) -> str:
+    """Anonymous address sets and ranges by the addresses they cover, merged and in order:
+    nft may print back a set's prefixes merged or as ranges, and the text must not change."""
+    if type(value) is str:
+        return value
+    if isinstance(value, dict) and ("set" in value or "range" in value):
+        text = addresses_text(value)
+        if text is not None:
+            return text
+    return value_text(value)
+
+
+def addresses_text(value: Json) -> str | None:
+    """None unless every element is an IP address, prefix or address range."""
+    elements = value.get("set", [value])
+    if not isinstance(elements, list):
+        return None
+    try:
+        networks = collapsed(n for element in elements for n in element_networks(element))
+    except (ValueError, TypeError, KeyError):
+        return None
+    if not networks:
+        return None
+    texts = [network_text(n) for n in networks]
+    return texts[0] if len(texts) == 1 else "{ " + ", ".join(texts) + " }"
+
+
 def value_text(value: Any) -> str:
     """Selectors (payload, meta, ct) and constants (sets, ranges, prefixes, concatenations)."""
+    if isinstance(value, dict) and len(value) == 1:
+        kind = next(iter(value))
+        return keyed_text(kind, value[kind]) or json.dumps(value, sort_keys=True)
     if isinstance(value, str | int):
         return str(value)
     if isinstance(value, list):
-        return ",".join(value_text(v) for v in value)
-    if not isinstance(value, dict) or len(value) != 1:
-        return json.dumps(value, sort_keys=True)
-    (kind, body), *_ = value.items()
-    return keyed_text(kind, body) or json.dumps(value, sort_keys=True)
+        return ",".join([value_text(v) for v in value])
+    return json.dumps(value, sort_keys=True)
 
 
 def keyed_text(kind: str, body: Any) -> str | None:
@@ -63,9 +95,9 @@ def keyed_text(kind: str, body: Any) -> str | None:
     if kind == "ct":
         return " ".join(str(p) for p in ("ct", body.get("dir"), body["key"]) if p)
     if kind == "concat":
-        return " . ".join(value_text(v) for v in body)
+        return " . ".join([value_text(v) for v in body])
     if kind == "set":
-        return "{ " + ", ".join(value_text(v) for v in body) + " }"
+        return "{ " + ", ".join([value_text(v) for v in body]) + " }"
     if kind == "range":
         return f"{value_text(body[0])}-{value_text(body[1])}"
     if kind == "prefix":

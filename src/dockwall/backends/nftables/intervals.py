@@ -11,6 +11,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import Any
 
 from dockwall.model.state import Network
 
@@ -40,6 +41,9 @@ class Group:
 
 def collapsed(networks: Iterable[Network]) -> list[Network]:
     """The fewest prefixes covering exactly the same addresses, in address order."""
+    networks = list(networks)
+    if len(networks) == 1:
+        return networks
     spans = sorted(
         ((n.version, int(n.network_address), int(n.broadcast_address)), n) for n in networks
     )
@@ -52,3 +56,26 @@ def collapsed(networks: Iterable[Network]) -> list[Network]:
         current.last = max(current.last, last)
         current.members.append(network)
     return [prefix for group in groups for prefix in group.prefixes()]
+
+
+def element_networks(element: Any) -> list[Network]:
+    """The networks one address element covers: bare, prefix, range or wrapped element."""
+    if isinstance(element, str):
+        return [ipaddress.ip_network(element)]
+    if isinstance(element, dict):
+        if "prefix" in element:
+            prefix = element["prefix"]
+            return [ipaddress.ip_network(f"{prefix['addr']}/{prefix['len']}")]
+        if "range" in element and all(isinstance(a, str) for a in element["range"]):
+            first, last = (ipaddress.ip_address(a) for a in element["range"])
+            return list(ipaddress.summarize_address_range(first, last))
+        if "elem" in element:
+            return element_networks(element["elem"]["val"])
+    raise ValueError(f"unexpected set element {element!r}")
+
+
+def network_text(network: Network) -> str:
+    """Host addresses bare, as nft prints them."""
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)

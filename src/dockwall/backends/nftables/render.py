@@ -8,7 +8,10 @@ Layout, and why:
   connections and replies can never be cut.
 - Dispatch is one verdict-map lookup per direction and family, keyed by (container
   address, bridge interface), so a packet's cost does not grow with the container count.
-  Peers are interval sets, so it does not grow with the allowlists either.
+  Peers are a plain match when one prefix covers them, an anonymous set when a few do
+  and a named interval set above SET_THRESHOLD, so a long allowlist is one lookup too,
+  while a host with thousands of short allowlists does not cost nft thousands of named
+  sets (which is what makes loading a table slow).
 - A filter chain `return`s what it allows and drops the rest. Returning (not accepting)
   lets one forwarded packet be checked as the destination's ingress and then as the
   source's egress; the base chain's policy accept then hands it to Docker.
@@ -23,14 +26,15 @@ Layout, and why:
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockwall.backends.nftables import expr as e
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
 from dockwall.compile.ir import Allow, Filter, Guard, PeerAllow, PortMatch, Ruleset
-from dockwall.model.state import Network
+from dockwall.model.state import Address, Network
 
 PRIORITY = -1
 ND_TYPES = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert")
@@ -38,6 +42,7 @@ ICMP = {4: "icmp", 6: "ipv6-icmp"}
 IP = {4: "ip", 6: "ip6"}
 ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 NAME_LIMIT = 48
+SET_THRESHOLD = 8
 PEERS = "peers"
 L4_PORTS = ("tcp", "udp")
 
@@ -65,6 +70,14 @@ class Objects:
     sets: list[Json] = field(default_factory=list)
     chains: list[Json] = field(default_factory=list)
     rules: list[Json] = field(default_factory=list)
+    texts: dict[Address, str] = field(default_factory=dict)
+
+    def address(self, address: Address) -> str:
+        """str() of an IPv6 address is slow; each container's is needed in both directions."""
+        text = self.texts.get(address)
+        if text is None:
+            text = self.texts[address] = str(address)
+        return text
 
     def ordered(self) -> list[Json]:
         return [*self.chains, *self.sets, *self.rules]
@@ -198,16 +211,16 @@ def add_direction(
     objects: Objects,
     direction: Direction,
     ruleset: Ruleset,
-    labels: dict[str, str],
+    labels: list[str],
     default: Filter | None,
 ) -> None:
     """The dispatch chain of one direction, its verdict maps and the filter chains."""
     dispatch: list[list[Json]] = []
+    chains = filter_chains(direction, ruleset, labels)
     for family in (4, 6):
         name = f"{direction.chain}-v{family}"
-        objects.sets.append(
-            verdict_map(name, family, dispatch_elements(direction, ruleset, labels, family))
-        )
+        elements = dispatch_elements(objects, direction, ruleset, chains, family)
+        objects.sets.append(verdict_map(name, family, elements))
         key = e.concat(
             e.payload(IP[family], direction.container_field), e.meta(direction.interface_key)
         )
@@ -220,37 +233,41 @@ def add_direction(
             ]
         )
         add_filter(objects, direction.default_chain, default, direction)
-    for flt, chain in filter_chains(direction, ruleset, labels).values():
+    for flt, chain in chains.values():
         add_filter(objects, chain, flt, direction)
     objects.chain(direction.chain, dispatch)
 
 
 def filter_chains(
-    direction: Direction, ruleset: Ruleset, labels: dict[str, str]
+    direction: Direction, ruleset: Ruleset, labels: list[str]
 ) -> dict[int, tuple[Filter, str]]:
     """One chain per filter object, named after the first container using it: replicas of
     one service share their entry's filter, so 10,000 of them cost one chain, and a plan
     still reads `in-web`, not a hash."""
     chains: dict[int, tuple[Filter, str]] = {}
-    for guard in ruleset.guards:
+    for guard, label in zip(ruleset.guards, labels, strict=True):
         flt = guard.ingress if direction is INGRESS else guard.egress
         if flt is not None and id(flt) not in chains:
-            chains[id(flt)] = (flt, f"{direction.prefix}-{labels[guard.key]}")
+            chains[id(flt)] = (flt, f"{direction.prefix}-{label}")
     return chains
 
 
 def dispatch_elements(
-    direction: Direction, ruleset: Ruleset, labels: dict[str, str], family: int
+    objects: Objects,
+    direction: Direction,
+    ruleset: Ruleset,
+    chains: dict[int, tuple[Filter, str]],
+    family: int,
 ) -> list[list[Json]]:
     """(address . interface) -> goto the guard's chain, or return when it has no filter."""
     elements: dict[tuple[str, str], Json] = {}
-    chains = filter_chains(direction, ruleset, labels)
     for guard in ruleset.guards:
         flt = guard.ingress if direction is INGRESS else guard.egress
         target = e.goto(chains[id(flt)][1]) if flt else e.verdict("return")
         for endpoint in guard.endpoints:
             if endpoint.address.version == family:
-                elements.setdefault((str(endpoint.address), endpoint.interface), target)
+                key = (objects.address(endpoint.address), endpoint.interface)
+                elements.setdefault(key, target)
     return [
         [e.concat(address, interface), target] for (address, interface), target in elements.items()
     ]
@@ -271,20 +288,34 @@ def add_filter(objects: Objects, chain: str, flt: Filter, direction: Direction) 
 def peer_matches(
     objects: Objects, set_prefix: str, allow: Allow, direction: Direction
 ) -> list[tuple[int | None, list[Json]]]:
-    """One (family, match) per family the peers contain; no peers means any address."""
+    """One (family, match) per family the peers contain; no peers means any address.
+
+    One prefix is a plain comparison, up to SET_THRESHOLD an anonymous set, and beyond it
+    a named interval set: each is a single lookup for the packet, and nft loads the
+    first two much faster than thousands of named sets.
+    """
     if allow.peers is None:
         return [(None, [])]
     found: list[tuple[int | None, list[Json]]] = []
-    for family in (4, 6):
-        networks = collapsed(n for n in allow.peers if n.version == family)
-        if networks:
-            name = f"{set_prefix}-v{family}"
+    by_family: dict[int, list[Network]] = {4: [], 6: []}
+    for peer in allow.peers:
+        by_family[peer.version].append(peer)
+    for family, given in by_family.items():
+        if not given:
+            continue
+        networks = collapsed(given)
+        right: str | Json
+        if len(networks) == 1:
+            right = elements(networks, objects.address)[0]
+        elif len(networks) <= SET_THRESHOLD:
+            right = {"set": elements(networks, objects.address)}
+        else:
+            right = e.set_ref(f"{set_prefix}-v{family}")
+            found_elements = elements(networks, objects.address)
             objects.sets.append(
-                named_set(name, ADDR_TYPE[family], ["interval"], elements(networks))
+                named_set(right[1:], ADDR_TYPE[family], ["interval"], found_elements)
             )
-            found.append(
-                (family, [e.match(e.payload(IP[family], direction.peer_field), e.set_ref(name))])
-            )
+        found.append((family, [e.match(e.payload(IP[family], direction.peer_field), right)]))
     return found
 
 
@@ -296,24 +327,28 @@ def port_matches(allow: Allow, family: int | None) -> list[list[Json]]:
 
 
 def port_match(port: PortMatch, family: int | None, original: bool) -> list[list[Json]]:
-    l4proto = e.meta("l4proto")
     if port.proto == "icmp":
         families = (4, 6) if family is None else (family,)
-        return [[e.match(l4proto, ICMP[f])] for f in families]
+        return [[e.match(e.meta("l4proto"), ICMP[f])] for f in families]
     if port.first is None:
-        return [[e.match(l4proto, port.proto)]]
+        return [[e.match(e.meta("l4proto"), port.proto)]]
     value = e.port_value(port.first, port.last if port.last is not None else port.first)
     if original:
-        return [[e.match(l4proto, port.proto), e.match(e.ct("proto-dst", "original"), value)]]
+        return [
+            [
+                e.match(e.meta("l4proto"), port.proto),
+                e.match(e.ct("proto-dst", "original"), value),
+            ]
+        ]
     return [[e.match(e.payload(port.proto, "dport"), value)]]
 
 
-def elements(networks: Sequence[Network]) -> list[str | Json]:
+def elements(networks: Sequence[Network], text: Callable[[Address], str] = str) -> list[str | Json]:
     """Host addresses bare and the rest as prefixes, the way nft prints them back."""
     return [
-        str(n.network_address)
+        text(n.network_address)
         if n.prefixlen == n.max_prefixlen
-        else {"prefix": {"addr": str(n.network_address), "len": n.prefixlen}}
+        else {"prefix": {"addr": text(n.network_address), "len": n.prefixlen}}
         for n in networks
     ]
 
@@ -325,13 +360,28 @@ def bridge_interfaces(ruleset: Ruleset) -> list[str]:
     return sorted(set(names))
 
 
-def guard_labels(guards: Sequence[Guard]) -> dict[str, str]:
-    """Readable chain names: the container's name, its key added only to tell twins apart."""
+def guard_labels(guards: Sequence[Guard]) -> list[str]:
+    """Readable chain names, one per guard and all distinct: the container's name, its key
+    added only to tell twins apart, and a number when even that is not enough (keys are
+    short ids, and a name plus a key can spell another container's name)."""
     names = [safe_name(g.name) for g in guards]
-    return {
-        g.key: name if names.count(name) == 1 else f"{name}-{safe_name(g.key)[:12]}"
+    counts = Counter(names)
+    labels = [
+        name if counts[name] == 1 else f"{name}-{safe_name(g.key)[:12]}"
         for g, name in zip(guards, names, strict=True)
-    }
+    ]
+    if len(set(labels)) == len(labels):
+        return labels
+    seen: set[str] = set()
+    unique = []
+    for label in labels:
+        found, number = label, 1
+        while found in seen:
+            number += 1
+            found = f"{label}-{number}"
+        seen.add(found)
+        unique.append(found)
+    return unique
 
 
 def safe_name(text: str) -> str:

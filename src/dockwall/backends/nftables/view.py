@@ -7,14 +7,13 @@ and live tables are compared through this view, never as raw JSON.
 
 from __future__ import annotations
 
-import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from dockwall.backends.nftables.describe import rule_text, value_text, verdict_text
 from dockwall.backends.nftables.expr import Json
-from dockwall.backends.nftables.intervals import collapsed
+from dockwall.backends.nftables.intervals import collapsed, element_networks, network_text
 from dockwall.model.state import Network
 
 ADDRESS_TYPES = frozenset({"ipv4_addr", "ipv6_addr"})
@@ -94,27 +93,6 @@ def interval_networks(raw: Iterable[Any]) -> list[Network]:
     for element in raw:
         networks += element_networks(element)
     return collapsed(networks)
-
-
-def network_text(network: Network) -> str:
-    """Host addresses bare, as nft prints them."""
-    if network.prefixlen == network.max_prefixlen:
-        return str(network.network_address)
-    return str(network)
-
-
-def element_networks(element: Any) -> list[Network]:
-    if isinstance(element, str):
-        return [ipaddress.ip_network(element)]
-    if "prefix" in element:
-        prefix = element["prefix"]
-        return [ipaddress.ip_network(f"{prefix['addr']}/{prefix['len']}")]
-    if "range" in element:
-        first, last = (ipaddress.ip_address(a) for a in element["range"])
-        return list(ipaddress.summarize_address_range(first, last))
-    if "elem" in element:
-        return element_networks(element["elem"]["val"])
-    raise ValueError(f"unexpected set element {element!r}")
 
 
 def hook_text(body: Json) -> str | None:
