@@ -723,17 +723,23 @@ def test_websocket_survives_reapplies_agent_restart_and_tightening(
 # --- networks dockwall has not seen ---------------------------------------------------
 
 
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
 def test_new_network_while_agent_down_is_held_by_defaults(
-    lab: Lab, cli: LabCli, agents: Agents, prober: Prober
+    lab: Lab, cli: LabCli, agents: Agents, prober: Prober, backend: str
 ) -> None:
-    agent = agents.start(cli.policy("version: 1\ndefaults: {ingress: deny}\n"))
+    agent = agents.start(cli.policy("version: 1\ndefaults: {ingress: deny}\n"), backend=backend)
     agent.wait_ready()
     agent.stop()
     with lab.client() as client:
         network = client.networks.create("latenet", driver="bridge")
     try:
         run_container(lab, "onlatenet", {"80/tcp": 9701}, network="latenet")
-        assert not prober.probe(OTHER_V4, "host:9701/tcp")
+        run_container(lab, "neighbour", {}, network="latenet")
+        assert not prober.probe(OTHER_V4, "host:9701/tcp"), "an unseen bridge is held too"
+        assert prober.probe("container:neighbour", "container:onlatenet:80/tcp"), (
+            "traffic within the unseen bridge is left alone"
+        )
     finally:
         remove_container(lab, "onlatenet")
+        remove_container(lab, "neighbour")
         network.remove()

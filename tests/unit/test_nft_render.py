@@ -95,6 +95,7 @@ add chain egress | chain egress
 add chain egress | ip saddr . iifname vmap @egress-v4
 add chain egress | ip6 saddr . iifname vmap @egress-v6
 add chain egress | iifname @bridges goto default-out
+add chain egress | iifname "br-*" oifname != "br-*" goto default-out
 add chain forward | type filter hook forward priority -1; policy accept
 add chain forward | ct state established,related accept
 add chain forward | iifname . oifname @intra accept
@@ -102,8 +103,7 @@ add chain forward | jump ingress
 add chain forward | jump egress
 add chain in-db | chain in-db
 add chain in-db | ip saddr 192.0.2.100 meta l4proto tcp ct original proto-dst 5432 counter return
-add chain in-db | ip6 saddr 2001:db8:100::/64 meta l4proto tcp ct original proto-dst 5432 \
-counter return
+add chain in-db | ip6 saddr 2001:db8:100::/64 meta l4proto tcp ct original proto-dst 5432 counter return
 add chain in-db | meta l4proto icmp counter return
 add chain in-db | meta l4proto ipv6-icmp counter return
 add chain in-db | counter drop
@@ -111,10 +111,10 @@ add chain ingress | chain ingress
 add chain ingress | ip daddr . oifname vmap @ingress-v4
 add chain ingress | ip6 daddr . oifname vmap @ingress-v6
 add chain ingress | oifname @bridges goto default-in
+add chain ingress | oifname "br-*" iifname != "br-*" goto default-in
 add chain input | type filter hook input priority -1; policy accept
 add chain input | ct state established,related accept
-add chain input | icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, \
-nd-neighbor-advert } accept
+add chain input | icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept
 add chain input | jump egress
 add chain out-web | chain out-web
 add chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 443 counter return

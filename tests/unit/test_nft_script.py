@@ -53,16 +53,11 @@ add chain inet dockwall egress
 add chain inet dockwall forward { type filter hook forward priority -1; policy accept; }
 add chain inet dockwall input { type filter hook input priority -1; policy accept; }
 add set inet dockwall bridges { type ifname; elements = { "br-0123456789ab", "docker0" }; }
-add set inet dockwall intra { type ifname . ifname; elements = { "br-0123456789ab" . \
-"br-0123456789ab", "docker0" . "docker0" }; }
-add map inet dockwall ingress-v4 { type ipv4_addr . ifname : verdict; elements = { 172.30.0.2 \
-. "br-0123456789ab" : goto in-db, 172.17.0.2 . "docker0" : return }; }
-add map inet dockwall ingress-v6 { type ipv6_addr . ifname : verdict; elements = { \
-2001:db8:d0c:1::2 . "br-0123456789ab" : goto in-db }; }
-add map inet dockwall egress-v4 { type ipv4_addr . ifname : verdict; elements = { 172.30.0.2 . \
-"br-0123456789ab" : return, 172.17.0.2 . "docker0" : goto out-web }; }
-add map inet dockwall egress-v6 { type ipv6_addr . ifname : verdict; elements = { \
-2001:db8:d0c:1::2 . "br-0123456789ab" : return }; }
+add set inet dockwall intra { type ifname . ifname; elements = { "br-0123456789ab" . "br-0123456789ab", "docker0" . "docker0" }; }
+add map inet dockwall ingress-v4 { type ipv4_addr . ifname : verdict; elements = { 172.30.0.2 . "br-0123456789ab" : goto in-db, 172.17.0.2 . "docker0" : return }; }
+add map inet dockwall ingress-v6 { type ipv6_addr . ifname : verdict; elements = { 2001:db8:d0c:1::2 . "br-0123456789ab" : goto in-db }; }
+add map inet dockwall egress-v4 { type ipv4_addr . ifname : verdict; elements = { 172.30.0.2 . "br-0123456789ab" : return, 172.17.0.2 . "docker0" : goto out-web }; }
+add map inet dockwall egress-v6 { type ipv6_addr . ifname : verdict; elements = { 2001:db8:d0c:1::2 . "br-0123456789ab" : return }; }
 table inet dockwall {
 chain default-in {
 counter drop
@@ -78,6 +73,7 @@ chain ingress {
 ip daddr . oifname vmap @ingress-v4
 ip6 daddr . oifname vmap @ingress-v6
 oifname @bridges goto default-in
+oifname "br-*" iifname != "br-*" goto default-in
 }
 chain default-out {
 udp dport 53 counter return
@@ -93,6 +89,7 @@ chain egress {
 ip saddr . iifname vmap @egress-v4
 ip6 saddr . iifname vmap @egress-v6
 iifname @bridges goto default-out
+iifname "br-*" oifname != "br-*" goto default-out
 }
 chain forward {
 ct state established,related accept
@@ -102,8 +99,7 @@ jump egress
 }
 chain input {
 ct state established,related accept
-icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } \
-accept
+icmpv6 type { nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert } accept
 jump egress
 }
 }

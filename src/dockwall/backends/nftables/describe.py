@@ -50,9 +50,10 @@ def verdict_text(statement: Json) -> str:
 
 def right_text(value: Any) -> str:
     """Anonymous address sets and ranges by the addresses they cover, merged and in order:
-    nft may print back a set's prefixes merged or as ranges, and the text must not change."""
+    nft may print back a set's prefixes merged or as ranges, and the text must not change.
+    An interface wildcard (`br-*`) is quoted, as nft needs it."""
     if type(value) is str:
-        return value
+        return f'"{value}"' if value.endswith("*") else value
     if isinstance(value, dict) and ("set" in value or "range" in value):
         text = addresses_text(value)
         if text is not None:

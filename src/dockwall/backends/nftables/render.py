@@ -44,6 +44,7 @@ ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 NAME_LIMIT = 48
 SET_THRESHOLD = 8
 PEERS = "peers"
+DOCKER_BRIDGES = "br-*"
 L4_PORTS = ("tcp", "udp")
 
 
@@ -232,10 +233,23 @@ def add_direction(
                 e.goto(direction.default_chain),
             ]
         )
+        dispatch.append(unseen_bridges(direction))
         add_filter(objects, direction.default_chain, default, direction)
     for flt, chain in chains.values():
         add_filter(objects, chain, flt, direction)
     objects.chain(direction.chain, dispatch)
+
+
+def unseen_bridges(direction: Direction) -> list[Json]:
+    """Docker names its bridges br-<network id>: one created while no agent was running is
+    held by the defaults too (traffic within such a bridge is left alone, as on a known
+    one). A non-Docker bridge named br-* is held as well."""
+    other = "iifname" if direction.interface_key == "oifname" else "oifname"
+    return [
+        e.match(e.meta(direction.interface_key), DOCKER_BRIDGES),
+        e.match(e.meta(other), DOCKER_BRIDGES, op="!="),
+        e.goto(direction.default_chain),
+    ]
 
 
 def filter_chains(

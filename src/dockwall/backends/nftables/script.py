@@ -27,7 +27,7 @@ IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 ATOM = re.compile(r"[A-Za-z0-9:][A-Za-z0-9:._-]*")
 IFNAME = re.compile(r"[^\"\\\x00-\x1f\x7f]+")
 ADDRESS = re.compile(r"[0-9A-Fa-f:.]+")
-RULE = re.compile(r"[A-Za-z0-9 :./@{},_-]+")
+RULE = re.compile(r'(?:[A-Za-z0-9 :./@{},_-]|!=|"[A-Za-z0-9_.-]+\*")+')
 WHERE = f"{FAMILY} {TABLE}"
 
 
@@ -43,7 +43,8 @@ def script(commands: Sequence[Json], view: TableView) -> str:
     per rule. A rule is written as its text in `view`, the view of these same commands:
     that text is nft syntax already for every rule `render` emits, and describing each
     rule a second time would double the cost of a plan. A rule text with anything nft
-    would read differently (a quote, JSON for an unknown expression) is refused.
+    would read differently (a quote other than around an interface wildcard like
+    "br-*", JSON for an unknown expression) is refused.
     """
     lines = []
     rules = 0
