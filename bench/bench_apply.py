@@ -83,7 +83,7 @@ def host_state(count: int) -> HostState:
     base6 = ipaddress.ip_address("2001:db8:d0c::2")
     containers = tuple(
         Container(
-            f"{i:064x}",
+            f"{i:012x}" + "0" * 52,
             f"c{i:05d}",
             labels={COMPOSE_PROJECT: "bench", COMPOSE_SERVICE: f"s{i % SERVICES:03d}"},
             attachments=(Attachment("bridge", "docker0", (base4 + i, base6 + i)),),

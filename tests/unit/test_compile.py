@@ -82,3 +82,14 @@ def test_allow_defaults_give_no_default_filters() -> None:
         parse_policy("version: 1\n", "p.yaml"), HostState((), (WEB, DB, WORKER))
     )
     assert compiled.ruleset.default_ingress is None and compiled.ruleset.default_egress is None
+
+
+def test_containers_sharing_a_short_id_get_distinct_keys() -> None:
+    web = WEB.__class__(id="ab" * 6 + "0" * 52, name="web", attachments=WEB.attachments)
+    twin = WEB.__class__(id="ab" * 6 + "f" * 52, name="web2", attachments=WEB.attachments)
+    policy = parse_policy(
+        "version: 1\ncontainers:\n  - name: web\n    egress: deny\n  - name: web2\n    egress: deny\n",
+        "p.yaml",
+    )
+    keys = [g.key for g in compile_policy(policy, HostState((), (web, twin))).ruleset.guards]
+    assert len(set(keys)) == 2 and all(len(k) == 16 for k in keys)

@@ -6,6 +6,7 @@ entries matching one container) is found here and reported before anything is ap
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass
 
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PeerAllow, PortMatch, Ruleset
@@ -135,7 +136,17 @@ class Filters:
         return self.done[key]
 
 
-def guard(policy: Policy, governed: Governed, filters: Filters) -> Guard:
+def guard_keys(governed: list[Governed]) -> dict[str, str]:
+    """Short ids name chains; where two share one (possible, if unlikely), both get a
+    longer prefix, so no container's rules ever land in another's chain."""
+    shorts = Counter(g.container.short_id for g in governed)
+    return {
+        g.container.id: g.container.id[: 12 if shorts[g.container.short_id] == 1 else 16]
+        for g in governed
+    }
+
+
+def guard(policy: Policy, governed: Governed, filters: Filters, key: str) -> Guard:
     entry, labels, defaults = governed.entry, governed.labels, policy.defaults
     base_in = (
         filters.ingress(entry.ingress)
@@ -149,7 +160,7 @@ def guard(policy: Policy, governed: Governed, filters: Filters) -> Guard:
     label_out = egress_filter(labels.egress) if labels.egress else None
     container = governed.container
     return Guard(
-        container.short_id,
+        key,
         container.name,
         governed.origin,
         endpoints(container),
@@ -232,11 +243,9 @@ def compile_policy(policy: Policy, state: HostState, *, strict_labels: bool = Tr
     warnings: list[str] = []
     governed = governed_containers(policy, state, strict_labels, warnings)
     filters = Filters()
-    guards = tuple(
-        guard(policy, g, filters)
-        for g in governed
-        if g.entry or g.labels.ingress or g.labels.egress
-    )
+    chosen = [g for g in governed if g.entry or g.labels.ingress or g.labels.egress]
+    keys = guard_keys(chosen)
+    guards = tuple(guard(policy, g, filters, keys[g.container.id]) for g in chosen)
     used = {g.entry.describe() for g in governed if g.entry is not None}
     warnings += [
         f"{where(e)} matches no running container"
