@@ -6,6 +6,7 @@ import os
 import secrets
 import shutil
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -29,17 +30,25 @@ def new_lab_name(worker: str) -> str:
     return f"t{worker.removeprefix('gw')[:3]}{secrets.token_hex(3)}"
 
 
-@pytest.fixture(scope="session")
-def lab_session(worker_id: str) -> Iterator[Lab]:
+@contextmanager
+def own_lab(name: str) -> Iterator[Lab]:
+    """A lab that is torn down whatever happens; a machine that cannot run one fails the
+    test loudly (never skips it)."""
     problems = lab_preconditions()
     if problems:
         pytest.fail("cannot run lab tests: " + "; ".join(problems) + " (run `make test` as root)")
-    lab = Lab(new_lab_name(worker_id))
-    lab.up()
+    lab = Lab(name)
     try:
+        lab.up()
         yield lab
     finally:
         lab.down()
+
+
+@pytest.fixture(scope="session")
+def lab_session(worker_id: str) -> Iterator[Lab]:
+    with own_lab(new_lab_name(worker_id)) as lab:
+        yield lab
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from dockwall.lab.image import rootfs_tar
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Probe, Prober
 from dockwall.runner import SubprocessRunner, netns_path
-from tests.conftest import lab_preconditions
+from tests.conftest import own_lab
 
 from .agent_helpers import (
     ALLOWED_V4,
@@ -53,15 +53,8 @@ WS_PEER = str(Path(__file__).resolve().parent / "ws_peer.py")
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     """One lab for this module, named `a...`; overrides the session lab of conftest."""
-    problems = lab_preconditions()
-    if problems:
-        pytest.fail("cannot run lab tests: " + "; ".join(problems) + " (run as root)")
-    lab = Lab("a" + secrets.token_hex(3))
-    try:
-        lab.up()
+    with own_lab("a" + secrets.token_hex(3)) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from dockwall.compile.ir import Allow, Filter, PortMatch, Ruleset
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
 from dockwall.model.state import Network
-from tests.conftest import lab_preconditions
+from tests.conftest import own_lab
 from tests.lab.test_nft_lab import bridge_netfilter, guard, isolated, peers_reachable, ruleset
 
 pytestmark = pytest.mark.lab
@@ -28,15 +28,8 @@ ENTRIES = 1000
 
 @pytest.fixture(scope="module")
 def ipt_lab() -> Iterator[Lab]:
-    problems = lab_preconditions()
-    if problems:
-        pytest.fail("cannot run lab tests: " + "; ".join(problems))
-    lab = Lab("p" + secrets.token_hex(3))
-    try:
-        lab.up()
+    with own_lab("p" + secrets.token_hex(3)) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.fixture

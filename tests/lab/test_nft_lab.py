@@ -22,7 +22,7 @@ from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
 from dockwall.model.state import Bridge, Network
 from dockwall.runner import SubprocessRunner, netns_path
-from tests.conftest import lab_preconditions
+from tests.conftest import own_lab
 
 pytestmark = pytest.mark.lab
 
@@ -47,15 +47,8 @@ for line in sys.stdin:
 
 @pytest.fixture(scope="module")
 def nft_lab() -> Iterator[Lab]:
-    problems = lab_preconditions()
-    if problems:
-        pytest.fail("cannot run lab tests: " + "; ".join(problems))
-    lab = Lab("p" + secrets.token_hex(3))
-    try:
-        lab.up()
+    with own_lab("p" + secrets.token_hex(3)) as lab:
         yield lab
-    finally:
-        lab.down()
 
 
 @pytest.fixture
