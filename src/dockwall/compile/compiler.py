@@ -31,7 +31,6 @@ class Compiled:
 
     ruleset: Ruleset
     warnings: tuple[str, ...]
-    assignments: dict[str, ContainerEntry | None]
 
 
 @dataclass(frozen=True)
@@ -260,4 +259,4 @@ def compile_policy(policy: Policy, state: HostState, *, strict_labels: bool = Tr
         isolate_peers=policy.defaults.peers == "deny",
         peers=peer_allows(governed, state) if policy.defaults.peers == "deny" else (),
     )
-    return Compiled(ruleset, tuple(warnings), {g.container.name: g.entry for g in governed})
+    return Compiled(ruleset, tuple(warnings))

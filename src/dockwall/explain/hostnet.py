@@ -83,12 +83,6 @@ class HostNet:
                     return a.address
         return None
 
-    def device_of(self, version: int, address: int) -> str | None:
-        for a in self.addresses:
-            if a.version == version and a.address == address:
-                return a.dev
-        return None
-
 
 def parse_addresses(text: str) -> tuple[IfAddr, ...]:
     found: list[IfAddr] = []
