@@ -12,7 +12,11 @@ from typing import Literal
 
 from dockwall.backends.base import Backend, Plan
 from dockwall.backends.iptables import IptablesBackend
-from dockwall.backends.nftables import NftablesBackend, docker_uses_nftables
+from dockwall.backends.nftables import (
+    NftablesBackend,
+    docker_uses_nftables,
+    native_nftables_table,
+)
 from dockwall.compile.compiler import Compiled, compile_policy
 from dockwall.compile.ir import Ruleset
 from dockwall.errors import DockwallError
@@ -36,14 +40,21 @@ class Selected:
 
 
 def select_backend(choice: BackendChoice, runner: Runner) -> Selected:
-    """`auto` follows Docker: its nftables firewall backend has no DOCKER-USER to hook."""
+    """`auto` follows Docker: its nftables firewall backend has no DOCKER-USER to hook.
+    Where Docker writes no iptables chains at all, it follows the host's own firewall."""
     nft = NftablesBackend(runner)
-    if choice == "nftables" or (choice == "auto" and docker_uses_nftables(runner)):
-        reason = "chosen" if choice == "nftables" else "Docker runs its nftables firewall backend"
-        return Selected(nft, reason, (IptablesBackend(runner),))
     iptables = IptablesBackend(runner)
-    reason = "chosen" if choice == "iptables" else "Docker uses iptables"
-    return Selected(iptables, f"{reason} ({iptables.variant.reason})", (nft,))
+    if choice == "nftables":
+        return Selected(nft, "chosen with --backend or the policy", (iptables,))
+    if choice == "iptables":
+        return Selected(iptables, f"chosen ({iptables.variant.reason})", (nft,))
+    if docker_uses_nftables(runner):
+        return Selected(nft, "Docker runs its nftables firewall backend", (iptables,))
+    native = None if iptables.variant.docker_found else native_nftables_table(runner)
+    if native is not None:
+        reason = f"Docker writes no iptables chains and the host runs nftables (table {native})"
+        return Selected(nft, reason, (iptables,))
+    return Selected(iptables, f"Docker uses iptables ({iptables.variant.reason})", (nft,))
 
 
 @dataclass(frozen=True)

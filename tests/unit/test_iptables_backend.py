@@ -270,3 +270,26 @@ def test_reset_keeps_docker_user_while_docker_jumps_to_it() -> None:
     v6 = backend.plan_reset().transactions[1].payload
     assert "-D FORWARD -m comment --comment dockwall -j DOCKER-USER" in v6
     assert "-X DOCKER-USER" not in v6
+
+
+def test_auto_follows_a_native_nftables_host_when_docker_writes_no_iptables_chains() -> None:
+    from dockwall.engine import select_backend
+
+    tables = '{"nftables": [{"table": {"family": "inet", "name": "filter", "handle": 1}}]}'
+
+    def respond(argv: list[str], _: str | None) -> tuple[int, str]:
+        if argv[:4] == ["nft", "-j", "list", "tables"]:
+            return 0, tables
+        if argv[0] == "iptables" and "-S" in argv:
+            return 1, "iptables: No chain/target/match by that name."
+        if argv[0].startswith("iptables-nft-save"):
+            return 0, "*filter\n:INPUT ACCEPT [0:0]\nCOMMIT\n"
+        return 0, "iptables v1.8.9 (nf_tables)"
+
+    selected = select_backend("auto", FakeRunner(respond))
+    assert selected.backend.name == "nftables"
+    assert "table inet filter" in selected.reason
+    docker_here = FakeRunner(
+        lambda argv, _: respond(argv, _) if argv[0] != "iptables-nft-save" else (0, DOCKER_V4)
+    )
+    assert select_backend("auto", docker_here).backend.name == "iptables"

@@ -132,10 +132,11 @@ def reset(
     behaviour returns at once.
     """
     engine = default_engine(backend)
-    plans = engine.reset_plans() if dry_run else engine.reset()
-    print_plan(plans) if dry_run else console.print(
-        f"Reset: {counts(plans)[1]} rule(s) and chain(s) removed."
-    )
+    if dry_run:
+        print_plan(engine.reset_plans())
+        return
+    plans = engine.reset()
+    console.print(f"Reset: {counts(plans)[1]} rule(s), chain(s) and set(s) removed.")
 
 
 def init(

@@ -16,6 +16,7 @@ class Variant:
 
     kind: Literal["nft", "legacy"]
     reason: str
+    docker_found: bool = True
 
     def save(self, family: Family) -> list[str]:
         return [f"{self.prefix(family)}-{self.kind}-save"]
@@ -47,4 +48,4 @@ def detect(runner: Runner) -> Variant:
     kind: Literal["nft", "legacy"] = "legacy" if "legacy" in version else "nft"
     if with_docker:
         return Variant(kind, f"Docker's chains are in both variants; `iptables` is {kind}")
-    return Variant(kind, f"no Docker chains found; `iptables` is iptables-{kind}")
+    return Variant(kind, f"no Docker chains found; `iptables` is iptables-{kind}", False)

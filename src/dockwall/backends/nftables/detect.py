@@ -41,3 +41,12 @@ def has_docker_user(runner: Runner) -> bool:
     except CommandError:
         return False
     return result.returncode == 0
+
+
+def native_nftables_table(runner: Runner) -> str | None:
+    """A table only native nftables makes (family inet, netdev or bridge; iptables-nft
+    never does), other than ours: the host's own firewall is nftables then."""
+    for family, name in sorted(nft_tables(runner)):
+        if family in ("inet", "netdev", "bridge") and (family, name) != ("inet", "dockwall"):
+            return f"{family} {name}"
+    return None
