@@ -48,7 +48,9 @@ def print_findings(console: Console, findings: list[Finding]) -> None:
             console.print(f"    {escape(line)}", highlight=False)
 
 
-def ingress_snippet(container: str, port: str, sources: str = "[203.0.113.0/24]") -> str:
+def ingress_snippet(
+    container: str, port: str, sources: str = '[203.0.113.0/24, "2001:db8:203::/48"]'
+) -> str:
     """The dockwall policy that restricts a published port to named sources."""
     return (
         "version: 1\ncontainers:\n"
