@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 
+from dockwall.lab.demo import EXAMPLE as EXAMPLE_POLICY
 from dockwall.model.state import Attachment, Bridge, Container, HostState, PublishedPort
 
 DOCKER0 = Bridge(
@@ -57,24 +58,4 @@ WORKER = container(
 )
 STATE = HostState((DOCKER0, SHOP), (WEB, DB, WORKER))
 
-EXAMPLE = """\
-version: 1
-defaults:
-  ingress: deny
-  egress: allow
-containers:
-  - name: web
-    ingress:
-      - port: 8080/tcp
-        from: [any]
-    egress:
-      - to: [203.0.113.0/24]
-        port: 443/tcp
-  - name: db
-    ingress:
-      - port: 5432/tcp
-        from: [192.0.2.100/32, "2001:db8:100::/64"]
-    egress: deny
-  - compose: {project: shop, service: worker}
-    egress: deny
-"""
+EXAMPLE = EXAMPLE_POLICY.read_text()

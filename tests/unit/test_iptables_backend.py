@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+import pytest
+
 from dockwall.backends.iptables import IptablesBackend
 from dockwall.backends.iptables.render import render
 from dockwall.backends.iptables.ruleset import parse_filter
-from dockwall.backends.iptables.variant import Variant, detect
+from dockwall.backends.iptables.variant import Family, Variant, detect
 from dockwall.compile.compiler import compile_policy
+from dockwall.compile.ir import Ruleset
+from dockwall.errors import CommandError
 from dockwall.policy import parse_policy
 
 from .fakes import FakeRunner
@@ -35,7 +39,7 @@ DOCKER_V6 = (
 NFT = Variant("nft", "test")
 
 
-def ruleset():  # type: ignore[no-untyped-def]
+def ruleset() -> Ruleset:
     return compile_policy(parse_policy(EXAMPLE, "p.yaml"), STATE).ruleset
 
 
@@ -90,10 +94,10 @@ def test_plan_on_plain_docker_adds_chains_and_hooks_and_creates_v6_docker_user()
     assert v6.payload.startswith("*filter\n") and v6.payload.endswith("COMMIT\n")
 
 
-def live_after_apply(family: str) -> str:
+def live_after_apply(rules: Ruleset, family: Family) -> str:
     """What iptables-save prints after our restore: Docker's table plus our chains, with our
     jumps first in INPUT, DOCKER-USER and (IPv6, where we made DOCKER-USER) FORWARD."""
-    chains = render(ruleset(), family).chains  # type: ignore[arg-type]
+    chains = render(rules, family).chains
     base = DOCKER_V4 if family == "ipv4" else DOCKER_V6
     lines = base.replace("COMMIT\n", "").splitlines()
     if family == "ipv6":
@@ -112,11 +116,11 @@ def live_after_apply(family: str) -> str:
 
 
 def test_hook_pushed_down_by_docker_is_moved_back_to_the_top() -> None:
-    live = live_after_apply("ipv4").replace(
+    live = live_after_apply(ruleset(), "ipv4").replace(
         "-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT",
         "-A INPUT -s 10.0.0.0/8 -j ACCEPT\n-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT",
     )
-    backend = IptablesBackend(live_runner(live, live_after_apply("ipv6")), NFT)
+    backend = IptablesBackend(live_runner(live, live_after_apply(ruleset(), "ipv6")), NFT)
     plan = backend.plan(ruleset())
     assert [(c.where, c.text) for c in plan.changes] == [
         ("INPUT", "-m comment --comment dockwall -j DOCKWALL-INPUT (moved back to first rule)")
@@ -127,15 +131,17 @@ def test_hook_pushed_down_by_docker_is_moved_back_to_the_top() -> None:
 
 
 def test_plan_is_in_sync_when_live_matches() -> None:
-    backend = IptablesBackend(live_runner(live_after_apply("ipv4"), live_after_apply("ipv6")), NFT)
+    backend = IptablesBackend(
+        live_runner(live_after_apply(ruleset(), "ipv4"), live_after_apply(ruleset(), "ipv6")), NFT
+    )
     assert backend.plan(ruleset()).changes == ()
 
 
 def test_stale_chain_is_removed_and_diff_is_per_line() -> None:
-    live = live_after_apply("ipv4").replace(
+    live = live_after_apply(ruleset(), "ipv4").replace(
         "COMMIT", ":DOCKWALL-I-0123456789ab - [0:0]\n-A DOCKWALL-I-0123456789ab -j DROP\nCOMMIT"
     )
-    backend = IptablesBackend(live_runner(live, live_after_apply("ipv6")), NFT)
+    backend = IptablesBackend(live_runner(live, live_after_apply(ruleset(), "ipv6")), NFT)
     plan = backend.plan(ruleset())
     assert [(c.op, c.where, c.text) for c in plan.changes] == [
         ("remove", "DOCKWALL-I-0123456789ab", "(chain removed)"),
@@ -145,10 +151,10 @@ def test_stale_chain_is_removed_and_diff_is_per_line() -> None:
 
 
 def test_reset_removes_only_marked_rules_and_our_chains() -> None:
-    live = live_after_apply("ipv4").replace(
+    live = live_after_apply(ruleset(), "ipv4").replace(
         "COMMIT", "-A DOCKER-USER -s 10.9.9.9/32 -j DROP\nCOMMIT"
     )
-    backend = IptablesBackend(live_runner(live, live_after_apply("ipv6")), NFT)
+    backend = IptablesBackend(live_runner(live, live_after_apply(ruleset(), "ipv6")), NFT)
     plan = backend.plan_reset()
     v4, v6 = (t.payload for t in plan.transactions)
     assert "-D DOCKER-USER -m comment --comment dockwall -j DOCKWALL-FORWARD" in v4
@@ -198,12 +204,8 @@ def test_failed_family_rolls_back_the_other() -> None:
     runner = FakeRunner(respond)
     backend = IptablesBackend(runner, NFT)
     plan = backend.plan(ruleset())
-    try:
+    with pytest.raises(CommandError, match="line 7 failed"):
         backend.apply(plan)
-    except Exception as exc:
-        assert "line 7 failed" in str(exc)
-    else:
-        raise AssertionError("the failure must surface")
     v4_loads = [payload for argv, payload in runner.calls if argv[0] == "iptables-nft-restore"]
     assert len(v4_loads) == 2, "the IPv4 load, then its undo"
     undo = v4_loads[1] or ""
@@ -262,11 +264,11 @@ def test_replicas_sharing_one_filter_share_one_chain() -> None:
 
 def test_reset_keeps_docker_user_while_docker_jumps_to_it() -> None:
     """After a dockerd restart both Docker's jump and ours lead to DOCKER-USER: it stays."""
-    live6 = live_after_apply("ipv6").replace(
+    live6 = live_after_apply(ruleset(), "ipv6").replace(
         "-A FORWARD -o docker0 -m conntrack",
         "-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -m conntrack",
     )
-    backend = IptablesBackend(live_runner(live_after_apply("ipv4"), live6), NFT)
+    backend = IptablesBackend(live_runner(live_after_apply(ruleset(), "ipv4"), live6), NFT)
     v6 = backend.plan_reset().transactions[1].payload
     assert "-D FORWARD -m comment --comment dockwall -j DOCKER-USER" in v6
     assert "-X DOCKER-USER" not in v6

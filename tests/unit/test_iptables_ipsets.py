@@ -16,7 +16,7 @@ from dockwall.errors import CommandError
 from dockwall.model.state import Bridge, Network
 
 from .fakes import FakeRunner
-from .test_iptables_backend import DOCKER_V4, DOCKER_V6, NFT
+from .test_iptables_backend import DOCKER_V4, DOCKER_V6, NFT, live_after_apply
 
 BRIDGE = Bridge("shop", "br-5b3cfa957ae6", (ipaddress.ip_network("172.30.0.0/24"),))
 ENDPOINTS = (
@@ -104,26 +104,6 @@ def ipset_save(*sets: ipsets.IpSet) -> str:
         )
         lines += [f"add {found.name} {m.removesuffix('/32')}" for m in found.members]
     return "\n".join([*lines, ""])
-
-
-def live_after_apply(ruleset: Ruleset, family: Family) -> str:
-    """iptables-save after our restore: Docker's table, our jumps first, our chains."""
-    chains = render(ruleset, family).chains
-    base = DOCKER_V4 if family == "ipv4" else DOCKER_V6
-    lines = base.replace("COMMIT\n", "").splitlines()
-    if family == "ipv6":
-        lines.insert(lines.index(":DOCKER - [0:0]") + 1, ":DOCKER-USER - [0:0]")
-    lines += [f":{c} - [0:0]" for c in chains]
-    lines.append("-A INPUT -m comment --comment dockwall -j DOCKWALL-INPUT")
-    first_forward = next(i for i, line in enumerate(lines) if line.startswith(("-A FORWARD", "[")))
-    if family == "ipv6":
-        lines.insert(first_forward, "-A FORWARD -m comment --comment dockwall -j DOCKER-USER")
-    lines.append("-A DOCKER-USER -m comment --comment dockwall -j DOCKWALL-FORWARD")
-    if family == "ipv4":
-        lines.remove("-A DOCKER-USER -j RETURN")
-        lines.append("-A DOCKER-USER -j RETURN")
-    lines += [f"-A {c} {r}" for c, rules in chains.items() for r in rules]
-    return "\n".join([*lines, "COMMIT", ""])
 
 
 class Host:

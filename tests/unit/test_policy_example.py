@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from dockwall.errors import Location, PolicyError
+from dockwall.lab.demo import EXAMPLE as EXAMPLE_POLICY
 from dockwall.policy import (
     ComposeMatch,
     ContainerEntry,
@@ -24,27 +25,8 @@ from dockwall.policy import (
     policy_to_yaml,
 )
 
-EXAMPLE = """\
-version: 1
-defaults:              # for containers that no entry below matches
-  ingress: deny        # their published ports are closed to the outside ("reverse firewall")
-  egress: allow
-containers:
-  - name: web                          # match by container name
-    ingress:
-      - port: 8080/tcp                 # the host port, as published with -p 8080:80
-        from: [any]
-    egress:
-      - to: [203.0.113.0/24]
-        port: 443/tcp
-  - name: db
-    ingress:
-      - port: 5432/tcp
-        from: [192.0.2.100/32, "2001:db8:100::/64"]
-    egress: deny
-  - compose: {project: shop, service: worker}   # match by compose project/service labels
-    egress: deny
-"""
+# The issue's example, exactly as written; `make demo` and the README use the same file.
+EXAMPLE = EXAMPLE_POLICY.read_text()
 
 
 @pytest.fixture

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import docker
 import typer
 from rich.console import Console
 
@@ -14,6 +13,7 @@ from dockwall.audit.live import audit_host
 from dockwall.audit.static import audit_files
 from dockwall.explain.live import gather, one_shot
 from dockwall.runner import SubprocessRunner
+from dockwall.sources.docker_state import connect
 
 
 def audit(
@@ -25,10 +25,7 @@ def audit(
 ) -> None:
     """Find firewall mistakes: exit code 0 without findings above info, 3 with some."""
     one_shot()
-    if files:
-        findings = audit_files(files)
-    else:
-        findings = audit_host(gather(SubprocessRunner(), docker.from_env))
+    findings = audit_files(files) if files else audit_host(gather(SubprocessRunner(), connect))
     if as_json:
         typer.echo(to_json(findings))
     else:

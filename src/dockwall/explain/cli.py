@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Annotated
 
-import docker
 import typer
 from rich.console import Console
 
@@ -14,6 +13,7 @@ from dockwall.explain.live import gather, one_shot
 from dockwall.explain.render import print_explanation, to_json
 from dockwall.explain.simulate import explain_connection
 from dockwall.runner import SubprocessRunner
+from dockwall.sources.docker_state import connect
 
 EXIT_CODES = {"accept": 0, "drop": 3, "unknown": 4}
 
@@ -38,7 +38,7 @@ def explain(
     Exit code 0 when it opens, 3 when it is dropped, 4 when it cannot be told.
     """
     one_shot()
-    state = gather(SubprocessRunner(), docker.from_env)
+    state = gather(SubprocessRunner(), connect)
     begin = start(state, source, destination, family)
     result = explain_connection(state, begin.packet, begin.local_origin)
     if as_json:

@@ -5,19 +5,23 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from docker.errors import DockerException
+
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import parse_address
 from dockwall.explain.state import Container, Published
+from dockwall.sources.docker_state import ports_of
 
 
 def read_containers(make_client: Callable[[], Any]) -> list[Container]:
+    """`make_client` connects as dockwall does everywhere (DOCKER_HOST, contexts)."""
     try:
         client = make_client()
         try:
             return [from_attrs(c.attrs) for c in client.containers.list()]
         finally:
             client.close()
-    except Exception as exc:
+    except (DockerException, OSError) as exc:
         raise DockwallError(f"cannot read Docker's state: {exc}") from exc
 
 
@@ -34,21 +38,10 @@ def from_attrs(attrs: dict[str, Any]) -> Container:
     return Container(
         name=str(attrs.get("Name", "")).lstrip("/"),
         addresses={v: tuple(a) for v, a in addresses.items()},
-        published=tuple(published_ports(settings.get("Ports") or {})),
+        published=tuple(
+            Published(p.host_ip, p.host_port, p.container_port, p.proto) for p in ports_of(attrs)
+        ),
         network_mode=str(host_config.get("NetworkMode") or "bridge"),
         privileged=bool(host_config.get("Privileged")),
         cap_add=tuple(host_config.get("CapAdd") or ()),
     )
-
-
-def published_ports(ports: dict[str, Any]) -> list[Published]:
-    found: list[Published] = []
-    for key, bindings in ports.items():
-        port, _, proto = key.partition("/")
-        for binding in bindings or []:
-            found.append(
-                Published(
-                    binding.get("HostIp", ""), int(binding["HostPort"]), int(port), proto or "tcp"
-                )
-            )
-    return found

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
+from docker.errors import NotFound
+
 from dockwall.errors import DockwallError
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
@@ -69,7 +71,7 @@ class Prober:
         with self.lab.client() as client:
             try:
                 attrs: dict[str, object] = client.api.inspect_container(name)
-            except Exception as exc:
+            except NotFound as exc:
                 raise DockwallError(f"container {name!r} not found in lab") from exc
         return attrs
 
