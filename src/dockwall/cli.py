@@ -8,7 +8,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from dockwall.commands import agent, policy, status, units
+from dockwall.commands import agent, export, policy, status, units
 from dockwall.errors import DockwallError
 from dockwall.explain.cli import register as register_explain
 from dockwall.lab.cli import app as lab_app
@@ -30,6 +30,7 @@ app.command()(status.status)
 app.command()(policy.reset)
 app.command()(agent.agent)
 app.command()(units.install_units)
+app.command()(export.export)
 app.add_typer(lab_app, name="lab")
 register_explain(app)
 err_console = Console(stderr=True, soft_wrap=True)
