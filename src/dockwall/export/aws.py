@@ -99,7 +99,9 @@ def ingress_rules(view: View, warnings: Warnings) -> tuple[SgRule, ...]:
                 "ports those are is known only with --live: not exported",
             )
         for container in view.unmatched:
-            found += _open(_published_ranges(container.ports), None, f"defaults {container.name}")
+            found += _inbound(
+                _published_ranges(container.ports), None, f"defaults {container.name}"
+            )
     return _unique(found)
 
 
@@ -114,7 +116,7 @@ def _workload_ingress(workload: Workload, view: View, warnings: Warnings) -> lis
                 "ingress: allow opens every published port; which ports those are is known "
                 "only with --live: not exported",
             )
-        return _open(_published_ranges(workload.published), None, label)
+        return _inbound(_published_ranges(workload.published), None, label)
     found: list[SgRule] = []
     for rule in direction.rules:
         ports = host_ports(rule, workload)
@@ -128,8 +130,15 @@ def _workload_ingress(workload: Workload, view: View, warnings: Warnings) -> lis
         sources = rule.cidr_sources
         if sources == ():
             continue
-        found += _open(ports, sources, label)
+        found += _inbound(ports, sources, label)
     return found
+
+
+def _inbound(
+    ports: tuple[PortRange, ...], networks: tuple[Network, ...] | None, label: str
+) -> list[SgRule]:
+    """Ingress opens only the ports it names: no published port means no rule."""
+    return _open(ports, networks, label) if ports else []
 
 
 def _published_ranges(ports: Any) -> tuple[PortRange, ...]:
