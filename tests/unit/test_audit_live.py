@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dockwall.audit.live import audit_host
+from dockwall.audit.live import audit_host, conntrack_full, conntrack_timeout
 from dockwall.explain.iptables_parse import parse_iptables_save
 from dockwall.explain.ruleset import Ruleset
 from tests.unit.test_explain_simulate import lab_state
@@ -63,3 +63,24 @@ def test_docker_without_iptables_and_full_conntrack() -> None:
     state.conntrack = (260000, 262144)
     found = codes(audit_host(replace(state)))
     assert {"docker-iptables-disabled", "conntrack-near-full"} <= found
+
+
+def test_conntrack_timeout_shorter_than_idle_keepalive() -> None:
+    (finding,) = conntrack_timeout(600)
+    assert finding.code == "conntrack-timeout-short"
+    assert "600 s" in finding.message and "7200 s" in finding.message
+    assert "nf_conntrack_tcp_timeout_established=21600" in finding.fix
+    assert conntrack_timeout(432000) == []
+    assert conntrack_timeout(None) == []
+    assert "conntrack-timeout-short" in codes(audit_host(lab_state(), 300))
+    assert "conntrack-timeout-short" not in codes(audit_host(lab_state(), 432000))
+
+
+def test_conntrack_count_against_max_says_how_full() -> None:
+    state = lab_state()
+    state.conntrack = (230000, 262144)
+    (finding,) = conntrack_full(state)
+    assert "87% full" in finding.message
+    assert finding.evidence == "nf_conntrack_count=230000 nf_conntrack_max=262144"
+    state.conntrack = (1000, 262144)
+    assert conntrack_full(state) == []

@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from dockwall.audit.findings import print_findings, to_json
-from dockwall.audit.live import audit_host
+from dockwall.audit.live import audit_host, read_established_timeout
 from dockwall.audit.static import audit_files
 from dockwall.explain.live import gather, one_shot
 from dockwall.runner import SubprocessRunner
@@ -25,7 +25,12 @@ def audit(
 ) -> None:
     """Find firewall mistakes: exit code 0 without findings above info, 3 with some."""
     one_shot()
-    findings = audit_files(files) if files else audit_host(gather(SubprocessRunner(), connect))
+    runner = SubprocessRunner()
+    findings = (
+        audit_files(files)
+        if files
+        else audit_host(gather(runner, connect), read_established_timeout(runner))
+    )
     if as_json:
         typer.echo(to_json(findings))
     else:

@@ -13,17 +13,54 @@ from dockwall.explain.model import Chain, CtState, Drop, Port, Rule, Table
 from dockwall.explain.packet import first_packet
 from dockwall.explain.simulate import explain_connection
 from dockwall.explain.state import Container, HostState, Published
+from dockwall.runner import Runner
 
 PROBE_SOURCES = {4: int.from_bytes(bytes([192, 0, 2, 254])), 6: (0x20010DB8 << 96) | 0xFE}
 ALL_ADDRESSES = ("", "0.0.0.0", "::")
 CONNTRACK_WARN = 0.8
 
 
-def audit_host(state: HostState) -> list[Finding]:
+ESTABLISHED_TIMEOUT = "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_established"
+IDLE_KEEPALIVE = 7200
+
+
+def audit_host(state: HostState, established_timeout: int | None = None) -> list[Finding]:
     findings: list[Finding] = []
     for check in CHECKS:
         findings += check(state)
-    return findings
+    return findings + conntrack_timeout(established_timeout)
+
+
+def read_established_timeout(runner: Runner) -> int | None:
+    """The conntrack timeout of an idle established TCP flow; None where unreadable."""
+    try:
+        return int(runner.run(["cat", ESTABLISHED_TIMEOUT], timeout=10).stdout.strip())
+    except (DockwallError, ValueError):
+        return None
+
+
+def conntrack_timeout(timeout: int | None, keepalive: int = IDLE_KEEPALIVE) -> list[Finding]:
+    """An idle WebSocket outliving its conntrack entry is cut: its next packet matches
+    no flow, is not a SYN, and a stateful firewall (dockwall's, Docker's) drops it.
+
+    `keepalive` is the longest idle gap to expect: 7200 s is Linux's tcp_keepalive_time,
+    the first probe of a connection whose application sends no pings of its own.
+    """
+    if timeout is None or timeout >= keepalive:
+        return []
+    return [
+        Finding(
+            "conntrack-timeout-short", "medium",
+            f"nf_conntrack_tcp_timeout_established is {timeout} s, shorter than an idle "
+            f"connection's keep-alive ({keepalive} s without application pings): idle "
+            "WebSockets and long polls lose their conntrack entry and are cut",
+            f"net.netfilter.nf_conntrack_tcp_timeout_established={timeout}",
+            f"# keep idle flows tracked longer than the longest keep-alive interval:\n"
+            f"sysctl -w net.netfilter.nf_conntrack_tcp_timeout_established={keepalive * 3}\n"
+            "# or make the application ping more often than every "
+            f"{max(timeout // 2, 1)} s",
+        )
+    ]  # fmt: skip
 
 
 def published(state: HostState) -> Iterator[tuple[Container, Published]]:
@@ -217,7 +254,8 @@ def conntrack_full(state: HostState) -> list[Finding]:
     return [
         Finding(
             "conntrack-near-full", "high",
-            "the conntrack table is nearly full; when full, new flows are dropped",
+            f"the conntrack table is {count * 100 // limit}% full; when full, new flows "
+            "are dropped (long-lived connections hold their entries for hours)",
             f"nf_conntrack_count={count} nf_conntrack_max={limit}",
             "# raise net.netfilter.nf_conntrack_max or lower nf_conntrack_tcp_timeout_established",
         )
