@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from dockwall.commands import agent, policy, status, units
+from dockwall.commands import agent, check, policy, status, units
 from dockwall.errors import DockwallError
 from dockwall.explain.cli import register as register_explain
 from dockwall.lab.cli import app as lab_app
@@ -27,6 +27,7 @@ app.command()(policy.init)
 app.command()(policy.plan)
 app.command()(policy.apply)
 app.command()(status.status)
+app.command(help=check.HELP)(check.check)
 app.command()(policy.reset)
 app.command()(agent.agent)
 app.command()(units.install_units)
