@@ -3,13 +3,12 @@
 On a terminal rich fits output to the window. Anywhere else (a CI log, `make demo | tee`)
 rich would assume 80 columns and break plan lines, rules and addresses in the middle,
 which makes logs unreadable and impossible to grep. There lines stay whole: nothing is
-wrapped, and tables take the width their content needs. `COLUMNS`, when set, is the
-width of whoever reads the pipe and is honoured as rich honours it.
+wrapped, and tables take the width their content needs. `COLUMNS` is ignored there on
+purpose: libraries such as readline export it into the environment of every child (so
+a Python test harness or build script would bring the 80 columns back).
 """
 
 from __future__ import annotations
-
-import os
 
 from rich.console import Console
 
@@ -23,7 +22,7 @@ RULE_WIDTH = 100
 def make_console(*, stderr: bool = False) -> Console:
     """A Console for stdout (or stderr) that never hard-wraps when it is not a terminal."""
     console = Console(stderr=stderr, soft_wrap=stderr)
-    if console.is_terminal or os.environ.get("COLUMNS"):
+    if console.is_terminal:
         return console
     return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
 
