@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 
 import typer
-from rich.console import Console
 from rich.markup import escape
 
-from dockwall.commands import agent, export, policy, status, units
+from dockwall.commands import agent, check, export, policy, status, units
 from dockwall.errors import DockwallError
 from dockwall.explain.cli import register as register_explain
 from dockwall.lab.cli import app as lab_app
+from dockwall.terminal import make_console
 
 app = typer.Typer(
     help="dockwall: a declarative ingress/egress firewall for Docker hosts.\n\n"
@@ -27,13 +27,14 @@ app.command()(policy.init)
 app.command()(policy.plan)
 app.command()(policy.apply)
 app.command()(status.status)
+app.command(help=check.HELP)(check.check)
 app.command()(policy.reset)
 app.command()(agent.agent)
 app.command()(units.install_units)
 app.command()(export.export)
 app.add_typer(lab_app, name="lab")
 register_explain(app)
-err_console = Console(stderr=True, soft_wrap=True)
+err_console = make_console(stderr=True)
 
 
 def main() -> None:

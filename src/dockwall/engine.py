@@ -67,12 +67,17 @@ class Inputs:
 def read_inputs(policy_path: Path) -> Inputs:
     """The policy is read and validated before Docker is even asked."""
     policy = load_policy(policy_path)
+    state = read_host_state()
+    return Inputs(policy, state, compile_policy(policy, state))
+
+
+def read_host_state() -> HostState:
+    """Docker's containers and networks, read once through a short-lived client."""
     client = connect()
     try:
-        state = read_state(client)
+        return read_state(client)
     finally:
         client.close()
-    return Inputs(policy, state, compile_policy(policy, state))
 
 
 def bridge_netfilter(runner: Runner) -> bool:

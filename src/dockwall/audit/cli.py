@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from dockwall.audit.findings import print_findings, to_json
 from dockwall.audit.live import audit_host, read_established_timeout
@@ -14,6 +13,7 @@ from dockwall.audit.static import audit_files
 from dockwall.explain.live import gather, one_shot
 from dockwall.runner import SubprocessRunner
 from dockwall.sources.docker_state import connect
+from dockwall.terminal import make_console
 
 
 def audit(
@@ -34,7 +34,7 @@ def audit(
     if as_json:
         typer.echo(to_json(findings))
     else:
-        print_findings(Console(), findings)
+        print_findings(make_console(), findings)
     if any(f.severity != "info" for f in findings):
         raise typer.Exit(3)
 

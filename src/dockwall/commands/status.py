@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
+import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, PolicyOption
+from dockwall.commands.options import DEFAULT, BackendOption, JsonOption
 from dockwall.commands.report import console, warn
-from dockwall.compile.ir import Allow, Filter, Guard
-from dockwall.engine import Inputs, default_engine, read_inputs
+from dockwall.compile.ir import Allow, Filter, Ruleset
+from dockwall.engine import BackendChoice, default_engine, read_host_state, read_inputs
+from dockwall.errors import DockwallError
 from dockwall.model.state import Container
-from dockwall.statefile import load_agent_state
+from dockwall.statefile import Applied, load_agent_state, load_applied
 
 
 def describe_allow(allow: Allow, peer_word: str) -> str:
@@ -40,14 +43,13 @@ def describe(filter_: Filter | None, peer_word: str) -> str:
     return "; ".join(describe_allow(a, peer_word) for a in filter_.allows)
 
 
-def container_row(container: Container, guard: Guard | None, inputs: Inputs) -> dict[str, Any]:
-    ruleset = inputs.compiled.ruleset
-    ingress = guard.ingress if guard else ruleset.default_ingress
-    egress = guard.egress if guard else ruleset.default_egress
+def container_row(
+    container: Container, entry: str, ingress: Filter | None, egress: Filter | None
+) -> dict[str, Any]:
     return {
         "name": container.name,
         "id": container.short_id,
-        "entry": guard.origin if guard else "defaults",
+        "entry": entry,
         "networks": [
             {
                 "network": a.network,
@@ -56,10 +58,28 @@ def container_row(container: Container, guard: Guard | None, inputs: Inputs) -> 
             }
             for a in container.attachments
         ],
-        "published": [str(p) for p in container.ports],
+        "published": list(dict.fromkeys(str(p) for p in container.ports)),
         "ingress": describe(ingress, "from"),
         "egress": describe(egress, "to"),
     }
+
+
+def ruleset_rows(containers: Iterable[Container], ruleset: Ruleset | None) -> list[dict[str, Any]]:
+    """Each container as a ruleset holds it: its guard, else the defaults; with no
+    ruleset at all, Docker's own behaviour (nothing restricted)."""
+    guards = {g.name: g for g in ruleset.guards} if ruleset else {}
+    rows = []
+    for c in sorted(containers, key=lambda c: c.name):
+        guard = guards.get(c.name)
+        if guard is not None:
+            rows.append(container_row(c, guard.origin, guard.ingress, guard.egress))
+        elif ruleset is not None:
+            rows.append(
+                container_row(c, "defaults", ruleset.default_ingress, ruleset.default_egress)
+            )
+        else:
+            rows.append(container_row(c, "none (Docker's default)", None, None))
+    return rows
 
 
 def agent_report() -> dict[str, Any]:
@@ -84,59 +104,144 @@ def agent_line(state: dict[str, Any]) -> str:
     )
 
 
+StatusPolicyOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--file",
+        "-f",
+        help=f"The policy file (default: {DEFAULT}; without it, what is live is shown).",
+        dir_okay=False,
+        show_default=False,
+    ),
+]
+
+
 def status(
-    policy: PolicyOption = DEFAULT,
+    policy: StatusPolicyOption = None,
     backend: BackendOption = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Containers, networks, published ports, who may reach them, egress, rule counters."""
-    inputs = read_inputs(policy)
-    engine = default_engine(backend)
-    selected, plans = engine.plan(inputs)
-    guards = {g.name: g for g in inputs.compiled.ruleset.guards}
-    rows = [
-        container_row(c, guards.get(c.name), inputs)
-        for c in sorted(inputs.state.containers, key=lambda c: c.name)
-    ]
-    counters = selected.backend.counters()
-    agent_state = agent_report()
-    report = {
-        "backend": selected.backend.name,
-        "reason": selected.reason,
-        "in_sync": all(p.in_sync for p in plans),
-        "agent": agent_state,
-        "containers": rows,
-        "counters": [c.__dict__ for c in counters],
-        "warnings": list(inputs.compiled.warnings),
-    }
+    """Containers, networks, published ports, who may reach them, egress, rule counters.
+
+    Without a policy file (none at the default path and no -f), it shows what is live:
+    the containers and their published ports, who can reach them under the rules now in
+    force (dockwall's last applied ones, or Docker's defaults when there are none), and
+    dockwall's rules if any.
+    """
+    if policy is None and not DEFAULT.exists():
+        report = live_report(DEFAULT, backend)
+    else:
+        report = policy_report(policy or DEFAULT, backend)
     if as_json:
         console.print_json(json.dumps(report))
         return
-    warn(inputs.compiled.warnings)
-    console.print(
-        f"backend: [bold]{selected.backend.name}[/] ({selected.reason}); "
-        + (
-            "[green]in sync with the policy[/]"
-            if report["in_sync"]
-            else "[yellow]changes pending: run dockwall plan[/]"
+    print_report(report)
+
+
+def policy_report(path: Path, backend: BackendChoice | None) -> dict[str, Any]:
+    """The status under a policy: its compiled rules and whether they are in force."""
+    inputs = read_inputs(path)
+    engine = default_engine(backend)
+    selected, plans = engine.plan(inputs)
+    rows = ruleset_rows(inputs.state.containers, inputs.compiled.ruleset)
+    return {
+        "policy": str(path),
+        "backend": selected.backend.name,
+        "reason": selected.reason,
+        "in_sync": all(p.in_sync for p in plans),
+        "agent": agent_report(),
+        "containers": rows,
+        "counters": [c.__dict__ for c in selected.backend.counters()],
+        "warnings": list(inputs.compiled.warnings),
+    }
+
+
+def live_report(path: Path, backend: BackendChoice | None) -> dict[str, Any]:
+    """The status with no policy: what Docker runs and what the firewall holds today."""
+    state = read_host_state()
+    selected = default_engine(backend).selected()
+    in_force = selected.backend.installed()
+    applied = last_applied() if in_force else None
+    return {
+        "policy": None,
+        "no_policy": f"{path} does not exist",
+        "backend": selected.backend.name,
+        "reason": selected.reason,
+        "in_sync": None,
+        "rules_in_force": in_force,
+        "applied_ruleset_known": applied is not None,
+        "agent": agent_report(),
+        "containers": ruleset_rows(state.containers, applied.ruleset if applied else None),
+        "counters": [c.__dict__ for c in selected.backend.counters()],
+        "warnings": [],
+    }
+
+
+def last_applied() -> Applied | None:
+    """What dockwall last applied, which is what its rules in force say; None if unknown."""
+    try:
+        return load_applied()
+    except DockwallError:
+        return None
+
+
+def live_lines(report: dict[str, Any]) -> list[str]:
+    """The first lines of a policy-less status: that no policy was given, and what holds."""
+    lines = [
+        f"[yellow]no policy given[/]: {escape(report['no_policy'])} (give one with -f); "
+        "showing what is live."
+    ]
+    rules = f"backend: [bold]{report['backend']}[/] ({escape(report['reason'])}); "
+    if not report["rules_in_force"]:
+        lines.append(
+            rules + "no dockwall rules in force: Docker's defaults apply (every published "
+            "port is open to every address, containers may connect anywhere)"
         )
-    )
+    elif report["applied_ruleset_known"]:
+        lines.append(rules + "dockwall's rules are in force (as last applied)")
+    else:
+        lines.append(
+            rules + "dockwall's rules are in force, but what was applied is not recorded "
+            "here: read the rule counters, or ask dockwall explain"
+        )
+    return lines
+
+
+def print_report(report: dict[str, Any]) -> None:
+    if report["policy"] is None:
+        for line in live_lines(report):
+            console.print(line)
+    else:
+        warn(report["warnings"])
+        console.print(
+            f"backend: [bold]{report['backend']}[/] ({escape(report['reason'])}); "
+            + (
+                "[green]in sync with the policy[/]"
+                if report["in_sync"]
+                else "[yellow]changes pending: run dockwall plan[/]"
+            )
+        )
     table = Table("container", "entry", "networks", "published", "ingress", "egress")
-    for row in rows:
+    for row in report["containers"]:
         nets = "\n".join(
             f"{n['network']} ({n['interface']}) {' '.join(n['addresses'])}" for n in row["networks"]
         )
         table.add_row(
-            row["name"],
-            row["entry"],
-            nets,
+            escape(row["name"]),
+            escape(row["entry"]),
+            escape(nets),
             "\n".join(row["published"]),
-            row["ingress"],
-            row["egress"],
+            escape(row["ingress"]),
+            escape(row["egress"]),
         )
     console.print(table)
-    console.print(agent_line(agent_state))
+    console.print(agent_line(report["agent"]))
+    if not report["counters"]:
+        console.print("rule counters: none (no dockwall rules in force)")
+        return
     rules = Table("family", "chain", "rule", "packets", "bytes", title="rule counters")
-    for c in counters:
-        rules.add_row(c.family, c.where, c.text, str(c.packets), str(c.bytes))
+    for c in report["counters"]:
+        rules.add_row(
+            c["family"], escape(c["where"]), escape(c["text"]), str(c["packets"]), str(c["bytes"])
+        )
     console.print(rules)

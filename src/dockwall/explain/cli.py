@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.console import Console
 
 from dockwall.audit.cli import register as register_audit
 from dockwall.explain.endpoints import start
@@ -14,6 +13,7 @@ from dockwall.explain.render import print_explanation, to_json
 from dockwall.explain.simulate import explain_connection
 from dockwall.runner import SubprocessRunner
 from dockwall.sources.docker_state import connect
+from dockwall.terminal import make_console
 
 EXIT_CODES = {"accept": 0, "drop": 3, "unknown": 4}
 
@@ -44,7 +44,7 @@ def explain(
     if as_json:
         typer.echo(to_json(result))
     else:
-        print_explanation(Console(), result)
+        print_explanation(make_console(), result)
     raise typer.Exit(EXIT_CODES[result.verdict])
 
 

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+import sys
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
 
 from dockwall.lab import matrix as m
 from dockwall.lab.demo import run_demo
 from dockwall.lab.lab import Lab, json_status, known_labs
 from dockwall.lab.probe import Prober
 from dockwall.runner import SubprocessRunner
+from dockwall.terminal import make_console
 
 app = typer.Typer(
     help="A disposable, isolated Docker host (network namespaces, a real dockerd) to try "
@@ -20,7 +23,7 @@ app = typer.Typer(
     "machine's own network namespace.",
     no_args_is_help=True,
 )
-console = Console()
+console = make_console()
 NameOption = Annotated[str, typer.Option("--name", "-n", help="Lab name (1-10 of a-z, 0-9).")]
 
 
@@ -50,6 +53,30 @@ def down(
         console.print(f"lab [bold]{each}[/] is down")
 
 
+def ports_text(ports: dict[str, list[dict[str, str]] | None] | None) -> str:
+    """Docker's port map as `docker ps` shows it: `0.0.0.0:8080->80/tcp`, one per line."""
+    lines = []
+    for inside, bindings in sorted((ports or {}).items()):
+        if not bindings:
+            lines.append(inside)
+        for b in bindings or ():
+            host = f"[{b['HostIp']}]" if ":" in b.get("HostIp", "") else b.get("HostIp", "")
+            lines.append(f"{host}:{b.get('HostPort', '')}->{inside}")
+    return "\n".join(lines)
+
+
+def status_table(info: dict[str, Any]) -> Table:
+    """One lab: its dockerd and DOCKER_HOST in the title, a row per container."""
+    title = (
+        f"lab [bold]{escape(info['name'])}[/]: dockerd {info['dockerd_pid'] or 'down'}, "
+        f"DOCKER_HOST={escape(info['docker_host'])}"
+    )
+    table = Table("container", "status", "ports", title=title, title_justify="left")
+    for c in info["containers"]:
+        table.add_row(escape(c["name"]), c["status"], escape(ports_text(c["ports"])))
+    return table
+
+
 @app.command()
 def status(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
@@ -62,13 +89,7 @@ def status(
     if not labs:
         console.print("no labs")
     for lab in labs:
-        info = lab.status()
-        console.print(
-            f"[bold]{info['name']}[/] dockerd={info['dockerd_pid'] or 'down'} "
-            f"DOCKER_HOST={info['docker_host']}"
-        )
-        for c in info["containers"]:
-            console.print(f"  {c['name']:<16} {c['status']:<10} {c['ports']}")
+        console.print(status_table(lab.status()))
 
 
 @app.command(
@@ -80,11 +101,23 @@ def exec(
 ) -> None:
     """Run a command on the lab's Docker host (its namespace, DOCKER_HOST set).
 
-    Example: dockwall lab exec -- dockwall plan -f policy.yaml
+    A command named `dockwall` runs this same dockwall (this Python, this install), also
+    when it is not on PATH. Example: dockwall lab exec -- dockwall plan -f policy.yaml
     """
     if not ctx.args:
         raise typer.BadParameter("give a command after --")
-    Lab(name).host.replace_process(ctx.args)
+    Lab(name).host.replace_process(same_dockwall(ctx.args))
+
+
+def same_dockwall(argv: list[str]) -> list[str]:
+    """`dockwall ...` runs the dockwall that is running now, wherever it is installed.
+
+    After `make demo` it lives in .venv/bin, which is not on root's PATH (nor on sudo's
+    secure_path), so a bare `dockwall` would not be found, or would be another version.
+    """
+    if argv[0] == "dockwall":
+        return [sys.executable, "-m", "dockwall", *argv[1:]]
+    return argv
 
 
 @app.command()

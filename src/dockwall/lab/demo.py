@@ -11,16 +11,22 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.rule import Rule
 
 from dockwall.lab import matrix as m
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
+from dockwall.terminal import rule_width
 
 EXAMPLE = Path(__file__).with_name("example-policy.yaml")
 
 
-def show(console: Console, prober: Prober, heading: str) -> None:
-    console.rule(heading)
+def heading(console: Console, title: str) -> None:
+    console.print(Rule(title), width=rule_width(console))
+
+
+def show(console: Console, prober: Prober, title: str) -> None:
+    heading(console, title)
     result = m.measure(prober)
     console.print(m.table("Ingress: internet -> published ports", result.ingress))
     console.print(
@@ -56,13 +62,13 @@ def run_demo(console: Console, name: str, keep: bool) -> None:
     try:
         prober = Prober(lab)
         show(console, prober, "Plain Docker: who can reach what")
-        console.rule("The policy")
+        heading(console, "The policy")
         console.print(EXAMPLE.read_text(), highlight=False, markup=False)
         policy = str(EXAMPLE)
         run(console, lab, ["plan", "-f", policy], EXAMPLE.name, shorten=True)
         run(console, lab, ["apply", "-f", policy], EXAMPLE.name)
         show(console, prober, "With dockwall: who can reach what")
-        console.rule("Why? dockwall explain reads the live ruleset")
+        heading(console, "Why? dockwall explain reads the live ruleset")
         run(console, lab, ["explain", "--from", "198.51.100.7", "--to", "host:5432/tcp"], "")
     finally:
         if keep:

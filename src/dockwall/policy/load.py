@@ -23,7 +23,14 @@ from dockwall.policy.problems import Path, PathStep, Problem, shown
 from dockwall.policy.rules import EgressPolicy, EgressRule, IngressPolicy, IngressRule
 from dockwall.policy.yamlsource import Document, decode, format_path, read_document
 
-__all__ = ["MAX_LABEL_BYTES", "load_policy", "parse_label_rules", "parse_policy"]
+__all__ = [
+    "MAX_LABEL_BYTES",
+    "load_policy",
+    "parse_label_rules",
+    "parse_policy",
+    "parse_policy_document",
+    "read_policy_file",
+]
 
 MAX_LABEL_BYTES = 64 * 1024
 
@@ -54,16 +61,25 @@ _SPELLINGS = _spellings()
 
 def load_policy(path: FilePath) -> Policy:
     """The policy in the file at `path`; every problem is a PolicyError naming the place."""
+    return parse_policy(read_policy_file(path), str(path))
+
+
+def read_policy_file(path: FilePath) -> bytes:
+    """The file's bytes; a file that cannot be read is a PolicyError naming it."""
     try:
-        data = path.read_bytes()
+        return path.read_bytes()
     except OSError as exc:
         reason = exc.strerror or str(exc)
         raise PolicyError(Location(str(path)), "", f"cannot read the policy: {reason}") from None
-    return parse_policy(data, str(path))
 
 
 def parse_policy(data: bytes | str, source: str) -> Policy:
     """The policy in `data`; `source` names it in error messages (usually the file name)."""
+    return parse_policy_document(data, source)[0]
+
+
+def parse_policy_document(data: bytes | str, source: str) -> tuple[Policy, Document]:
+    """The policy and the YAML it came from, whose spots place `dockwall check`'s warnings."""
     text = decode(data, source) if isinstance(data, bytes) else data
     document = read_document(text, source)
     if not isinstance(document.data, dict):
@@ -71,7 +87,7 @@ def parse_policy(data: bytes | str, source: str) -> Policy:
         raise document.error(
             (), f"the top level must be a mapping with {keys}, not {shown(document.data)}"
         )
-    return _with_positions(_validate(Policy, document), document)
+    return _with_positions(_validate(Policy, document), document), document
 
 
 def _with_positions(policy: Policy, document: Document) -> Policy:
