@@ -57,7 +57,7 @@ def test_nothing_listening_on_the_host_is_refused_and_says_where() -> None:
 def test_host_listener_opens() -> None:
     conn = answer(lab_state(), "198.51.100.7", "host:2222/tcp")
     assert conn.result == "open"
-    assert conn.listener == "*:2222/tcp"
+    assert conn.listener == "0.0.0.0:2222/tcp"
 
 
 def test_published_port_is_decided_by_the_container_not_docker_proxy() -> None:

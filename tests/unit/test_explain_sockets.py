@@ -80,7 +80,7 @@ def test_the_most_specific_socket_wins_and_keeps_its_process() -> None:
     assert found is not None and found.process == "nginx"
     other = lookup("tcp", "198.51.100.2", 8080)
     assert other is not None and other.process == "docker-proxy"
-    assert other.describe() == "*:8080/tcp (docker-proxy)"
+    assert other.describe() == "0.0.0.0:8080/tcp (docker-proxy)"
 
 
 def test_describe_says_when_a_wildcard_takes_ipv4_too() -> None:

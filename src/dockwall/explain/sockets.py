@@ -36,10 +36,12 @@ class Listener:
     process: str = ""
 
     def describe(self) -> str:
-        host = "*" if self.address is None else format_address(self.version, self.address)
-        if self.version == 6 and self.address is not None:
-            host = f"[{host}]"
-        elif self.version == 6:
+        if self.address is not None:
+            host = format_address(self.version, self.address)
+            host = f"[{host}]" if self.version == 6 else host
+        elif self.version == 4:
+            host = "0.0.0.0"
+        else:
             host = "[::]" if self.v6only else "[::] (IPv4 too)"
         device = f"%{self.device}" if self.device else ""
         owner = f" ({self.process})" if self.process else ""
