@@ -90,6 +90,7 @@ REJECT_V6 = """*filter
 -I INPUT -s 2001:db8:100::100/128 -p udp -m udp --dport 2222 -j REJECT
 -I FORWARD -s 2001:db8:203::10/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset
 -I FORWARD -o uplink -p tcp -m tcp --dport 443 -j REJECT --reject-with icmp6-port-unreachable
+-I INPUT -s 2001:db8:203::20/128 -p tcp -m tcp --dport 7075 -j REJECT --reject-with icmp6-adm-prohibited
 COMMIT
 """
 # The same in a native nftables table that runs before the iptables chains (priority -10);
@@ -102,6 +103,7 @@ NFT_REJECT = f"""table inet dwreject {{
     ip saddr 198.51.100.7 udp dport 2222 reject
     ip6 saddr 2001:db8:100::100 udp dport 2222 reject with icmpv6 type port-unreachable
     ip saddr 203.0.113.20 tcp dport {DUAL_STACK} reject with icmp type port-unreachable
+    ip6 saddr 2001:db8:203::20 tcp dport 7075 reject with icmpv6 type admin-prohibited
     ip saddr 203.0.113.10 udp dport 7071 drop
   }}
   chain forward {{
@@ -123,6 +125,20 @@ SCENARIOS = {
     "reject-iptables": (REJECT_V4, REJECT_V6),
 }
 NFT_SCENARIOS = {"reject-nftables": NFT_REJECT}
+# Random probes seldom hit one source and one port, so the REJECT scenarios also send
+# one probe at each rule (source, destination, family) and a few near misses.
+AIMED = (
+    ("192.0.2.7", "host:2222/tcp", 4), ("198.51.100.7", "host:2222/udp", 4),
+    ("203.0.113.20", "host:7075/tcp", 4), ("203.0.113.10", "host:8080/tcp", 4),
+    ("198.51.100.7", "host:8053/udp", 4), ("192.0.2.100", "host:5432/tcp", 4),
+    ("container:worker", "203.0.113.10:443/tcp", 4), ("container:web", "192.0.2.100:53/udp", 4),
+    ("container:db", "[2001:db8:203::10]:443/tcp", 6), ("2001:db8:200::7", "host:2222/tcp", 6),
+    ("2001:db8:100::100", "host:2222/udp", 6), ("2001:db8:203::10", "host:8080/tcp", 6),
+    ("2001:db8:203::20", "host:7075/tcp", 6), ("203.0.113.10", "host:7071/udp", 4),
+    ("192.0.2.100", "host:2222/tcp", 4), ("192.0.2.7", "host:2222/udp", 4),
+    ("2001:db8:203::20", "host:7075/udp", 6), ("203.0.113.20", "host:7075/udp", 4),
+)  # fmt: skip
+AIMED_AT = {"reject-iptables": AIMED, "reject-nftables": AIMED}
 
 INGRESS_ALLOWLIST = """\
 version: 1

@@ -41,6 +41,7 @@ from dockwall.runner import SubprocessRunner
 
 from .dockwall_cli import Dockwall
 from .explain_scenarios import (
+    AIMED_AT,
     CONTAINERS,
     DUAL_STACK,
     INBOUND,
@@ -54,7 +55,7 @@ from .explain_scenarios import (
 pytestmark = pytest.mark.lab
 
 PROBES_PER_SCENARIO = 48
-PROBES_PER_POLICY = 32
+PROBES_PER_POLICY = 40
 BACKENDS = ("iptables", "nftables")
 PROBE_TIMEOUT = 2.0
 # The kernel rate-limits the ICMP errors it sends to one address (a burst of 6, then
@@ -191,6 +192,7 @@ class Tally:
     set_matches: dict[str, int] = field(default_factory=dict)
     answers: dict[str, int] = field(default_factory=dict)
     real: dict[str, int] = field(default_factory=dict)
+    headlines: list[str] = field(default_factory=list)
 
     def check(self, elab: Lab, prober: Prober, rng: random.Random, name: str, count: int) -> None:
         """`count` random connections, simulated against the live host and sent for real."""
@@ -202,7 +204,7 @@ class Tally:
                 tables[ns] = read_listeners(elab.host, ns)
             return tables[ns]
 
-        cases = random_cases(rng, count)
+        cases = random_cases(rng, count) + [Case(*aimed) for aimed in AIMED_AT.get(name, ())]
         real = real_outcomes(prober, cases)
         self.scenarios[name] = (real.count("open"), len(real))
         for case, outcome in zip(cases, real, strict=True):
@@ -212,6 +214,7 @@ class Tally:
             self.total += 1
             self.answers[conn.result] = self.answers.get(conn.result, 0) + 1
             self.real[outcome] = self.real.get(outcome, 0) + 1
+            self.headlines.append(conn.headline())
             if any("--match-set" in (step.rule or "") for step in result.path):
                 self.set_matches[name] = self.set_matches.get(name, 0) + 1
             if expected_outcome(conn, result) != outcome:
@@ -271,4 +274,7 @@ def test_explain_agrees_with_real_traffic(elab: Lab, tmp_path: Path) -> None:
         assert tally.real.get(outcome, 0) >= (3 if outcome == "unreachable" else 40), tally.real
     for answer in ("refused", "rejected"):
         assert tally.answers.get(answer, 0) >= 20, tally.answers
+    # and the listener cases the lab sets up were all reached
+    for words in ("relays to web:80/tcp", "in container quiet", "(IPv4 too)", "nothing listens"):
+        assert any(words in line for line in tally.headlines), f"no probe said {words!r}"
     assert not tally.disagreements, "\n".join(tally.disagreements)
