@@ -78,6 +78,8 @@ REJECT_V4 = f"""*filter
 -I INPUT -s 192.0.2.7/32 -p tcp -m tcp --dport 2222 -j REJECT --reject-with tcp-reset
 -I INPUT -s 198.51.100.7/32 -p udp -m udp --dport 2222 -j REJECT --reject-with icmp-port-unreachable
 -I INPUT -s 203.0.113.20/32 -p tcp -m tcp --dport {DUAL_STACK} -j REJECT --reject-with icmp-host-prohibited
+-I INPUT -s 203.0.113.20/32 -p udp -m udp --dport {DUAL_STACK} -j REJECT --reject-with icmp-host-unreachable
+-I INPUT -s 203.0.113.10/32 -p udp -m udp --dport {DUAL_STACK} -j REJECT --reject-with icmp-admin-prohibited
 -I DOCKER-USER -s 203.0.113.10/32 -p tcp {ORIG_8080} -j REJECT --reject-with tcp-reset
 -I DOCKER-USER -s 198.51.100.7/32 -p udp -m conntrack --ctorigdstport 8053 --ctdir ORIGINAL -j REJECT --reject-with icmp-port-unreachable
 -I DOCKER-USER -s 192.0.2.100/32 -p tcp -m conntrack --ctorigdstport 5432 --ctdir ORIGINAL -j REJECT
@@ -91,6 +93,7 @@ REJECT_V6 = """*filter
 -I FORWARD -s 2001:db8:203::10/128 -p tcp -m tcp --dport 80 -j REJECT --reject-with tcp-reset
 -I FORWARD -o uplink -p tcp -m tcp --dport 443 -j REJECT --reject-with icmp6-port-unreachable
 -I INPUT -s 2001:db8:203::20/128 -p tcp -m tcp --dport 7075 -j REJECT --reject-with icmp6-adm-prohibited
+-I INPUT -s 2001:db8:203::20/128 -p udp -m udp --dport 7075 -j REJECT --reject-with icmp6-addr-unreachable
 COMMIT
 """
 # The same in a native nftables table that runs before the iptables chains (priority -10);
@@ -104,6 +107,9 @@ NFT_REJECT = f"""table inet dwreject {{
     ip6 saddr 2001:db8:100::100 udp dport 2222 reject with icmpv6 type port-unreachable
     ip saddr 203.0.113.20 tcp dport {DUAL_STACK} reject with icmp type port-unreachable
     ip6 saddr 2001:db8:203::20 tcp dport 7075 reject with icmpv6 type admin-prohibited
+    ip6 saddr 2001:db8:203::20 udp dport 7075 reject with icmpx type no-route
+    ip saddr 203.0.113.20 udp dport 7075 reject with icmp type net-unreachable
+    ip saddr 203.0.113.10 udp dport 7075 reject with icmpx type admin-prohibited
     ip saddr 203.0.113.10 udp dport 7071 drop
   }}
   chain forward {{
@@ -137,6 +143,7 @@ AIMED = (
     ("2001:db8:203::20", "host:7075/tcp", 6), ("203.0.113.10", "host:7071/udp", 4),
     ("192.0.2.100", "host:2222/tcp", 4), ("192.0.2.7", "host:2222/udp", 4),
     ("2001:db8:203::20", "host:7075/udp", 6), ("203.0.113.20", "host:7075/udp", 4),
+    ("203.0.113.10", "host:7075/udp", 4), ("192.0.2.7", "host:7075/udp", 4),
 )  # fmt: skip
 AIMED_AT = {"reject-iptables": AIMED, "reject-nftables": AIMED}
 

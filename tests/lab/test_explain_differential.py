@@ -168,7 +168,9 @@ def expected_outcome(conn: Connection, result: Explanation) -> Outcome | None:
     """What a client sees for each answer; None for `unknown`, which never agrees."""
     if conn.result == "rejected":
         answer = result.reject or ""
-        return "refused" if "reset" in answer or "port-unreach" in answer else "unreachable"
+        if "reset" in answer or "port-unreach" in answer:
+            return "refused"
+        return "timeout" if "UDP socket ignores" in conn.reason else "unreachable"
     outcomes: dict[str, Outcome] = {"open": "open", "refused": "refused", "dropped": "timeout"}
     return outcomes.get(conn.result)
 

@@ -155,3 +155,11 @@ def test_json_has_connection_and_its_detail() -> None:
     assert (data["connection"], data["verdict"]) == ("refused", "accept")
     assert "nothing listens" in data["connection_detail"]["reason"]
     assert "delivered" not in data
+
+
+def test_soft_icmp_reject_warns_that_udp_clients_do_not_hear_it() -> None:
+    rule = "-A INPUT -p udp -m udp --dport 2222 -j REJECT --reject-with icmp-host-unreachable"
+    udp = answer(lab_state(rule), "198.51.100.7", "host:2222/udp")
+    assert udp.result == "rejected" and "UDP socket ignores" in udp.reason
+    hard = rule.replace("icmp-host-unreachable", "icmp-admin-prohibited")
+    assert "ignores" not in answer(lab_state(hard), "198.51.100.7", "host:2222/udp").reason

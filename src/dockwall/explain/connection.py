@@ -27,6 +27,9 @@ Reader = Callable[[str | None], tuple[Listener, ...]]
 """Reads the listeners of a namespace: None for the host's own, else a netns path."""
 PROXY = "docker-proxy"
 ECHO = {1, 58}
+# ICMP errors the kernel counts as soft (icmp_err_convert, icmpv6_err_convert): TCP still
+# aborts its SYN on them, but a UDP socket without IP_RECVERR never hears them.
+SOFT_ERRORS = ("net-unreachable", "host-unreachable", "no-route", "addr-unreachable")
 
 
 @dataclass(frozen=True)
@@ -75,7 +78,10 @@ def blocked(e: Explanation) -> Connection:
         reason = f"the reply is {how} by {what}, so the client hears nothing"
         return Connection("dropped", reason, rule, "reply")
     if e.reject:
-        return Connection("rejected", f"{what} answers with {e.reject}", rule, "original")
+        reason = f"{what} answers with {e.reject}"
+        if e.packet.startswith("udp ") and any(soft in e.reject for soft in SOFT_ERRORS):
+            reason += ", which a UDP socket ignores (unless IP_RECVERR): it waits for a timeout"
+        return Connection("rejected", reason, rule, "original")
     return Connection(
         "dropped", f"the first packet is silently dropped by {what}", rule, "original"
     )
