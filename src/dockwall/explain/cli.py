@@ -7,10 +7,12 @@ from typing import Annotated
 import typer
 
 from dockwall.audit.cli import register as register_audit
+from dockwall.explain.connection import connection
 from dockwall.explain.endpoints import start
 from dockwall.explain.live import gather, one_shot
 from dockwall.explain.render import print_explanation, to_json
 from dockwall.explain.simulate import explain_connection
+from dockwall.explain.sockets import read_listeners
 from dockwall.runner import SubprocessRunner
 from dockwall.sources.docker_state import connect
 from dockwall.terminal import make_console
@@ -33,18 +35,21 @@ def explain(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
 ) -> None:
-    """Simulate a connection through the live ruleset: verdict and every rule on its path.
+    """Simulate a connection through the live ruleset: whether it opens (the firewall's
+    verdict and what listens where the packet lands) and every rule on its path.
 
-    Exit code 0 when it opens, 3 when it is dropped, 4 when it cannot be told.
+    The exit code follows the firewall's verdict: 0 accept, 3 drop, 4 cannot be told.
     """
     one_shot()
-    state = gather(SubprocessRunner(), connect)
+    runner = SubprocessRunner()
+    state = gather(runner, connect)
     begin = start(state, source, destination, family)
     result = explain_connection(state, begin.packet, begin.local_origin)
+    conn = connection(result, state, lambda netns: read_listeners(runner, netns))
     if as_json:
-        typer.echo(to_json(result))
+        typer.echo(to_json(result, conn))
     else:
-        print_explanation(make_console(), result)
+        print_explanation(make_console(), result, conn)
     raise typer.Exit(EXIT_CODES[result.verdict])
 
 

@@ -44,4 +44,5 @@ def from_attrs(attrs: dict[str, Any]) -> Container:
         network_mode=str(host_config.get("NetworkMode") or "bridge"),
         privileged=bool(host_config.get("Privileged")),
         cap_add=tuple(host_config.get("CapAdd") or ()),
+        pid=int((attrs.get("State") or {}).get("Pid") or 0),
     )

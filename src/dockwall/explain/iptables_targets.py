@@ -28,7 +28,7 @@ PASS_THROUGH = frozenset(
     {"LOG", "NFLOG", "ULOG", "TCPMSS", "CHECKSUM", "TOS", "DSCP", "TTL", "HL", "TRACE", "AUDIT"}
 ) | frozenset({"CLASSIFY", "ECN", "IDLETIMER", "LED", "NFQUEUE-BYPASS-OFF"})
 SIMPLE: dict[str, Action] = {"ACCEPT": Accept(), "DROP": Drop(), "RETURN": Return()}
-SIMPLE |= {"REJECT": Drop(reject=True)}
+DEFAULT_REJECT = {4: "icmp-port-unreachable", 6: "icmp6-port-unreachable"}
 
 
 def no_target() -> Action:
@@ -62,6 +62,8 @@ def parse_target(
     if name in PASS_THROUGH:
         return Continue(name)
     args = options(rest)
+    if name == "REJECT":
+        return Drop(reject=" ".join(args.get("--reject-with", [])) or DEFAULT_REJECT[version])
     if name in ("DNAT", "SNAT"):
         key = "--to-destination" if name == "DNAT" else "--to-source"
         return nat_target(name, args.get(key, []), version)

@@ -218,9 +218,11 @@ class Accept:
 
 @record
 class Drop:
-    """DROP and REJECT: the packet does not get through either way."""
+    """DROP and REJECT: the packet does not get through either way. `reject` is what a
+    REJECT answers with (`tcp-reset`, `icmp-port-unreachable`, `icmpx port-unreachable`),
+    None for a silent DROP: the client sees an error at once, or nothing at all."""
 
-    reject: bool = False
+    reject: str | None = None
 
 
 @record

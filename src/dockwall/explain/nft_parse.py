@@ -119,11 +119,13 @@ def mark_effect(value: dict[str, Any]) -> SetMark | None:
 
 def statement_action(kind: str, value: Any, sets: v.Sets) -> Action:
     simple: dict[str, Action] = {
-        "accept": Accept(), "drop": Drop(), "reject": Drop(reject=True),
+        "accept": Accept(), "drop": Drop(),
         "return": Return(), "continue": Continue("continue"), "masquerade": Nat("masquerade"),
     }  # fmt: skip
     if kind in simple:
         return simple[kind]
+    if kind == "reject":
+        return reject_action(value)
     if kind in ("jump", "goto"):
         target = value["target"]
         return Jump(target) if kind == "jump" else Goto(target)
@@ -132,6 +134,17 @@ def statement_action(kind: str, value: Any, sets: v.Sets) -> Action:
     if kind == "vmap":
         return vmap_action(value, sets)
     return UnknownAction(f"{kind} {json.dumps(value)}")
+
+
+def reject_action(value: Any) -> Drop:
+    """`reject with tcp reset` is {"type": "tcp reset"}; a bare `reject` lists as
+    {"type": "icmpx", "expr": "port-unreachable"} (older nft: null)."""
+    if not isinstance(value, dict):
+        return Drop(reject="icmpx port-unreachable")
+    kind = str(value.get("type", "icmpx"))
+    if kind == "tcp reset":
+        return Drop(reject=kind)
+    return Drop(reject=f"{kind} {value.get('expr', 'port-unreachable')}")
 
 
 def nat_action(kind: str, value: dict[str, Any]) -> Action:

@@ -4,33 +4,45 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
 
+from dockwall.explain.connection import Connection
 from dockwall.explain.simulate import Explanation
 
 COLOURS = {"accept": "green", "drop": "red", "unknown": "yellow"}
+CONNECTION_COLOURS = {"open": "green", "refused": "red", "rejected": "red", "dropped": "red"}
+INTERNAL = ("delivered", "reject", "undecided")
 
 
-def to_json(explanation: Explanation) -> str:
-    data = asdict(explanation)
+def to_json(explanation: Explanation, conn: Connection) -> str:
+    """`connection` is the one-word answer; `connection_detail` says why, in words."""
+    data: dict[str, Any] = {"connection": conn.result, "connection_detail": asdict(conn)}
+    del data["connection_detail"]["result"]
+    data |= {k: v for k, v in asdict(explanation).items() if k not in INTERNAL}
     return json.dumps(data, indent=2)
 
 
 def headline(e: Explanation) -> str:
     if e.verdict == "accept":
-        return "connection opens: the first packet and the reply both pass"
+        return "the first packet and the reply both pass the firewall"
     if e.verdict == "drop" and e.failed == "reply":
-        return "connection fails: the first packet passes but the REPLY is dropped"
+        return "the first packet passes but the REPLY is dropped"
     if e.verdict == "drop":
-        return "connection fails: the first packet is dropped"
-    return "cannot tell: the verdict depends on something dockwall cannot evaluate"
+        return "the first packet is dropped"
+    return "the verdict depends on something dockwall cannot evaluate"
 
 
-def print_explanation(console: Console, e: Explanation) -> None:
-    colour = COLOURS[e.verdict]
-    console.print(f"[bold {colour}]{e.verdict.upper()}[/] {escape(e.packet)}: {headline(e)}")
+def print_explanation(console: Console, e: Explanation, conn: Connection) -> None:
+    colour = CONNECTION_COLOURS.get(conn.result, "yellow")
+    console.print(f"[bold {colour}]{conn.result}[/]: {escape(conn.reason)}", soft_wrap=True)
+    console.print(
+        f"verdict [bold {COLOURS[e.verdict]}]{e.verdict.upper()}[/] {escape(e.packet)}: "
+        + headline(e),
+        soft_wrap=True,
+    )
     direction = ""
     for step in e.path:
         if step.direction != direction:

@@ -20,6 +20,19 @@ MAX_RUNS = 32
 Verdict = Literal["accept", "drop", "unknown"]
 
 
+@dataclass(frozen=True)
+class Delivery:
+    """Where the first packet ended up, NAT applied: this host's own sockets (`local`),
+    or out of `oif` towards `dst`. What listens there decides whether it opens."""
+
+    local: bool
+    version: int
+    proto: int
+    dst: int
+    dport: int | None
+    iif: str
+
+
 @dataclass
 class Explanation:
     verdict: Verdict
@@ -29,6 +42,12 @@ class Explanation:
     path: list[Step] = field(default_factory=list)
     unknown: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    delivered: Delivery | None = None
+    reject: str | None = None
+    """Set when a REJECT ended the walk: what it answers with."""
+    undecided: list[str] = field(default_factory=list)
+    """Unevaluated matches that leave the verdict alone but change where the packet goes
+    or how it is refused: the connection's answer then depends on them."""
 
 
 def explain_connection(state: HostState, first: Packet, local_origin: bool) -> Explanation:
@@ -58,6 +77,8 @@ def combine(
                 "these matches could not be evaluated but do not change the verdict: "
                 + "; ".join(dict.fromkeys(unknown))
             )
+        if len({(o.delivered, o.reject) for o in outcomes}) > 1:
+            result.undecided = list(dict.fromkeys(unknown))
         return result
     path = outcomes[0].path if outcomes else []
     return Explanation("unknown", first.describe(), path=path, unknown=list(dict.fromkeys(unknown)))
@@ -74,7 +95,12 @@ def run_once(
     )
     description = first.describe()
     if arrival is None:
-        return Explanation("drop", description, "original", path=forward.steps)
+        return Explanation(
+            "drop", description, "original", path=forward.steps, reject=forward.reject
+        )
+    delivered = Delivery(
+        arrival.local, packet.version, packet.proto, packet.dst, packet.dport, packet.iif
+    )
     reply = reply_packet(packet, conn)
     reply_text = reply.describe()
     back = Walker(state.ruleset, "reply", assumptions)
@@ -84,8 +110,8 @@ def run_once(
     )
     path = forward.steps + back.steps
     if returned is None:
-        return Explanation("drop", description, "reply", reply_text, path)
-    return Explanation("accept", description, None, reply_text, path)
+        return Explanation("drop", description, "reply", reply_text, path, reject=back.reject)
+    return Explanation("accept", description, None, reply_text, path, delivered=delivered)
 
 
 def travel(w: Walker, ctx: Context, state: HostState, local_origin: bool) -> Arrival | None:

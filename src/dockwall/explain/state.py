@@ -30,6 +30,8 @@ class Container:
     network_mode: str = "bridge"
     privileged: bool = False
     cap_add: tuple[str, ...] = ()
+    pid: int = 0
+    """Its main process, whose /proc/PID/ns/net is the namespace its sockets live in."""
 
 
 @dataclass

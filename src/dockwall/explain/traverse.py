@@ -65,6 +65,8 @@ class Walker:
     assumptions: dict[tuple[str, int], bool]
     steps: list[Step] = field(default_factory=list)
     nat_done: set[str] = field(default_factory=set)
+    reject: str | None = None
+    """What the REJECT that ended this walk answers with; None after a silent drop."""
 
     def note(self, hook: str, where: str, rule: str | None, action: str) -> None:
         self.steps.append(Step(self.direction, hook, where, rule, action))
@@ -159,6 +161,7 @@ class Walker:
         if isinstance(action, Accept):
             return "accept"
         if isinstance(action, Drop):
+            self.reject = action.reject
             return "drop"
         if isinstance(action, Return):
             return "return"
@@ -190,7 +193,7 @@ def describe(action: Action) -> str:
     if isinstance(action, Goto):
         return f"goto {action.chain}"
     if isinstance(action, Drop):
-        return "REJECT" if action.reject else "DROP"
+        return f"REJECT with {action.reject}" if action.reject else "DROP"
     if isinstance(action, Nat):
         return action.kind.upper()
     if isinstance(action, Continue):

@@ -177,8 +177,10 @@ class Lab:
         *,
         network: str = "bridge",
         labels: dict[str, str] | None = None,
+        listen: bool = True,
     ) -> dict[str, Any]:
-        """Starts a container and a listener inside it on every port it exposes."""
+        """Starts a container and (unless `listen` is false, for a published port nothing
+        answers on) a listener inside it on every port it exposes."""
         ports = ports or {}
         with self.client() as client:
             container = client.containers.run(
@@ -194,7 +196,7 @@ class Lab:
             attrs: dict[str, Any] = container.attrs
         tcp = tuple(int(k.split("/")[0]) for k in ports if k.endswith("/tcp"))
         udp = tuple(int(k.split("/")[0]) for k in ports if k.endswith("/udp"))
-        if tcp or udp:
+        if listen and (tcp or udp):
             pid = attrs["State"]["Pid"]
             SubprocessRunner(netns=f"/proc/{pid}/ns/net").spawn(
                 netns.listener_argv(self.names.name, (), tcp, udp),

@@ -18,13 +18,14 @@ BANNER = b"dockwall-lab\n"
 IP_PKTINFO = 8  # linux/in.h; the socket module names it only from Python 3.12
 
 
-def bound_socket(kind: int, address: str, port: int) -> socket.socket:
-    """A listening (TCP) or bound (UDP) socket; IPv6 sockets are v6-only to avoid clashes."""
+def bound_socket(kind: int, address: str, port: int, dual_stack: bool = False) -> socket.socket:
+    """A listening (TCP) or bound (UDP) socket; IPv6 sockets are v6-only to avoid clashes,
+    unless `dual_stack` asks for one that takes IPv4 too (as ::ffff:A.B.C.D)."""
     family = socket.AF_INET6 if ":" in address else socket.AF_INET
     sock = socket.socket(family, kind)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     if family == socket.AF_INET6:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0 if dual_stack else 1)
     sock.bind((address, port))
     if kind == socket.SOCK_STREAM:
         sock.listen(128)
@@ -40,8 +41,9 @@ class Responder:
     def __init__(self) -> None:
         self.selector = selectors.DefaultSelector()
 
-    def bind(self, kind: int, address: str, port: int) -> None:
-        self.selector.register(bound_socket(kind, address, port), selectors.EVENT_READ, "server")
+    def bind(self, kind: int, address: str, port: int, dual_stack: bool = False) -> None:
+        sock = bound_socket(kind, address, port, dual_stack)
+        self.selector.register(sock, selectors.EVENT_READ, "server")
 
     def serve(self) -> None:
         """Answers forever; the lab stops it with a signal."""
@@ -96,13 +98,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--addr", action="append", default=[])
     parser.add_argument("--tcp", type=int, action="append", default=[])
     parser.add_argument("--udp", type=int, action="append", default=[])
+    parser.add_argument("--dual-stack", action="store_true", help="IPv6 sockets take IPv4 too")
     args = parser.parse_args(argv)
     responder = Responder()
     for address in args.addr or ["0.0.0.0", "::"]:
         for port in args.tcp:
-            responder.bind(socket.SOCK_STREAM, address, port)
+            responder.bind(socket.SOCK_STREAM, address, port, args.dual_stack)
         for port in args.udp:
-            responder.bind(socket.SOCK_DGRAM, address, port)
+            responder.bind(socket.SOCK_DGRAM, address, port, args.dual_stack)
     responder.serve()
 
 

@@ -90,10 +90,16 @@ def add_internet_hosts(runner: Runner, names: t.LabNames) -> None:
 
 
 def listener_argv(
-    lab: str, addresses: tuple[str, ...], tcp: tuple[int, ...], udp: tuple[int, ...]
+    lab: str,
+    addresses: tuple[str, ...],
+    tcp: tuple[int, ...],
+    udp: tuple[int, ...],
+    *,
+    dual_stack: bool = False,
 ) -> list[str]:
     """The listener's command line, tagged with the lab's name so teardown can find it."""
     argv = [sys.executable, "-m", "dockwall.lab.listener", "--lab", lab]
+    argv += ["--dual-stack"] if dual_stack else []
     argv += [arg for a in addresses for arg in ("--addr", a)]
     argv += [arg for p in tcp for arg in ("--tcp", str(p))]
     argv += [arg for p in udp for arg in ("--udp", str(p))]

@@ -19,6 +19,7 @@ from docker.errors import NotFound
 from dockwall.errors import DockwallError
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
+from dockwall.lab.prober import Outcome
 from dockwall.runner import SubprocessRunner, netns_path
 
 DEFAULT_TIMEOUT = 1.0
@@ -129,6 +130,10 @@ class Prober:
 
     def run(self, ns: str, probes: Sequence[Probe]) -> list[bool]:
         """One prober process in `ns` tries every probe concurrently."""
+        return [outcome == "open" for outcome in self.outcomes(ns, probes)]
+
+    def outcomes(self, ns: str, probes: Sequence[Probe]) -> list[Outcome]:
+        """Like `run`, saying how each closed probe ended: refused, unreachable or timeout."""
         if not probes:
             return []
         batch = [
@@ -136,11 +141,11 @@ class Prober:
             for p in probes
         ]
         result = SubprocessRunner(netns=ns).run(
-            [sys.executable, "-m", "dockwall.lab.prober"],
+            [sys.executable, "-m", "dockwall.lab.prober", "--outcomes"],
             input=json.dumps(batch) + "\n",
             timeout=30 + self.timeout * 2,
         )
-        answers: list[bool] = json.loads(result.stdout)
+        answers: list[Outcome] = json.loads(result.stdout)
         return answers
 
     def probe(self, source: str, destination: str, family: int = 4) -> bool:
