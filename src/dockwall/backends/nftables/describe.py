@@ -49,16 +49,35 @@ def verdict_text(statement: Json) -> str:
 
 
 def right_text(value: Any) -> str:
-    """Anonymous address sets and ranges by the addresses they cover, merged and in order:
-    nft may print back a set's prefixes merged or as ranges, and the text must not change.
-    An interface wildcard (`br-*`) is quoted, as nft needs it."""
+    """The value a match compares with, in the one form nft prints it back in.
+
+    Anonymous address sets, prefixes and ranges read as the addresses they cover, merged
+    and in order (nft may print a set's prefixes merged or as ranges; a /32 or /128
+    prefix as the bare address). A set of one element is that element and a range of
+    one value is that value, as nft prints both. An interface wildcard (`br-*`) is
+    quoted, as nft needs it."""
     if type(value) is str:
         return f'"{value}"' if value.endswith("*") else value
-    if isinstance(value, dict) and ("set" in value or "range" in value):
-        text = addresses_text(value)
-        if text is not None:
-            return text
+    if isinstance(value, dict):
+        single = single_value(value)
+        if single is not None:
+            return right_text(single)
+        if "set" in value or "range" in value or "prefix" in value:
+            text = addresses_text(value)
+            if text is not None:
+                return text
     return value_text(value)
+
+
+def single_value(value: Json) -> Any:
+    """The one element of a one-element set, or the value of a range from v to v."""
+    elements = value.get("set")
+    if isinstance(elements, list) and len(elements) == 1:
+        return elements[0]
+    bounds = value.get("range")
+    if isinstance(bounds, list) and len(bounds) == 2 and bounds[0] == bounds[1]:
+        return bounds[0]
+    return None
 
 
 def addresses_text(value: Json) -> str | None:
