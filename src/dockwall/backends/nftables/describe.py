@@ -19,8 +19,36 @@ VERDICTS = ("accept", "drop", "return", "continue")
 TARGETS = ("goto", "jump")
 
 
+FAMILY_PROTOCOLS = {"ipv4": "icmp", "ipv6": "ipv6-icmp"}
+
+
 def rule_text(exprs: list[Json]) -> str:
-    return " ".join([statement_text(s) for s in exprs])
+    return " ".join([statement_text(s) for s in without_implied_family(exprs)])
+
+
+def without_implied_family(exprs: list[Json]) -> list[Json]:
+    """nft prints `meta nfproto ipv6 meta l4proto ipv6-icmp` as `meta l4proto ipv6-icmp`:
+    the protocol of one family stands for the family. So the family match goes from
+    both sides (ICMP for IPv4 likewise)."""
+    kept: list[Json] = []
+    for index, statement in enumerate(exprs):
+        family = match_value(statement, "nfproto")
+        following = exprs[index + 1] if index + 1 < len(exprs) else {}
+        if family is not None and match_value(following, "l4proto") == FAMILY_PROTOCOLS.get(family):
+            continue
+        kept.append(statement)
+    return kept
+
+
+def match_value(statement: Json, meta_key: str) -> str | None:
+    """The right side of `meta KEY == VALUE`, or None for any other statement."""
+    body = statement.get("match")
+    if not isinstance(body, dict) or body.get("op") != "==":
+        return None
+    if body.get("left") != {"meta": {"key": meta_key}}:
+        return None
+    right = body.get("right")
+    return right if isinstance(right, str) else None
 
 
 def statement_text(statement: Json) -> str:

@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockwall.backends.nftables import expr as e
+from dockwall.backends.nftables.describe import without_implied_family
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
 from dockwall.compile.ir import Allow, Filter, Guard, PeerAllow, PortMatch, Ruleset
@@ -296,7 +297,9 @@ def add_filter(objects: Objects, chain: str, flt: Filter, direction: Direction) 
         peers = peer_matches(objects, f"{chain}-{index}", allow, direction)
         for family, peer in peers:
             for ports in port_matches(allow, family):
-                rules.append([*peer, *ports, e.counter(), e.verdict("return")])
+                rules.append(
+                    [*without_implied_family([*peer, *ports]), e.counter(), e.verdict("return")]
+                )
     rules.append([e.counter(), e.verdict("drop")])
     objects.chain(chain, rules)
 
