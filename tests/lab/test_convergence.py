@@ -47,9 +47,7 @@ containers:
 """
 
 
-def test_anyone_written_as_both_zero_prefixes_converges(
-    dockwall: Dockwall, prober: Prober
-) -> None:
+def test_anyone_written_as_both_zero_prefixes_converges(dockwall: Dockwall, prober: Prober) -> None:
     """The issue's policy: iptables-save prints `-s 0.0.0.0/0` back as nothing."""
     dockwall.apply(ANYONE_EXPLICIT)
     assert dockwall.plan_exit(ANYONE_EXPLICIT) == 0
@@ -60,9 +58,7 @@ def test_anyone_written_as_both_zero_prefixes_converges(
     assert not prober.probe("198.51.100.7", "host:5432/tcp"), "the default still denies"
 
 
-def test_zero_prefix_of_one_family_is_that_whole_family(
-    dockwall: Dockwall, prober: Prober
-) -> None:
+def test_zero_prefix_of_one_family_is_that_whole_family(dockwall: Dockwall, prober: Prober) -> None:
     dockwall.apply(ANY_IPV4_ONLY)
     assert dockwall.plan_exit(ANY_IPV4_ONLY) == 0
     assert prober.probe("198.51.100.7", "host:8080/tcp")
