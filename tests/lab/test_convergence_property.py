@@ -36,7 +36,7 @@ from dockwall.policy import load_policy
 from dockwall.sources.docker_state import read_state
 from tests.conftest import lab_name, own_lab
 
-from .agent_helpers import LabCli, run_container
+from .agent_helpers import EVENT_BOUND, Agents, LabCli, run_container, wait_until
 from .policy_strategies import EXTRA, policy_texts
 
 pytestmark = pytest.mark.lab
@@ -129,3 +129,58 @@ def test_plan_after_apply_is_empty_for_any_policy(
         print(f"{backend} {kind} seed {chosen}: {converger.examples} examples in {took:.0f} s")
         converger.cli.run("reset", check=False)
     assert converger.examples >= EXAMPLES, f"only {converger.examples} examples ran"
+
+
+# --- the agent on a quiet host --------------------------------------------------------
+
+ANYONE_EXPLICIT = """\
+version: 1
+defaults: {ingress: deny}
+containers:
+  - name: web
+    ingress: [{port: 8080/tcp, from: [0.0.0.0/0, "::/0"]}]
+"""
+QUIET_CHECKS = 10  # drift checks, one a second: the issue's "10 s"
+AGENT_SAMPLES = 3
+
+
+def assert_agent_stays_quiet(agents: Agents, policy: Path, backend: str) -> None:
+    """The agent's first reconcile applies the policy; after that, on a host where
+    nothing happens, QUIET_CHECKS drift checks find nothing to repair or apply."""
+    agent = agents.start(policy, backend=backend)
+    ready = agent.wait_ready()
+    log_at_ready = agent.log()
+    checks = int(ready.get("drift_checks", 0))
+
+    def checked() -> bool:
+        return int(agent.mine().get("drift_checks", 0)) >= checks + QUIET_CHECKS
+
+    assert wait_until(checked, 6 * EVENT_BOUND) is not None, f"no drift checks:\n{agent.log()}"
+    state = agent.mine()
+    later = agent.log().removeprefix(log_at_ready)
+    assert state["repairs"] == 0, f"drift repaired on a quiet host:\n{agent.log()}"
+    assert state["reconciles"] == ready["reconciles"], f"applied again:\n{agent.log()}"
+    assert "drift repaired" not in later and "reconciled" not in later, later
+    agent.stop()
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_agent_on_a_quiet_host_applies_nothing(lab: Lab, tmp_path: Path, backend: str) -> None:
+    """For the issue's policy and a sample of the property test's policies."""
+    cli = LabCli(lab, tmp_path)
+    cli.run("reset", check=False)
+    agents = Agents(cli)
+    try:
+        assert_agent_stays_quiet(agents, cli.policy(ANYONE_EXPLICIT), backend)
+
+        @settings(max_examples=AGENT_SAMPLES, deadline=None, database=None, phases=[Phase.generate])
+        @seed(FIXED_SEED)
+        @given(policy_texts())
+        def quiet(text: str) -> None:
+            assert_agent_stays_quiet(agents, cli.policy(text, "sample.yaml"), backend)
+
+        quiet()
+        assert len(agents.started) == 1 + AGENT_SAMPLES
+    finally:
+        agents.stop_all()
+        cli.run("reset", check=False)
