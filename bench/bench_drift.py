@@ -25,7 +25,7 @@ from pathlib import Path
 from dockwall.lab.lab import Lab
 from dockwall.runner import SubprocessRunner
 
-COMMAND = "python -m bench.bench_drift"
+COMMAND = ".venv/bin/python -m bench.bench_drift"
 ROUNDS = 5
 TARGET_S = 2.0
 GIVE_UP_S = 30.0

@@ -86,7 +86,14 @@ def networks(draw: st.DrawFn) -> str:
     return str(network)
 
 
-address_lists = st.just(["any"]) | st.lists(networks(), min_size=1, max_size=12)
+# Long lists of one family: ipset sets (iptables) and named interval sets (nftables).
+many_hosts = st.lists(
+    st.integers(1, 254).map(lambda n: f"192.0.2.{n}")
+    | st.integers(1, 0xFFFF).map(lambda n: f"2001:db8:100::{n:x}"),
+    min_size=9,
+    max_size=24,
+)
+address_lists = st.just(["any"]) | st.lists(networks(), min_size=1, max_size=12) | many_hosts
 
 
 @st.composite
