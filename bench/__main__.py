@@ -24,6 +24,7 @@ OUT = Path(__file__).resolve().parent.parent / "docs" / "benchmarks.md"
 SECTIONS = (
     ("bench.bench_datapath", "Datapath at 10,000 allowed sources (issue 4)"),
     ("bench.bench_agent", "Agent latency and memory (issue 5)"),
+    ("bench.bench_drift", "Agent drift repair (issue 9: a benchmark figure, not a test deadline)"),
     ("bench.bench_explain", "explain on 10,000 rules (issue 6)"),
 )
 

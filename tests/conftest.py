@@ -25,9 +25,15 @@ def lab_preconditions() -> list[str]:
     return problems
 
 
+def lab_name(kind: str, worker: str = "") -> str:
+    """Unique per pytest-xdist worker and run, so parallel runs never collide; starts with
+    $DOCKWALL_LAB_PREFIX when set, so people sharing a machine each know their labs."""
+    head = os.environ.get("DOCKWALL_LAB_PREFIX", "") + kind + worker.removeprefix("gw")[:3]
+    return head + secrets.token_hex(5)[: max(10 - len(head), 3)]
+
+
 def new_lab_name(worker: str) -> str:
-    """Unique per pytest-xdist worker and run, so parallel runs never collide."""
-    return f"t{worker.removeprefix('gw')[:3]}{secrets.token_hex(3)}"
+    return lab_name("t", worker)
 
 
 @contextmanager

@@ -32,6 +32,7 @@ FAMILIES = (("ipv4", "iptables-save"), ("ipv6", "ip6tables-save"))
 ALLOWED_V4, OTHER_V4 = "192.0.2.100", "198.51.100.7"
 ALLOWED_V6, OTHER_V6 = "2001:db8:100::100", "2001:db8:200::7"
 HTTPD = ["httpd", "-f", "-p", "80", "-h", "/www"]
+EVENT_BOUND = 30.0  # seconds to wait for an event on a machine other labs keep busy
 
 
 def wait_until(
@@ -124,7 +125,7 @@ class AgentProcess:
         state = self.state()
         return state if state.get("pid") == self.pid else {}
 
-    def wait_ready(self, timeout: float = 20.0) -> dict[str, Any]:
+    def wait_ready(self, timeout: float = 2 * EVENT_BOUND) -> dict[str, Any]:
         """Until this process has connected and reconciled once."""
 
         def ready() -> bool:
@@ -135,7 +136,9 @@ class AgentProcess:
             raise AssertionError(f"agent {self.pid} not ready in {timeout}s:\n{self.log()}")
         return self.mine()
 
-    def wait_reconciled_after(self, reconciles: int, timeout: float = 10.0) -> dict[str, Any]:
+    def wait_reconciled_after(
+        self, reconciles: int, timeout: float = EVENT_BOUND
+    ) -> dict[str, Any]:
         if wait_until(lambda: self.mine().get("reconciles", 0) > reconciles, timeout) is None:
             raise AssertionError(f"agent {self.pid} did not reconcile:\n{self.log()}")
         return self.mine()

@@ -61,6 +61,7 @@ class Stats:
     started: str = field(default_factory=now_iso)
     events: int = 0
     reconciles: int = 0
+    drift_checks: int = 0
     repairs: int = 0
     last_reconcile: str | None = None
     last_reconcile_ms: float | None = None
@@ -218,12 +219,13 @@ class Agent:
             return
         try:
             plans = self.engine.plan_with(self.selected, self.ruleset)
+            self.stats.drift_checks += 1
             if any(not p.in_sync for p in plans):
                 self.engine.load(self.selected, plans)
                 self.stats.repairs += 1
                 changes = sum(len(p.changes) for p in plans)
                 self.log(f"drift repaired: {changes} rule(s) and hook(s) restored")
-                self.save()
+            self.save()  # the check count too: tests see checks that found nothing
         except DockwallError as exc:
             self.trouble(f"drift check failed: {exc}")
 

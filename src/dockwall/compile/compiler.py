@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PeerAllow, PortMatch, Ruleset
 from dockwall.compile.labels import LabelRules, label_rules
 from dockwall.compile.matching import EntryIndex, selected, where
+from dockwall.compile.normalize import peers, ports
 from dockwall.errors import PolicyError
 from dockwall.model.state import Container, HostState
 from dockwall.policy import (
@@ -53,26 +54,30 @@ def port_match(port: PortRange) -> PortMatch:
     return PortMatch(port.proto, port.first, port.last)
 
 
+def port_matches(given: tuple[PortRange, ...]) -> tuple[PortMatch, ...]:
+    """Merged (see normalize): every backend then renders one list one way."""
+    return ports(map(port_match, given))
+
+
 def ingress_allows(rule: IngressRule) -> tuple[Allow, ...]:
     """A rule naming host and container ports allows either; naming none allows any port."""
-    sources = rule.cidr_sources
-    if sources == ():
+    if rule.cidr_sources == ():
         return ()
+    sources = peers(rule.cidr_sources)
     if not rule.host_ports and not rule.container_ports:
         return (Allow(sources),)
     allows = []
     if rule.host_ports:
-        allows.append(Allow(sources, tuple(map(port_match, rule.host_ports)), original=True))
+        allows.append(Allow(sources, port_matches(rule.host_ports), original=True))
     if rule.container_ports:
-        allows.append(Allow(sources, tuple(map(port_match, rule.container_ports))))
+        allows.append(Allow(sources, port_matches(rule.container_ports)))
     return tuple(allows)
 
 
 def egress_allows(rule: EgressRule) -> tuple[Allow, ...]:
-    destinations = rule.cidr_destinations
-    if destinations == ():
+    if rule.cidr_destinations == ():
         return ()
-    return (Allow(destinations, tuple(map(port_match, rule.ports))),)
+    return (Allow(peers(rule.cidr_destinations), port_matches(rule.ports)),)
 
 
 def union(a: Filter | None, b: Filter | None) -> Filter | None:
@@ -168,10 +173,6 @@ def guard(policy: Policy, governed: Governed, filters: Filters, key: str) -> Gua
     )
 
 
-def peer_ports(ports: tuple[PortRange, ...]) -> tuple[PortMatch, ...]:
-    return tuple(map(port_match, ports))
-
-
 def shared_pairs(a: Container, b: Container) -> list[tuple[Endpoint, Endpoint]]:
     """Address pairs of one family on a bridge both containers are attached to."""
     return [
@@ -207,12 +208,12 @@ def peer_allows(governed: list[Governed], state: HostState) -> tuple[PeerAllow, 
     for item in governed:
         me = item.container
         for rule in ingress_rules(item):
-            ports = peer_ports(rule.host_ports + rule.container_ports)
+            ports = port_matches(rule.host_ports + rule.container_ports)
             for other in selected(rule.from_containers, state.containers):
                 allows += pair_allows(other, me, ports)
         for egress in egress_rules(item):
             for other in selected(egress.to_containers, state.containers):
-                allows += pair_allows(me, other, peer_ports(egress.ports))
+                allows += pair_allows(me, other, port_matches(egress.ports))
     return tuple(dict.fromkeys(allows))
 
 

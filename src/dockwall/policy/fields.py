@@ -20,6 +20,7 @@ PROTOCOLS: tuple[Protocol, ...] = ("tcp", "udp", "icmp")
 ANY = "any"
 PORT_MIN = 1
 PORT_MAX = 65535
+MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 _PORT_SPEC = re.compile(
     r"(?P<first>[0-9]{1,9})(?:-(?P<last>[0-9]{1,9}))?(?:/(?P<proto>.*))?", re.ASCII
@@ -81,19 +82,42 @@ def parse_network(text: str) -> Network:
     if "%" in text:
         raise SpecError(f"{clip(text)} has a scope id: write the address without %...")
     try:
-        return ipaddress.ip_network(text, strict=True)
+        network = ipaddress.ip_network(text, strict=True)
     except ValueError:
         pass
+    else:
+        return not_mapped(text, network)
     try:
         loose = ipaddress.ip_network(text, strict=False)
     except ValueError:
         raise SpecError(
             f"{clip(text)} is not an IP address or CIDR (like 192.0.2.0/24 or 2001:db8::/32)"
         ) from None
+    not_mapped(text, loose)
     host = text.split("/", 1)[0]
     raise SpecError(
         f"{text} has host bits set; did you mean {loose} or {host}/{loose.max_prefixlen}?"
     )
+
+
+def not_mapped(text: str, network: Network) -> Network:
+    """IPv4-mapped IPv6 addresses (::ffff:a.b.c.d) are how a dual-stack socket shows an
+    IPv4 peer; on the wire that peer sends IPv4, so a rule on the mapped form matches
+    nothing and the writer's intent (the IPv4 address) silently goes unprotected."""
+    if not isinstance(network, ipaddress.IPv6Network) or not network.subnet_of(MAPPED):
+        return network
+    first = ipaddress.IPv4Address(int(network.network_address) & 0xFFFFFFFF)
+    meant = ipaddress.IPv4Network((first, network.prefixlen - MAPPED.prefixlen))
+    raise SpecError(
+        f"{clip(text)} is an IPv4-mapped IPv6 address: no packet on the wire carries one "
+        f"(an IPv4 peer sends IPv4), so it would match nothing; write {meant_text(meant)}"
+    )
+
+
+def meant_text(network: ipaddress.IPv4Network) -> str:
+    if network.prefixlen == network.max_prefixlen:
+        return str(network.network_address)
+    return str(network)
 
 
 def check_name(text: str, what: str) -> str:

@@ -111,7 +111,7 @@ def addresses(value: Any) -> tuple[Network, ...] | None:
 
 def _address(item: Any, index: int) -> Network:
     if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        return item
+        item = str(item)
     if not isinstance(item, str):
         raise fail(f"expected a CIDR like 192.0.2.0/24, got {shown(item)}", at=(index,))
     try:

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
 from dockwall.backends.iptables import ipsets
+from dockwall.backends.iptables.canonical import canonical
 from dockwall.backends.iptables.ipsets import IpSet
 from dockwall.backends.iptables.render import CHAIN_PREFIX, FORWARD, INPUT, MARK, render
 from dockwall.backends.iptables.ruleset import FilterTable, LiveRule, parse_filter
@@ -201,12 +202,36 @@ def phases(
     return before, tables, after
 
 
+def compared(
+    before: list[str] | None, after: list[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    """Both sides in iptables-save's canonical spelling (see canonical.py), for the diff.
+
+    The renderer already writes that spelling and the kernel prints it, so a rule found
+    word for word on the other side needs no work; only the others are canonicalised
+    (a chain of 40,000 rules with two new ones costs two canonical() calls, not 80,000).
+    Equal results still mean equal canonical forms, as canonical() is idempotent."""
+    if before == after or before is None or after is None:
+        return before, after
+    mine, theirs = set(before), set(after)
+    return (
+        [rule if rule in theirs else canonical(rule) for rule in before],
+        [rule if rule in mine else canonical(rule) for rule in after],
+    )
+
+
+def same_rules(before: list[str] | None, after: list[str] | None) -> bool:
+    first, second = compared(before, after)
+    return first == second
+
+
 def chain_changes(family: Family, live: FilterTable, desired: dict[str, list[str]]) -> list[Change]:
     """A line diff per chain, so a plan reads like `git diff` of the firewall."""
     changes: list[Change] = []
     for chain in [*desired, *(c for c in ours(live) if c not in desired)]:
-        before = live.rules(chain) if chain in live.chains else None
-        after = desired.get(chain)
+        before, after = compared(
+            live.rules(chain) if chain in live.chains else None, desired.get(chain)
+        )
         if before == after:
             continue
         if before is None:
@@ -255,7 +280,9 @@ def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
     """Declaring a chain under --noflush empties it, so each changed chain is rebuilt whole;
     unchanged chains are left alone and keep their counters."""
     changed = {
-        c: rules for c, rules in desired.items() if c not in live.chains or live.rules(c) != rules
+        c: rules
+        for c, rules in desired.items()
+        if c not in live.chains or not same_rules(live.rules(c), rules)
     }
     lines = [f":{chain} - [0:0]" for chain in changed]
     stale = [c for c in ours(live) if c not in desired]

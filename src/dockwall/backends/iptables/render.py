@@ -1,8 +1,9 @@
 """IR -> the chains dockwall wants, as rule texts in iptables-save's own spelling.
 
 Rules are written exactly as iptables-save prints them back (option order, `-m tcp`,
-/32 suffixes), so the live ruleset can be compared with the desired one as plain text
-and `plan` shows nothing when nothing changed.
+/32 suffixes, no `/0`), so in the usual case the live ruleset equals the desired one as
+plain text; where it does not, plans compare both through canonical.py, so `plan`
+shows nothing when nothing changed.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from dataclasses import dataclass, field
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.variant import Family
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
+from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Bridge, Network
 
 FORWARD = "DOCKWALL-FORWARD"
@@ -41,6 +43,12 @@ def version(family: Family) -> int:
 
 def cidr(network: Network) -> str:
     return f"{network.network_address}/{network.prefixlen}"
+
+
+def address_match(flag: str, network: Network) -> str:
+    """iptables-save prints a /0 as no address match: every address of the family (the
+    rule is in that family's table only)."""
+    return "" if is_any_of_family(network) else f"{flag} {cidr(network)}"
 
 
 def single(address: Address) -> str:
@@ -79,7 +87,7 @@ def allow_rules(allow: Allow, family: Family, peer_flag: str, sets: dict[str, Ip
         sets[found.name] = found
         direction = "src" if peer_flag == "-s" else "dst"
         return [set_rule(found.name, direction, port) for port in ports]
-    return [words(f"{peer_flag} {cidr(p)}", port, "-j RETURN") for p in mine for port in ports]
+    return [words(address_match(peer_flag, p), port, "-j RETURN") for p in mine for port in ports]
 
 
 def words(*parts: str) -> str:

@@ -19,8 +19,36 @@ VERDICTS = ("accept", "drop", "return", "continue")
 TARGETS = ("goto", "jump")
 
 
+FAMILY_PROTOCOLS = {"ipv4": "icmp", "ipv6": "ipv6-icmp"}
+
+
 def rule_text(exprs: list[Json]) -> str:
-    return " ".join([statement_text(s) for s in exprs])
+    return " ".join([statement_text(s) for s in without_implied_family(exprs)])
+
+
+def without_implied_family(exprs: list[Json]) -> list[Json]:
+    """nft prints `meta nfproto ipv6 meta l4proto ipv6-icmp` as `meta l4proto ipv6-icmp`:
+    the protocol of one family stands for the family. So the family match goes from
+    both sides (ICMP for IPv4 likewise)."""
+    kept: list[Json] = []
+    for index, statement in enumerate(exprs):
+        family = match_value(statement, "nfproto")
+        following = exprs[index + 1] if index + 1 < len(exprs) else {}
+        if family is not None and match_value(following, "l4proto") == FAMILY_PROTOCOLS.get(family):
+            continue
+        kept.append(statement)
+    return kept
+
+
+def match_value(statement: Json, meta_key: str) -> str | None:
+    """The right side of `meta KEY == VALUE`, or None for any other statement."""
+    body = statement.get("match")
+    if not isinstance(body, dict) or body.get("op") != "==":
+        return None
+    if body.get("left") != {"meta": {"key": meta_key}}:
+        return None
+    right = body.get("right")
+    return right if isinstance(right, str) else None
 
 
 def statement_text(statement: Json) -> str:
@@ -49,16 +77,35 @@ def verdict_text(statement: Json) -> str:
 
 
 def right_text(value: Any) -> str:
-    """Anonymous address sets and ranges by the addresses they cover, merged and in order:
-    nft may print back a set's prefixes merged or as ranges, and the text must not change.
-    An interface wildcard (`br-*`) is quoted, as nft needs it."""
+    """The value a match compares with, in the one form nft prints it back in.
+
+    Anonymous address sets, prefixes and ranges read as the addresses they cover, merged
+    and in order (nft may print a set's prefixes merged or as ranges; a /32 or /128
+    prefix as the bare address). A set of one element is that element and a range of
+    one value is that value, as nft prints both. An interface wildcard (`br-*`) is
+    quoted, as nft needs it."""
     if type(value) is str:
         return f'"{value}"' if value.endswith("*") else value
-    if isinstance(value, dict) and ("set" in value or "range" in value):
-        text = addresses_text(value)
-        if text is not None:
-            return text
+    if isinstance(value, dict):
+        single = single_value(value)
+        if single is not None:
+            return right_text(single)
+        if "set" in value or "range" in value or "prefix" in value:
+            text = addresses_text(value)
+            if text is not None:
+                return text
     return value_text(value)
+
+
+def single_value(value: Json) -> Any:
+    """The one element of a one-element set, or the value of a range from v to v."""
+    elements = value.get("set")
+    if isinstance(elements, list) and len(elements) == 1:
+        return elements[0]
+    bounds = value.get("range")
+    if isinstance(bounds, list) and len(bounds) == 2 and bounds[0] == bounds[1]:
+        return bounds[0]
+    return None
 
 
 def addresses_text(value: Json) -> str | None:

@@ -31,15 +31,18 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockwall.backends.nftables import expr as e
+from dockwall.backends.nftables.describe import without_implied_family
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
 from dockwall.compile.ir import Allow, Filter, Guard, PeerAllow, PortMatch, Ruleset
+from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Network
 
 PRIORITY = -1
 ND_TYPES = ("nd-router-solicit", "nd-router-advert", "nd-neighbor-solicit", "nd-neighbor-advert")
 ICMP = {4: "icmp", 6: "ipv6-icmp"}
 IP = {4: "ip", 6: "ip6"}
+NFPROTO = {4: "ipv4", 6: "ipv6"}
 ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 NAME_LIMIT = 48
 SET_THRESHOLD = 8
@@ -294,7 +297,9 @@ def add_filter(objects: Objects, chain: str, flt: Filter, direction: Direction) 
         peers = peer_matches(objects, f"{chain}-{index}", allow, direction)
         for family, peer in peers:
             for ports in port_matches(allow, family):
-                rules.append([*peer, *ports, e.counter(), e.verdict("return")])
+                rules.append(
+                    [*without_implied_family([*peer, *ports]), e.counter(), e.verdict("return")]
+                )
     rules.append([e.counter(), e.verdict("drop")])
     objects.chain(chain, rules)
 
@@ -306,7 +311,8 @@ def peer_matches(
 
     One prefix is a plain comparison, up to SET_THRESHOLD an anonymous set, and beyond it
     a named interval set: each is a single lookup for the packet, and nft loads the
-    first two much faster than thousands of named sets.
+    first two much faster than thousands of named sets. A /0 is every address of its
+    family: a match on the family (`meta nfproto`), never `ip saddr 0.0.0.0/0`.
     """
     if allow.peers is None:
         return [(None, [])]
@@ -318,6 +324,9 @@ def peer_matches(
         if not given:
             continue
         networks = collapsed(given)
+        if is_any_of_family(networks[0]):
+            found.append((family, [e.match(e.meta("nfproto"), NFPROTO[family])]))
+            continue
         right: str | Json
         if len(networks) == 1:
             right = elements(networks, objects.address)[0]
