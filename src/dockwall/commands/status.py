@@ -9,7 +9,13 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, PolicyOption
+from dockwall.commands.options import (
+    DEFAULT,
+    BackendOption,
+    JsonOption,
+    MaxBytesOption,
+    PolicyOption,
+)
 from dockwall.commands.report import console, warn
 from dockwall.compile.ir import Allow, Filter, Guard
 from dockwall.engine import Inputs, default_engine, read_inputs
@@ -88,9 +94,10 @@ def status(
     policy: PolicyOption = DEFAULT,
     backend: BackendOption = None,
     as_json: JsonOption = False,
+    max_policy_bytes: MaxBytesOption = None,
 ) -> None:
     """Containers, networks, published ports, who may reach them, egress, rule counters."""
-    inputs = read_inputs(policy)
+    inputs = read_inputs(policy, max_policy_bytes)
     engine = default_engine(backend)
     selected, plans = engine.plan(inputs)
     guards = {g.name: g for g in inputs.compiled.ruleset.guards}
@@ -107,12 +114,12 @@ def status(
         "agent": agent_state,
         "containers": rows,
         "counters": [c.__dict__ for c in counters],
-        "warnings": list(inputs.compiled.warnings),
+        "warnings": list(inputs.warnings),
     }
     if as_json:
         console.print_json(json.dumps(report))
         return
-    warn(inputs.compiled.warnings)
+    warn(inputs.warnings)
     console.print(
         f"backend: [bold]{selected.backend.name}[/] ({selected.reason}); "
         + (
