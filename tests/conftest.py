@@ -25,11 +25,16 @@ def lab_preconditions() -> list[str]:
     return problems
 
 
+def lab_name(tag: str) -> str:
+    """A fresh lab name: DOCKWALL_TEST_LAB_PREFIX (default none), `tag`, random hex; runs
+    side by side on one machine can then be told apart (and cleaned up) by prefix."""
+    prefix = os.environ.get("DOCKWALL_TEST_LAB_PREFIX", "")
+    return f"{prefix}{tag}"[:4] + secrets.token_hex(3)
+
+
 def new_lab_name(worker: str) -> str:
-    """Unique per pytest-xdist worker and run, so parallel runs never collide; starts with
-    DOCKWALL_TEST_LAB_PREFIX (default `t`), so runs side by side can be told apart."""
-    prefix = os.environ.get("DOCKWALL_TEST_LAB_PREFIX", "t")
-    return f"{prefix}{worker.removeprefix('gw')}"[:4] + secrets.token_hex(3)
+    """Unique per pytest-xdist worker and run, so parallel runs never collide."""
+    return lab_name(f"t{worker.removeprefix('gw')}")
 
 
 @contextmanager

@@ -111,6 +111,12 @@ class Booted:
     note: str
 
 
+def in_force(plans: list[Plan]) -> bool:
+    """The plans' ruleset is live: nothing to change but leftovers of an interrupted
+    load (sets no rule uses), which loading the plans then removes."""
+    return all(c.leftover for p in plans for c in p.changes)
+
+
 def _preferred(applied: Applied) -> BackendChoice:
     return "nftables" if applied.backend == "nftables" else "iptables"
 
@@ -190,13 +196,15 @@ class Engine:
         if pending is None:
             return self.restore(load_applied())
         selected, plans = self.plan_applied(pending)
-        if all(p.in_sync for p in plans):
+        if in_force(plans):
             self.apply(selected, plans, pending.ruleset)
             return Booted(selected, plans, "the rules of an interrupted apply are live; kept")
         with contextlib.suppress(DockwallError):
             selected, plans = self.plan_applied(load_applied())
-            if all(p.in_sync for p in plans):
-                discard_pending()
+            if in_force(plans):
+                with signals_deferred():
+                    self.load(selected, plans)
+                    discard_pending()
                 return Booted(selected, plans, "the last applied rules are live; kept")
         return self.restore(pending, pending=True)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import re
-import secrets
 import sys
 import time
 from collections.abc import Iterator
@@ -25,7 +24,7 @@ from dockwall.lab.image import rootfs_tar
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Probe, Prober
 from dockwall.runner import SubprocessRunner, netns_path
-from tests.conftest import own_lab
+from tests.conftest import lab_name, own_lab
 
 from .agent_helpers import (
     ALLOWED_V4,
@@ -53,7 +52,7 @@ WS_PEER = str(Path(__file__).resolve().parent / "ws_peer.py")
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
     """One lab for this module, named `a...`; overrides the session lab of conftest."""
-    with own_lab("a" + secrets.token_hex(3)) as lab:
+    with own_lab(lab_name("a")) as lab:
         yield lab
 
 

@@ -8,7 +8,6 @@ IptablesBackend inside the lab's Docker host, and checked with probes.
 from __future__ import annotations
 
 import ipaddress
-import secrets
 from collections.abc import Iterator
 
 import pytest
@@ -18,7 +17,7 @@ from dockwall.compile.ir import Allow, Filter, PortMatch, Ruleset
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
 from dockwall.model.state import Network
-from tests.conftest import own_lab
+from tests.conftest import lab_name, own_lab
 from tests.lab.test_nft_lab import bridge_netfilter, guard, isolated, peers_reachable, ruleset
 
 pytestmark = pytest.mark.lab
@@ -28,7 +27,7 @@ ENTRIES = 1000
 
 @pytest.fixture(scope="module")
 def ipt_lab() -> Iterator[Lab]:
-    with own_lab("p" + secrets.token_hex(3)) as lab:
+    with own_lab(lab_name("p")) as lab:
         yield lab
 
 

@@ -7,7 +7,6 @@ loaded through NftablesBackend inside the lab's Docker host, and checked with pr
 from __future__ import annotations
 
 import ipaddress
-import secrets
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -22,7 +21,7 @@ from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
 from dockwall.model.state import Bridge, Network
 from dockwall.runner import SubprocessRunner, netns_path
-from tests.conftest import own_lab
+from tests.conftest import lab_name, own_lab
 
 pytestmark = pytest.mark.lab
 
@@ -47,7 +46,7 @@ for line in sys.stdin:
 
 @pytest.fixture(scope="module")
 def nft_lab() -> Iterator[Lab]:
-    with own_lab("p" + secrets.token_hex(3)) as lab:
+    with own_lab(lab_name("p")) as lab:
         yield lab
 
 
