@@ -38,9 +38,10 @@ err_console = make_console(stderr=True)
 
 
 def main() -> None:
-    """Entry point: user errors become one line on stderr and exit code 1."""
+    """Entry point: user errors become one line on stderr and their exit code (1 unless
+    the error says otherwise: 3 state not saved, 4 lock busy)."""
     try:
         app()
     except DockwallError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(1)
+        sys.exit(exc.exit_code)

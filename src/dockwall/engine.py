@@ -6,6 +6,7 @@ and bad input is rejected before any backend is touched.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -21,10 +22,23 @@ from dockwall.compile.compiler import Compiled, compile_policy
 from dockwall.compile.ir import Ruleset
 from dockwall.errors import DockwallError
 from dockwall.model.state import HostState
-from dockwall.policy import Policy, load_policy
+from dockwall.policy import Policy, read_policy
 from dockwall.runner import Runner, SubprocessRunner
+from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import connect, read_state
-from dockwall.statefile import forget_applied, load_applied, save_applied
+from dockwall.statefile import (
+    LAST_APPLIED,
+    PENDING,
+    Applied,
+    StateError,
+    commit_pending,
+    discard_pending,
+    forget_applied,
+    load_applied,
+    load_pending,
+    save_pending,
+    state_dir,
+)
 
 BackendChoice = Literal["auto", "iptables", "nftables"]
 DEFAULT_POLICY = Path("/etc/dockwall/policy.yaml")
@@ -62,13 +76,19 @@ class Inputs:
     policy: Policy
     state: HostState
     compiled: Compiled
+    file_warnings: tuple[str, ...] = ()
+
+    @property
+    def warnings(self) -> tuple[str, ...]:
+        """About the policy file (who may write it), then about the compiled rules."""
+        return (*self.file_warnings, *self.compiled.warnings)
 
 
-def read_inputs(policy_path: Path) -> Inputs:
+def read_inputs(policy_path: Path, max_bytes: int | None = None) -> Inputs:
     """The policy is read and validated before Docker is even asked."""
-    policy = load_policy(policy_path)
+    loaded = read_policy(policy_path, max_bytes)
     state = read_host_state()
-    return Inputs(policy, state, compile_policy(policy, state))
+    return Inputs(loaded.policy, state, compile_policy(loaded.policy, state), loaded.warnings)
 
 
 def read_host_state() -> HostState:
@@ -85,6 +105,25 @@ def bridge_netfilter(runner: Runner) -> bool:
     paths = ["/proc/sys/net/bridge/bridge-nf-call-iptables"]
     result = runner.run(["cat", *paths], check=False)
     return result.returncode == 0 and result.stdout.split()[:1] == ["1"]
+
+
+@dataclass(frozen=True)
+class Booted:
+    """What `apply --boot` found and did."""
+
+    selected: Selected
+    plans: list[Plan]
+    note: str
+
+
+def in_force(plans: list[Plan]) -> bool:
+    """The plans' ruleset is live: nothing to change but leftovers of an interrupted
+    load (sets no rule uses), which loading the plans then removes."""
+    return all(c.leftover for p in plans for c in p.changes)
+
+
+def _preferred(applied: Applied) -> BackendChoice:
+    return "nftables" if applied.backend == "nftables" else "iptables"
 
 
 @dataclass(frozen=True)
@@ -119,9 +158,31 @@ class Engine:
         return [selected.backend.plan(ruleset)]
 
     def apply(self, selected: Selected, plans: list[Plan], ruleset: Ruleset) -> None:
-        """Loads the plans and remembers the ruleset for `apply --boot`."""
-        self.load(selected, plans)
-        save_applied(selected.backend.name, ruleset)
+        """Loads the plans and remembers the ruleset for `apply --boot`, in step: the
+        ruleset is recorded as pending before the load and committed after it, with
+        SIGTERM/SIGINT held until both are done.
+
+        The state is a record, the firewall is the job: a state directory that cannot be
+        written does not stop the load, it ends in a StateError (exit code 3) once the
+        rules are in force, so nobody trusts `apply --boot` without being told."""
+        with signals_deferred():
+            problem: StateError | None = None
+            try:
+                save_pending(selected.backend.name, ruleset)
+            except OSError as exc:
+                problem = StateError(state_dir() / PENDING, exc)
+            try:
+                self.load(selected, plans)
+            except BaseException:
+                discard_pending()
+                raise
+            if problem is None:
+                try:
+                    commit_pending()
+                except OSError as exc:
+                    problem = StateError(state_dir() / LAST_APPLIED, exc)
+        if problem is not None:
+            raise problem
 
     def load(self, selected: Selected, plans: list[Plan]) -> None:
         backends = {b.name: b for b in (selected.backend, *selected.others)}
@@ -129,13 +190,42 @@ class Engine:
             if not plan.in_sync:
                 backends[plan.backend].apply(plan)
 
-    def boot(self) -> tuple[Selected, list[Plan]]:
-        """Restores the last applied ruleset; needs neither Docker nor the policy file."""
-        applied = load_applied()
-        preferred: BackendChoice = "nftables" if applied.backend == "nftables" else "iptables"
-        selected, plans = self.plan_ruleset(applied.ruleset, preferred)
-        self.load(selected, plans)
-        return selected, plans
+    def boot(self) -> Booted:
+        """Restores the last applied ruleset; needs neither Docker nor the policy file.
+
+        A pending ruleset means a load was interrupted (SIGKILL, power loss) between
+        handing it to the kernel and committing it. Whichever of the two is live right
+        now is the one in force and becomes the state; when neither is (after a
+        reboot), the pending one is restored: it was the last one asked for."""
+        pending = load_pending()
+        if pending is None:
+            return self.restore(load_applied())
+        selected, plans = self.plan_applied(pending)
+        if in_force(plans):
+            self.apply(selected, plans, pending.ruleset)
+            return Booted(selected, plans, "the rules of an interrupted apply are live; kept")
+        with contextlib.suppress(DockwallError):
+            selected, plans = self.plan_applied(load_applied())
+            if in_force(plans):
+                with signals_deferred():
+                    self.load(selected, plans)
+                    discard_pending()
+                return Booted(selected, plans, "the last applied rules are live; kept")
+        return self.restore(pending, pending=True)
+
+    def plan_applied(self, applied: Applied) -> tuple[Selected, list[Plan]]:
+        return self.plan_ruleset(applied.ruleset, _preferred(applied))
+
+    def restore(self, applied: Applied, *, pending: bool = False) -> Booted:
+        selected, plans = self.plan_applied(applied)
+        if pending:
+            self.apply(selected, plans, applied.ruleset)
+            note = "restored the rules of an interrupted apply"
+        else:
+            with signals_deferred():
+                self.load(selected, plans)
+            note = "restored the last applied rules"
+        return Booted(selected, plans, note)
 
     def reset_plans(self) -> list[Plan]:
         selected = self.selected()
@@ -143,8 +233,9 @@ class Engine:
 
     def reset(self) -> list[Plan]:
         plans = self.reset_plans()
-        self.load(self.selected(), plans)
-        forget_applied()
+        with signals_deferred():
+            self.load(self.selected(), plans)
+            forget_applied()
         return plans
 
 

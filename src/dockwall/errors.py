@@ -6,7 +6,10 @@ from dataclasses import dataclass
 
 
 class DockwallError(Exception):
-    """An error with a message meant for the user, never a traceback."""
+    """An error with a message meant for the user, never a traceback; `exit_code` lets
+    scripts tell the kinds that need a different reaction apart."""
+
+    exit_code = 1
 
 
 @dataclass(frozen=True)

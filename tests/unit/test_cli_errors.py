@@ -6,6 +6,7 @@ Docker or a lab, and touch no firewall.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -13,9 +14,10 @@ from pathlib import Path
 import pytest
 
 
-def dockwall(*args: str) -> subprocess.CompletedProcess[str]:
+def dockwall(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dockwall", *args],
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=60,
@@ -59,3 +61,35 @@ def test_help_reads_like_a_man_page() -> None:
     assert result.returncode == 0
     for option in ("--dry-run", "--cut-existing", "--boot", "--backend", "--json", "--file"):
         assert option in result.stdout
+
+
+@pytest.mark.parametrize("command", ["plan", "apply", "status", "agent"])
+def test_a_fifo_policy_is_refused_at_once(tmp_path: Path, command: str) -> None:
+    fifo = tmp_path / "policy.yaml"
+    os.mkfifo(fifo)
+    result = dockwall(command, "-f", str(fifo))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {fifo}: not a regular file (a FIFO)"
+
+
+def test_a_symlink_to_dev_zero_is_refused_unread(tmp_path: Path) -> None:
+    link = tmp_path / "policy.yaml"
+    link.symlink_to("/dev/zero")
+    result = dockwall("plan", "-f", str(link))
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"error: {link}: not a regular file (a character device)"
+
+
+@pytest.mark.parametrize("how", ["option", "env"])
+def test_an_oversized_policy_is_refused_before_it_is_read(tmp_path: Path, how: str) -> None:
+    policy = tmp_path / "policy.yaml"
+    policy.write_text("version: 1\n" + "#" * 4096 + "\n")
+    size = policy.stat().st_size
+    limit = ["--max-policy-bytes", "1000"] if how == "option" else []
+    env = {"DOCKWALL_MAX_POLICY_BYTES": "1000"} if how == "env" else {}
+    result = dockwall("plan", *limit, "-f", str(policy), env=env)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"error: {policy}: the file is {size} bytes; the limit is 1000 bytes (raise it with "
+        "--max-policy-bytes or DOCKWALL_MAX_POLICY_BYTES)"
+    )

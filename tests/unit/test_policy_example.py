@@ -205,7 +205,7 @@ def test_load_policy_missing_file(tmp_path: Path) -> None:
 def test_load_policy_directory(tmp_path: Path) -> None:
     with pytest.raises(PolicyError) as info:
         load_policy(tmp_path)
-    assert str(info.value) == f"{tmp_path}: cannot read the policy: Is a directory"
+    assert str(info.value) == f"{tmp_path}: not a regular file (a directory)"
 
 
 def test_label_rules_flow_form() -> None:

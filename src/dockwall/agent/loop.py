@@ -20,14 +20,17 @@ from typing import Any
 from docker.errors import DockerException
 
 from dockwall.agent.events import Disconnected, Event, Item, start_pump
+from dockwall.backends.base import Plan
 from dockwall.compile.compiler import compile_policy
 from dockwall.compile.ir import Ruleset
 from dockwall.engine import BackendChoice, Engine, Selected
 from dockwall.errors import DockwallError
+from dockwall.locking import firewall_lock
 from dockwall.model.state import Bridge, Container, HostState
-from dockwall.policy import Policy, load_policy
+from dockwall.policy import Policy, read_policy
+from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import DockerReader, connect
-from dockwall.statefile import save_agent_state, save_applied
+from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
 
@@ -40,14 +43,22 @@ class AgentConfig:
     max_delay: float = 0.2
     drift_interval: float = 1.0
     reconnect_max: float = 5.0
+    max_policy_bytes: int | None = None
 
 
-def file_version(path: Path) -> tuple[int, int, int]:
+FileVersion = tuple[int, int, int, int] | str
+
+
+def file_version(path: Path) -> FileVersion:
     """mtime alone misses a rewrite within one clock tick (truncate, then write: a read
     in between sees an empty file and the complete one looks unchanged); size and inode
-    catch it, and an editor's write-and-rename too."""
-    st = path.stat()
-    return st.st_mtime_ns, st.st_size, st.st_ino
+    catch it, and an editor's write-and-rename too; the type tells a FIFO or device
+    swapped in. A file that cannot be stat'ed (deleted) is a version of its own."""
+    try:
+        st = path.stat()
+    except OSError as exc:
+        return f"cannot stat: {exc.strerror or exc}"
+    return st.st_mtime_ns, st.st_size, st.st_ino, st.st_mode
 
 
 def now_iso() -> str:
@@ -68,6 +79,8 @@ class Stats:
     last_error: str | None = None
     backend: str | None = None
     connected: bool = False
+    policy: str = ""
+    policy_problem: str | None = None
 
 
 class Agent:
@@ -75,9 +88,13 @@ class Agent:
         self.config = config
         self.engine = engine
         self.log = log
-        self.stats = Stats()
+        self.stats = Stats(policy=os.path.realpath(config.policy_path))
         self.policy_seen = file_version(config.policy_path)
-        self.policy: Policy = load_policy(config.policy_path)
+        loaded = read_policy(config.policy_path, config.max_policy_bytes)
+        self.policy: Policy = loaded.policy
+        for warning in loaded.warnings:
+            self.log(f"warning: {warning}")
+        self.stop = threading.Event()
         self.bridges: dict[str, Bridge] = {}
         self.containers: dict[str, Container] = {}
         self.ruleset: Ruleset | None = None
@@ -86,6 +103,7 @@ class Agent:
 
     def run(self, stop: threading.Event) -> None:
         """Connect, resync, follow; on any disconnect, back off and start over."""
+        self.stop = stop
         backoff = 0.2
         while not stop.is_set():
             try:
@@ -177,18 +195,18 @@ class Agent:
                 if warning not in self.warned:  # once, not again on every event
                     self.log(f"warning: {warning}")
             self.warned = set(compiled.warnings)
-            if everything or self.selected is None:
-                self.selected, plans = self.engine.plan_ruleset(
-                    compiled.ruleset, self.policy.backend
-                )
-            else:
-                plans = self.engine.plan_with(self.selected, compiled.ruleset)
-            self.engine.load(self.selected, plans)  # in force from here on
-            self.ruleset = compiled.ruleset
+            with firewall_lock("dockwall agent", say=self.log, stop=self.stop) as held:
+                if not held:
+                    return  # stopping: the rules in force stay as they are
+                plans = self.load(compiled.ruleset, everything=everything)
+        except StateError as exc:  # the rules are in force; only `apply --boot` lags
+            self.trouble(str(exc))
+            return
         except DockwallError as exc:
             self.ruleset = None  # the next drift check retries with the current state
             self.trouble(f"reconcile ({reason}) failed, previous rules stay in force: {exc}")
             return
+        assert self.selected is not None
         elapsed = (time.perf_counter() - started) * 1000
         changes = sum(len(p.changes) for p in plans)
         self.stats.backend = self.selected.backend.name
@@ -198,16 +216,19 @@ class Agent:
         self.stats.last_error = None
         if changes:
             self.log(f"reconciled ({reason}): {changes} change(s) in {elapsed:.0f} ms")
-        self.remember(self.selected.backend.name, compiled.ruleset)
         self.save()
 
-    def remember(self, backend: str, ruleset: Ruleset) -> None:
-        """What `apply --boot` restores, written once the rules are in force: serialising
-        the whole ruleset costs ~25 ms at 200 containers, kept off the start-to-rules path."""
-        try:
-            save_applied(backend, ruleset)
-        except OSError as exc:
-            self.trouble(f"cannot save the applied ruleset for `apply --boot`: {exc}")
+    def load(self, ruleset: Ruleset, *, everything: bool) -> list[Plan]:
+        """Plans and loads under the lock, the state for `apply --boot` in step with it
+        (Engine.apply); the ruleset is remembered as in force even when only the state
+        could not be saved."""
+        if everything or self.selected is None:
+            self.selected, plans = self.engine.plan_ruleset(ruleset, self.policy.backend)
+        else:
+            plans = self.engine.plan_with(self.selected, ruleset)
+        self.ruleset = ruleset
+        self.engine.apply(self.selected, plans, ruleset)
+        return plans
 
     def check_drift(self) -> None:
         """Someone flushed a chain or deleted the table: put ours back."""
@@ -218,30 +239,43 @@ class Agent:
             self.reconcile("retry")
             return
         try:
-            plans = self.engine.plan_with(self.selected, self.ruleset)
-            self.stats.drift_checks += 1
-            if any(not p.in_sync for p in plans):
-                self.engine.load(self.selected, plans)
-                self.stats.repairs += 1
-                changes = sum(len(p.changes) for p in plans)
-                self.log(f"drift repaired: {changes} rule(s) and hook(s) restored")
+            with firewall_lock("dockwall agent", say=self.log, stop=self.stop) as held:
+                if not held:
+                    return
+                plans = self.engine.plan_with(self.selected, self.ruleset)
+                self.stats.drift_checks += 1
+                if any(not p.in_sync for p in plans):
+                    with signals_deferred():
+                        self.engine.load(self.selected, plans)
+                    self.stats.repairs += 1
+                    changes = sum(len(p.changes) for p in plans)
+                    self.log(f"drift repaired: {changes} rule(s) and hook(s) restored")
             self.save()  # the check count too: tests see checks that found nothing
         except DockwallError as exc:
             self.trouble(f"drift check failed: {exc}")
 
     def reload_policy(self) -> bool:
-        try:
-            seen = file_version(self.config.policy_path)
-        except OSError:
-            return False
+        """Whether a new policy was read. Whatever the file turns into (a FIFO, nothing,
+        an empty or oversized or broken file), the last good policy stays in force and
+        each change of the file's state is logged once."""
+        seen = file_version(self.config.policy_path)
         if seen == self.policy_seen:
             return False
         self.policy_seen = seen
         try:
-            self.policy = load_policy(self.config.policy_path)
+            loaded = read_policy(self.config.policy_path, self.config.max_policy_bytes)
         except DockwallError as exc:
-            self.trouble(f"policy not reloaded, the previous one stays in force: {exc}")
+            problem = f"policy not reloaded, the previous one stays in force: {exc}"
+            if problem != self.stats.policy_problem:
+                self.log(f"warning: {problem}")
+            self.stats.policy_problem = problem
+            self.save()
             return False
+        self.stats.policy_problem = None
+        self.log(f"policy reloaded from {self.config.policy_path}")
+        for warning in loaded.warnings:
+            self.log(f"warning: {warning}")
+        self.policy = loaded.policy
         return True
 
     def trouble(self, message: str) -> None:

@@ -15,12 +15,16 @@ from dockwall.compile.ir import Ruleset
 
 @dataclass(frozen=True)
 class Change:
-    """One line of a plan's diff: a rule, chain, set element or hook added or removed."""
+    """One line of a plan's diff: a rule, chain, set element or hook added or removed.
+
+    `leftover` marks removing something no rule uses any more (a set left behind by an
+    interrupted apply): the ruleset is in force with or without it."""
 
     family: str
     op: Literal["add", "remove"]
     where: str
     text: str
+    leftover: bool = False
 
 
 @dataclass(frozen=True)

@@ -12,7 +12,7 @@ from typing import Annotated
 import typer
 
 from dockwall.agent.loop import Agent, AgentConfig
-from dockwall.commands.options import DEFAULT, BackendOption, PolicyOption
+from dockwall.commands.options import DEFAULT, BackendOption, MaxBytesOption, PolicyOption
 from dockwall.engine import default_engine
 
 
@@ -28,13 +28,20 @@ def agent(
     drift_interval: Annotated[
         float, typer.Option(help="Seconds between checks that our rules are still in place.")
     ] = 1.0,
+    max_policy_bytes: MaxBytesOption = None,
 ) -> None:
     """Follow Docker's events and keep the firewall equal to the policy.
 
     Reconciles on container start/die/destroy and network connect/disconnect (bursts are
     batched), reconnects to dockerd with a full resync, restores our rules within
     seconds if anything removes them, and reloads the policy file when it changes.
-    Stopping the agent leaves the rules in force. SIGTERM/SIGINT stop it cleanly.
+    Stopping the agent leaves the rules in force. SIGTERM/SIGINT stop it cleanly (a
+    transaction under way is finished first).
+
+    Whatever happens to the policy file later (deleted, truncated, a FIFO, too large,
+    unparsable), the last good policy stays in force, drift is still repaired, and each
+    change of the file's state is logged once. Each reconcile takes the firewall lock
+    that `apply` and `reset` take, so they never interleave.
     """
     stop = threading.Event()
 
@@ -44,7 +51,9 @@ def agent(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    config = AgentConfig(policy, backend, drift_interval=drift_interval)
+    config = AgentConfig(
+        policy, backend, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes
+    )
     runner = Agent(config, default_engine(backend), log)
     log(f"started with {policy}")
     runner.run(stop)

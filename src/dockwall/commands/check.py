@@ -22,7 +22,8 @@ from dockwall.commands.report import console, err
 from dockwall.engine import DEFAULT_POLICY
 from dockwall.errors import Location, PolicyError
 from dockwall.policy.lint import PolicyWarning, policy_warnings
-from dockwall.policy.load import parse_policy_document, read_policy_file
+from dockwall.policy.load import parse_policy_document
+from dockwall.policy.policyfile import read_policy_bytes
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -124,10 +125,15 @@ def check_file(name: str) -> FileReport:
     if name == STDIN:
         return check_data(sys.stdin.buffer.read(), STDIN_NAME)
     try:
-        data = read_policy_file(Path(name))
+        read = read_policy_bytes(Path(name))
     except PolicyError as exc:
         return FileReport(name, exc)
-    return check_data(data, name)
+    report = check_data(read.data, name)
+    owner = [
+        PolicyWarning(Location(name), "(file)", text.removeprefix(f"{name}: "))
+        for text in read.warnings
+    ]
+    return FileReport(report.file, report.error, owner + report.warnings)
 
 
 def item(location: Location, field_path: str, message: str) -> dict[str, Any]:

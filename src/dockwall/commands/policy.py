@@ -7,13 +7,24 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
-from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, PolicyOption
-from dockwall.commands.report import console, counts, plan_json, print_plan, warn
+from dockwall.backends.base import Plan
+from dockwall.commands.guard import FORCE_HELP, refuse_against_agent
+from dockwall.commands.options import (
+    DEFAULT,
+    BackendOption,
+    JsonOption,
+    MaxBytesOption,
+    NoWaitOption,
+    PolicyOption,
+)
+from dockwall.commands.report import console, counts, err, plan_json, print_plan, warn
 from dockwall.commands.starter import starter_policy
-from dockwall.conntrack import cut_refused
-from dockwall.engine import default_engine, read_inputs
+from dockwall.conntrack import Flow, cut_refused
+from dockwall.engine import Inputs, default_engine, read_inputs
 from dockwall.errors import DockwallError
+from dockwall.locking import firewall_lock
 from dockwall.sources.docker_state import connect, read_state
 
 EXIT_PENDING = 2
@@ -30,29 +41,34 @@ def plan(
             help="Exit 0 when the live firewall matches, 2 when changes are pending, 1 on error.",
         ),
     ] = False,
+    max_policy_bytes: MaxBytesOption = None,
 ) -> None:
     """Show what `apply` would change, as a diff against the LIVE firewall.
 
     Reads the policy and Docker's state, compiles the rules and compares them with what
     the kernel has now. Nothing is changed.
     """
-    inputs = read_inputs(policy)
+    inputs = read_inputs(policy, max_policy_bytes)
     engine = default_engine(backend)
     selected, plans = engine.plan(inputs)
     if as_json:
         typer.echo(
             plan_json(
                 plans,
-                inputs.compiled.warnings,
+                inputs.warnings,
                 {"backend": selected.backend.name, "reason": selected.reason},
             )
         )
     else:
-        warn(inputs.compiled.warnings)
+        warn(inputs.warnings)
         console.print(f"backend: {selected.backend.name} ({selected.reason})")
         print_plan(plans)
     if detailed_exitcode and not all(p.in_sync for p in plans):
         raise typer.Exit(EXIT_PENDING)
+
+
+def say(message: str) -> None:
+    err.print(escape(message), highlight=False)
 
 
 def apply(
@@ -76,47 +92,66 @@ def apply(
         ),
     ] = False,
     as_json: JsonOption = False,
+    no_wait: NoWaitOption = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
+    max_policy_bytes: MaxBytesOption = None,
 ) -> None:
     """Make the live firewall match the policy, atomically (one transaction per family).
 
     Existing connections survive: rules act on new connections, and replies always pass.
-    The applied rules are remembered for `apply --boot`.
+    The applied rules are remembered for `apply --boot`. One command at a time changes
+    the firewall: a second one waits for the lock (or fails with --no-wait); SIGTERM and
+    SIGINT wait until the transaction is complete.
+
+    Exit codes: 0 applied; 1 error, nothing changed; 3 the rules are in force but the
+    state for `apply --boot` could not be saved; 4 the lock is held (--no-wait).
     """
     engine = default_engine(backend)
     if boot:
-        selected, restored = engine.boot()
-        added, removed = counts(restored)
+        with firewall_lock("dockwall apply --boot", wait=not no_wait, say=say):
+            booted = engine.boot()
+        added, _ = counts(booted.plans)
         console.print(
-            f"Restored the last applied rules with {selected.backend.name}: {added} added."
+            f"Restored the last applied rules with {booted.selected.backend.name}: "
+            f"{added} added ({booted.note})."
         )
         return
-    inputs = read_inputs(policy)
-    selected, plans = engine.plan(inputs)
-    cut = []
-    if not dry_run:
-        engine.apply(selected, plans, inputs.compiled.ruleset)
-        if cut_existing:
-            cut = cut_refused(engine.runner, inputs.compiled.ruleset)
-    added, removed = counts(plans)
-    if as_json:
-        typer.echo(
-            plan_json(
-                plans,
-                inputs.compiled.warnings,
-                {"backend": selected.backend.name, "applied": not dry_run},
-            )
-        )
-        return
-    warn(inputs.compiled.warnings)
+    inputs = read_inputs(policy, max_policy_bytes)
     if dry_run:
+        selected, plans = engine.plan(inputs)
+        report_apply(inputs, selected.backend.name, plans, [], as_json=as_json, applied=False)
+        return
+    refuse_against_agent("apply", policy, force=force)
+    with firewall_lock("dockwall apply", wait=not no_wait, say=say):
+        selected, plans = engine.plan(inputs)
+        engine.apply(selected, plans, inputs.compiled.ruleset)
+    cut = cut_refused(engine.runner, inputs.compiled.ruleset) if cut_existing else None
+    report_apply(inputs, selected.backend.name, plans, cut, as_json=as_json, applied=True)
+
+
+def report_apply(
+    inputs: Inputs,
+    backend: str,
+    plans: list[Plan],
+    cut: list[Flow] | None,
+    *,
+    as_json: bool,
+    applied: bool,
+) -> None:
+    if as_json:
+        typer.echo(plan_json(plans, inputs.warnings, {"backend": backend, "applied": applied}))
+        return
+    warn(inputs.warnings)
+    if not applied:
         print_plan(plans)
         return
+    added, removed = counts(plans)
     guarded = len(inputs.compiled.ruleset.guards)
     console.print(
-        f"Applied with {selected.backend.name}: {added} added, {removed} removed; "
+        f"Applied with {backend}: {added} added, {removed} removed; "
         f"{guarded} container(s) under explicit rules, the rest under the defaults."
     )
-    if cut_existing:
+    if cut is not None:
         console.print(f"Cut {len(cut)} tracked connection(s) the new rules refuse:")
         for flow in cut:
             console.print(f"  {flow}", highlight=False, soft_wrap=True)
@@ -125,17 +160,22 @@ def apply(
 def reset(
     backend: BackendOption = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
+    no_wait: NoWaitOption = False,
+    force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
 ) -> None:
     """Remove everything dockwall added to the firewall, and nothing else.
 
     Docker's own chains and other tools' rules are left as they are; Docker's default
-    behaviour returns at once.
+    behaviour returns at once. Refused while the agent runs (it would put its rules
+    back), unless --force. Exit codes: 0 done; 1 error; 4 the lock is held (--no-wait).
     """
     engine = default_engine(backend)
     if dry_run:
         print_plan(engine.reset_plans())
         return
-    plans = engine.reset()
+    refuse_against_agent("reset", None, force=force)
+    with firewall_lock("dockwall reset", wait=not no_wait, say=say):
+        plans = engine.reset()
     console.print(f"Reset: {counts(plans)[1]} rule(s), chain(s) and set(s) removed.")
 
 

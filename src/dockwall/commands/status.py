@@ -11,7 +11,7 @@ import typer
 from rich.markup import escape
 from rich.table import Table
 
-from dockwall.commands.options import DEFAULT, BackendOption, JsonOption
+from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, MaxBytesOption
 from dockwall.commands.report import console, warn
 from dockwall.compile.ir import Allow, Filter, Ruleset
 from dockwall.engine import BackendChoice, default_engine, read_host_state, read_inputs
@@ -120,6 +120,7 @@ def status(
     policy: StatusPolicyOption = None,
     backend: BackendOption = None,
     as_json: JsonOption = False,
+    max_policy_bytes: MaxBytesOption = None,
 ) -> None:
     """Containers, networks, published ports, who may reach them, egress, rule counters.
 
@@ -131,16 +132,18 @@ def status(
     if policy is None and not DEFAULT.exists():
         report = live_report(DEFAULT, backend)
     else:
-        report = policy_report(policy or DEFAULT, backend)
+        report = policy_report(policy or DEFAULT, backend, max_policy_bytes)
     if as_json:
         console.print_json(json.dumps(report))
         return
     print_report(report)
 
 
-def policy_report(path: Path, backend: BackendChoice | None) -> dict[str, Any]:
+def policy_report(
+    path: Path, backend: BackendChoice | None, max_bytes: int | None
+) -> dict[str, Any]:
     """The status under a policy: its compiled rules and whether they are in force."""
-    inputs = read_inputs(path)
+    inputs = read_inputs(path, max_bytes)
     engine = default_engine(backend)
     selected, plans = engine.plan(inputs)
     rows = ruleset_rows(inputs.state.containers, inputs.compiled.ruleset)
@@ -152,7 +155,7 @@ def policy_report(path: Path, backend: BackendChoice | None) -> dict[str, Any]:
         "agent": agent_report(),
         "containers": rows,
         "counters": [c.__dict__ for c in selected.backend.counters()],
-        "warnings": list(inputs.compiled.warnings),
+        "warnings": list(inputs.warnings),
     }
 
 

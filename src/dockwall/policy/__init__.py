@@ -5,7 +5,14 @@ the input becomes one PolicyError that names the file, line, column and field.
 """
 
 from dockwall.policy.dump import policy_to_yaml
-from dockwall.policy.load import MAX_LABEL_BYTES, load_policy, parse_label_rules, parse_policy
+from dockwall.policy.load import (
+    MAX_LABEL_BYTES,
+    LoadedPolicy,
+    load_policy,
+    parse_label_rules,
+    parse_policy,
+    read_policy,
+)
 from dockwall.policy.model import ContainerEntry, Defaults, LabelPolicy, Policy
 from dockwall.policy.rules import (
     ComposeMatch,
@@ -32,6 +39,7 @@ __all__ = [
     "IngressPolicy",
     "IngressRule",
     "LabelPolicy",
+    "LoadedPolicy",
     "Network",
     "Policy",
     "PortRange",
@@ -40,4 +48,5 @@ __all__ = [
     "parse_label_rules",
     "parse_policy",
     "policy_to_yaml",
+    "read_policy",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path as FilePath
 from typing import Any, Literal, TypeVar, overload
 
@@ -19,17 +20,19 @@ from pydantic_core import ErrorDetails
 from dockwall.errors import Location, PolicyError
 from dockwall.policy.base import yaml_context
 from dockwall.policy.model import Policy
+from dockwall.policy.policyfile import read_policy_bytes
 from dockwall.policy.problems import Path, PathStep, Problem, shown
 from dockwall.policy.rules import EgressPolicy, EgressRule, IngressPolicy, IngressRule
 from dockwall.policy.yamlsource import Document, decode, format_path, read_document
 
 __all__ = [
     "MAX_LABEL_BYTES",
+    "LoadedPolicy",
     "load_policy",
     "parse_label_rules",
     "parse_policy",
     "parse_policy_document",
-    "read_policy_file",
+    "read_policy",
 ]
 
 MAX_LABEL_BYTES = 64 * 1024
@@ -59,18 +62,24 @@ def _spellings() -> dict[str, list[tuple[str, bool]]]:
 _SPELLINGS = _spellings()
 
 
-def load_policy(path: FilePath) -> Policy:
-    """The policy in the file at `path`; every problem is a PolicyError naming the place."""
-    return parse_policy(read_policy_file(path), str(path))
+@dataclass(frozen=True)
+class LoadedPolicy:
+    """A policy read from a file, and the warnings about who may write that file."""
+
+    policy: Policy
+    warnings: tuple[str, ...]
 
 
-def read_policy_file(path: FilePath) -> bytes:
-    """The file's bytes; a file that cannot be read is a PolicyError naming it."""
-    try:
-        return path.read_bytes()
-    except OSError as exc:
-        reason = exc.strerror or str(exc)
-        raise PolicyError(Location(str(path)), "", f"cannot read the policy: {reason}") from None
+def read_policy(path: FilePath, max_bytes: int | None = None) -> LoadedPolicy:
+    """The policy in the file at `path` (a regular file of at most `max_bytes`, by default
+    DOCKWALL_MAX_POLICY_BYTES or 1 MiB); every problem is a PolicyError naming the place."""
+    read = read_policy_bytes(path, max_bytes)
+    return LoadedPolicy(parse_policy(read.data, str(path)), read.warnings)
+
+
+def load_policy(path: FilePath, max_bytes: int | None = None) -> Policy:
+    """The policy alone, for callers that do not report the file's warnings."""
+    return read_policy(path, max_bytes).policy
 
 
 def parse_policy(data: bytes | str, source: str) -> Policy:

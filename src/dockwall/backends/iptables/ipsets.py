@@ -176,7 +176,13 @@ def set_changes(
             Change(wanted.family, "add", where, m) for m in wanted.members if m not in previous
         ]
     after = [
-        Change(s.family, "remove", f"ipset {name}", f"(set destroyed, {len(s.members)} entries)")
+        Change(
+            s.family,
+            "remove",
+            f"ipset {name}",
+            f"(set destroyed, {len(s.members)} entries)",
+            leftover=True,
+        )
         for name, s in stale.items()
     ]
     return before, after

@@ -1,0 +1,325 @@
+"""State, signals and the firewall lock (issue 10, items 6 and 7) on a real Docker host.
+
+Reproductions from the issue: with the state dir unusable `apply` printed a traceback
+and exit 1 while the new rules were in force; a SIGKILL late in a 10,000-entry apply
+left `apply --boot` restoring the old policy; SIGTERM during a large apply leaked
+ipsets; two simultaneous applies duplicated hooks, orphaned chains and leaked sets; an
+apply while the agent ran another policy was silently undone.
+
+Kills are aimed at a moment of the apply that is seen from outside: a child program
+(`ipset`, `iptables-restore`) of the apply's process running in the lab's namespace.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockwall.lab.lab import Lab
+from dockwall.lab.probe import Prober
+from dockwall.locking import firewall_lock
+from dockwall.runner import SubprocessRunner
+
+from .agent_helpers import (
+    ALLOWED_V4,
+    OTHER_V4,
+    Agents,
+    LabCli,
+    host_runner,
+    our_part,
+    save,
+    wait_until,
+)
+
+pytestmark = pytest.mark.lab
+
+SMALL = """\
+version: 1
+defaults: {ingress: deny}
+containers:
+  - name: web
+    ingress: [{port: 8080/tcp, from: [192.0.2.100, "2001:db8:100::100"]}]
+"""
+GENEROUS = 120.0
+
+
+def many_sources(count: int, second_octet: int = 0) -> str:
+    return ", ".join(f"10.{second_octet}.{i // 256}.{i % 256}" for i in range(count))
+
+
+def policy_with(count: int, second_octet: int = 0) -> str:
+    """web reachable from 192.0.2.100 and `count` other IPv4 addresses (an ipset)."""
+    return (
+        "version: 1\ndefaults: {ingress: deny}\ncontainers:\n  - name: web\n"
+        f"    ingress: [{{port: 8080/tcp, from: [192.0.2.100, {many_sources(count, second_octet)}]}}]\n"
+    )
+
+
+@pytest.fixture
+def cli(lab: Lab, tmp_path: Path) -> Iterator[LabCli]:
+    cli = LabCli(lab, tmp_path)
+    cli.cleanup()
+    try:
+        yield cli
+    finally:
+        cli.cleanup()
+
+
+@pytest.fixture
+def agents(cli: LabCli) -> Iterator[Agents]:
+    agents = Agents(cli)
+    try:
+        yield agents
+    finally:
+        agents.stop_all()
+
+
+def start(lab: Lab, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """`dockwall ARGS` on the lab host, in a process group of its own (nsenter execs
+    python, so the pid is dockwall's)."""
+    runner = host_runner(lab)
+    argv = runner.argv_for([sys.executable, "-m", "dockwall", *args])
+    return subprocess.Popen(
+        argv,
+        env={**os.environ, **runner.env, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+
+
+def children(pid: int) -> list[str]:
+    """The programs the process (any of its threads) runs right now."""
+    found = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    found.append(Path(f"/proc/{child}/comm").read_text().strip())
+    return found
+
+
+def wait_for_child(proc: subprocess.Popen[str], names: tuple[str, ...]) -> bool:
+    """Until the process runs one of `names`; False if it ended first."""
+    deadline = time.monotonic() + GENEROUS
+    while proc.poll() is None and time.monotonic() < deadline:
+        if any(name in names for name in children(proc.pid)):
+            return True
+        time.sleep(0.002)
+    return False
+
+
+def in_lab_netns(lab: Lab, pid: int) -> bool:
+    try:
+        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(lab.host.netns or "").st_ino
+    except OSError:
+        return False
+
+
+def loaders_done(lab: Lab) -> bool:
+    """No ipset / iptables-restore left running in the lab (orphans of a killed apply)."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            comm = (entry / "comm").read_text().strip()
+            if comm in ("ipset", "iptables-restor", "ip6tables-resto") and in_lab_netns(
+                lab, int(entry.name)
+            ):
+                return False
+    return True
+
+
+def our_sets(lab: Lab) -> set[str]:
+    names = lab.host.run(["ipset", "list", "-n"]).stdout.split()
+    return {n for n in names if n.startswith("dockwall-")}
+
+
+def referenced_sets(lab: Lab) -> set[str]:
+    text = save(lab, "iptables-save") + save(lab, "ip6tables-save")
+    words = text.split()
+    return {words[i + 1] for i, w in enumerate(words[:-1]) if w == "--match-set"}
+
+
+def boot(cli: LabCli) -> str:
+    return cli.run("apply", "--boot", timeout=GENEROUS).stdout
+
+
+def assert_one_policy_live_and_recorded(cli: LabCli, old: Path, new: Path) -> str:
+    """Exactly one of the two is in force, no set is left unused, and the state is what
+    is live: booting again changes nothing."""
+    in_sync = {name: cli.plan_exit(path) == 0 for name, path in (("old", old), ("new", new))}
+    assert sum(in_sync.values()) == 1, in_sync
+    assert our_sets(cli.lab) == referenced_sets(cli.lab), "no leaked set"
+    again = boot(cli)
+    assert ": 0 added" in again, again
+    return next(name for name, live in in_sync.items() if live)
+
+
+def test_state_dir_a_regular_file_is_one_error_with_exit_3_and_rules_in_force(
+    cli: LabCli, tmp_path: Path, prober: Prober
+) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    path = cli.policy(SMALL)
+    runner = SubprocessRunner(
+        netns=cli.lab.host.netns,
+        env={**host_runner(cli.lab).env, "DOCKWALL_STATE_DIR": str(blocker)},
+    )
+    argv = [sys.executable, "-m", "dockwall", "apply", "--backend", "iptables", "-f", str(path)]
+    result = runner.run(argv, check=False, timeout=GENEROUS)
+    assert result.returncode == 3, result.stderr
+    assert result.stderr.strip() == (
+        f"error: rules are in force but the state could not be saved to "
+        f"{blocker}/pending-apply.json: {blocker} is not a directory"
+    )
+    assert cli.plan_exit(path) == 0, "the rules are in force"
+    assert prober.probe(ALLOWED_V4, "host:8080/tcp")
+    assert not prober.probe(OTHER_V4, "host:8080/tcp")
+
+
+@pytest.mark.parametrize("moment", ["ipset", "iptables-restor"])
+def test_sigkill_late_in_a_large_apply_then_boot_restores_what_is_live(
+    cli: LabCli, moment: str
+) -> None:
+    old = cli.policy(policy_with(20), "old.yaml")
+    new = cli.policy(policy_with(10_000, 1), "new.yaml")
+    cli.apply(old)
+    proc = start(cli.lab, "apply", "--backend", "iptables", "-f", str(new))
+    caught = wait_for_child(proc, (moment,))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.communicate(timeout=GENEROUS)
+    if not caught:
+        pytest.fail(f"the apply ended before it ran {moment}: nothing was interrupted")
+    assert wait_until(lambda: loaders_done(cli.lab), 30.0) is not None
+    booted = boot(cli)
+    live = assert_one_policy_live_and_recorded(cli, old, new)
+    print(f"\nSIGKILL while {moment} ran: {live} policy live; boot said: {booted.strip()}")
+
+
+@pytest.mark.parametrize(
+    ("signum", "group"),
+    [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, True)],
+    ids=["sigterm", "sigterm-to-group", "sigint-to-group"],
+)
+def test_a_signal_during_a_large_apply_leaks_nothing(cli: LabCli, signum: int, group: bool) -> None:
+    """The group variants are systemd stopping a unit and Ctrl-C: the signal also
+    reaches `ipset restore` and `iptables-restore`, which must not die half-way."""
+    old = cli.policy(policy_with(20), "old.yaml")
+    new = cli.policy(policy_with(10_000, 2), "new.yaml")
+    cli.apply(old)
+    proc = start(cli.lab, "apply", "--backend", "iptables", "-f", str(new))
+    if not wait_for_child(proc, ("ipset",)):
+        pytest.fail("the apply ended before it loaded a set: nothing was interrupted")
+    if group:
+        os.killpg(proc.pid, signum)
+    else:
+        os.kill(proc.pid, signum)
+    _, stderr = proc.communicate(timeout=GENEROUS)
+    assert "Traceback" not in stderr, stderr
+    assert proc.returncode != 0, "the signal still ends the command, once the load is done"
+    assert wait_until(lambda: loaders_done(cli.lab), 30.0) is not None
+    assert cli.plan_exit(new) == 0, "the transaction was finished, not cut"
+    assert our_sets(cli.lab) == referenced_sets(cli.lab), "no leaked set"
+    assert ": 0 added" in boot(cli), "the state was committed with the load"
+
+
+def hook_counts(lab: Lab) -> dict[str, int]:
+    """Our jumps in other chains: each must be there exactly once."""
+    part = our_part(lab, positions=False)
+    wanted = {
+        "ipv4 DOCKER-USER": "-j DOCKWALL-FORWARD",
+        "ipv6 DOCKER-USER": "-j DOCKWALL-FORWARD",
+        "ipv4 INPUT": "-j DOCKWALL-INPUT",
+        "ipv6 INPUT": "-j DOCKWALL-INPUT",
+        "ipv6 FORWARD": "-j DOCKER-USER",
+    }
+    return {
+        key: sum(rule.endswith(jump) for rule in part.get(key, [])) for key, jump in wanted.items()
+    }
+
+
+ROUNDS = 50
+
+
+def test_two_simultaneous_applies_end_with_exactly_one_policy_in_force(cli: LabCli) -> None:
+    paths = [cli.policy(policy_with(12, n), f"p{n}.yaml") for n in (3, 4)]
+    expected = []
+    for path in paths:
+        cli.apply(path)
+        expected.append((our_part(cli.lab), our_sets(cli.lab)))
+    assert expected[0] != expected[1]
+    waited = 0
+    winners = []
+    started = time.monotonic()
+    for round_ in range(ROUNDS):
+        procs = [start(cli.lab, "apply", "--backend", "iptables", "-f", str(p)) for p in paths]
+        outputs = [proc.communicate(timeout=GENEROUS) for proc in procs]
+        for proc, (_, stderr) in zip(procs, outputs, strict=True):
+            assert proc.returncode == 0, f"round {round_}: {stderr}"
+        waited += sum("waiting for the lock held by pid" in err for _, err in outputs)
+        live = (our_part(cli.lab), our_sets(cli.lab))
+        assert live in expected, f"round {round_}: neither policy exactly in force"
+        assert hook_counts(cli.lab) == dict.fromkeys(hook_counts(cli.lab), 1), round_
+        assert our_sets(cli.lab) == referenced_sets(cli.lab), f"round {round_}: leaked set"
+        winners.append(expected.index(live))
+    took = time.monotonic() - started
+    print(f"\n{ROUNDS} rounds in {took:.0f}s; a command waited in {waited}; winners {winners}")
+    assert waited > 0, "the two applies never met: the test did not test the lock"
+    last = paths[winners[-1]]
+    other = paths[1 - winners[-1]]
+    assert (cli.plan_exit(last), cli.plan_exit(other)) == (0, 2)
+
+
+def test_no_wait_fails_fast_and_a_waiting_apply_says_whom_it_waits_for(
+    cli: LabCli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = cli.policy(SMALL)
+    monkeypatch.setenv("DOCKWALL_RUN_DIR", host_runner(cli.lab).env["DOCKWALL_RUN_DIR"])
+    with firewall_lock("lab test"):
+        argv = ("apply", "--backend", "iptables", "--no-wait", "-f", str(path))
+        busy = cli.run(*argv, check=False)
+        assert busy.returncode == 4
+        assert busy.stderr.strip() == (
+            f"error: the firewall is locked by pid {os.getpid()} (lab test); not waiting "
+            "(--no-wait), nothing changed"
+        )
+        waiting = start(cli.lab, "apply", "--backend", "iptables", "-f", str(path))
+        time.sleep(3)
+        assert waiting.poll() is None, "it waits while the lock is held"
+    out, err = waiting.communicate(timeout=GENEROUS)
+    assert waiting.returncode == 0, err
+    assert f"waiting for the lock held by pid {os.getpid()} (lab test)..." in err
+    assert cli.plan_exit(path) == 0
+
+
+def test_apply_or_reset_while_the_agent_runs_another_policy_is_refused_unless_forced(
+    cli: LabCli, agents: Agents
+) -> None:
+    mine = cli.policy(SMALL, "agent.yaml")
+    other = cli.policy(policy_with(12, 5), "other.yaml")
+    agent = agents.start(mine)
+    state = agent.wait_ready()
+    assert state["policy"] == str(mine)
+    refused = cli.run("apply", "--backend", "iptables", "-f", str(other), check=False)
+    assert refused.returncode == 1
+    message = refused.stderr.strip()
+    assert message.startswith(f"error: the dockwall agent (pid {agent.pid}) enforces {mine}")
+    assert f"edit {mine}" in message and "--force" in message
+    reset = cli.run("reset", "--backend", "iptables", check=False)
+    assert reset.returncode == 1 and "--force" in reset.stderr
+    assert cli.plan_exit(mine) == 0, "nothing was changed"
+    assert cli.apply(mine).returncode == 0, "the agent's own file may be applied"
+    forced = cli.run("apply", "--backend", "iptables", "--force", "-f", str(other))
+    assert forced.returncode == 0
+    back = wait_until(lambda: cli.plan_exit(mine) == 0, 30.0, interval=0.5)
+    assert back is not None, "the agent puts its policy back, as the refusal said"
