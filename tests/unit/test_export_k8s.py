@@ -158,3 +158,15 @@ def test_every_policy_exports_valid_documents_and_warns_for_each_dropped_part(
     for doc in docs:
         for rule in doc["spec"].get("ingress", []) + doc["spec"].get("egress", []):
             assert rule.get("from", rule.get("to")) != []
+
+
+def test_rule_without_ports_warns_or_takes_the_published_ports_live() -> None:
+    text = "version: 1\ncontainers:\n  - name: web\n    ingress: [{from: [192.0.2.0/24]}]\n"
+    plain = export_k8s(view_of(text), SOURCE)
+    assert "ports" not in documents(plain.text)[0]["spec"]["ingress"][0]
+    assert any("every port of the pod" in w.message for w in plain.warnings)
+    live = export_k8s(view_of(text, example_state()), SOURCE)
+    assert documents(live.text)[0]["spec"]["ingress"][0]["ports"] == [
+        {"protocol": "TCP", "port": 80}
+    ]
+    assert live.warnings == ()

@@ -74,7 +74,7 @@ def export(
     """Export the policy to Kubernetes, ufw, AWS security groups or nginx.
 
     What a target cannot express is a warning on stderr (an error with --strict); the
-    output errs closed: a part that cannot be expressed is left out, never widened.
+    output errs closed: a part that cannot be expressed is left out rather than widened.
     """
     source = str(policy)
     view = build_view(load_policy(policy), live_state() if live else None)

@@ -153,7 +153,17 @@ def ingress_rule(rule: IngressRule, workload: Workload, warnings: Warnings) -> D
             f"host port {port} is taken as the container port (pods have no published "
             "ports): give container_port, or export with --live",
         )
-    ports = _ports(container_ports(rule, workload), where, warnings)
+    mapped = container_ports(rule, workload)
+    if mapped is None:
+        warnings.add(
+            where,
+            "an ingress rule names no port: dockwall reads it as every published port, "
+            "Kubernetes as every port of the pod (name the ports, or export with --live)",
+        )
+    elif not mapped:
+        warnings.add(where, "an ingress rule for every published port: none is published")
+        return None
+    ports = _ports(mapped or (), where, warnings)
     if ports is None:
         return None
     peers = _peers(rule.from_containers, where, warnings)

@@ -132,12 +132,14 @@ def _rule_commands(
     if sources == ():
         return []
     ports = container_ports(rule, workload)
-    if not ports and not view.live:
+    if ports is None:
         warnings.add(
             workload.where,
             "an ingress rule for every published port needs --live to name the "
             "containers: not exported",
         )
+        return []
+    if not ports:
         return []
     for port in unmapped_host_ports(rule, workload):
         warnings.add(

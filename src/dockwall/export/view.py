@@ -162,16 +162,25 @@ def host_ports(rule: IngressRule, workload: Workload) -> tuple[PortRange, ...] |
     )
 
 
-def container_ports(rule: IngressRule, workload: Workload) -> tuple[PortRange, ...]:
-    """The ports inside the container a rule opens; () for every port.
+def container_ports(rule: IngressRule, workload: Workload) -> tuple[PortRange, ...] | None:
+    """The ports inside the container a rule opens; None for every port, unknown.
 
     A host port maps to its container port through the live bindings; without them the
-    host port stands for itself (the usual `-p 8080:8080`), and the caller warns.
+    host port stands for itself (the usual `-p 8080:8080`), and the caller warns. A rule
+    naming no port covers every published port: with `--live` those are known (maybe
+    none), without it they are not.
     """
     if rule.container_ports:
         return rule.container_ports
     if not rule.host_ports:
-        return ()
+        if not workload.containers:
+            return None
+        return tuple(
+            dict.fromkeys(
+                PortRange(proto=_proto(p.proto), first=p.container_port, last=p.container_port)
+                for p in workload.published
+            )
+        )
     mapped: list[PortRange] = []
     for port in rule.host_ports:
         bindings = [
