@@ -26,8 +26,12 @@ def lab_preconditions() -> list[str]:
 
 
 def new_lab_name(worker: str) -> str:
-    """Unique per pytest-xdist worker and run, so parallel runs never collide."""
-    return f"t{worker.removeprefix('gw')[:3]}{secrets.token_hex(3)}"
+    """Unique per pytest-xdist worker and run, so parallel runs never collide.
+
+    DOCKWALL_TEST_LAB_PREFIX (default t, at most 4 letters) lets several people share one
+    machine and still tell their labs apart."""
+    prefix = os.environ.get("DOCKWALL_TEST_LAB_PREFIX", "t")[:4]
+    return f"{prefix}{worker.removeprefix('gw')[: 4 - len(prefix)]}{secrets.token_hex(3)}"
 
 
 @contextmanager
