@@ -6,9 +6,15 @@ which makes logs unreadable and impossible to grep. There lines stay whole: noth
 wrapped, and tables take the width their content needs. `COLUMNS` is ignored there on
 purpose: libraries such as readline export it into the environment of every child (so
 a Python test harness or build script would bring the 80 columns back).
+
+Emoji codes are off everywhere: rich would otherwise print `2001:db8:200:abcd::/64`
+with an emoji in place of `:abcd:`, which is the name of one.
 """
 
 from __future__ import annotations
+
+import sys
+from typing import TextIO
 
 from rich.console import Console
 
@@ -21,10 +27,18 @@ RULE_WIDTH = 100
 
 def make_console(*, stderr: bool = False) -> Console:
     """A Console for stdout (or stderr) that never hard-wraps when it is not a terminal."""
-    console = Console(stderr=stderr, soft_wrap=stderr)
-    if console.is_terminal:
-        return console
-    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH)
+    if is_tty(sys.stderr if stderr else sys.stdout):
+        return Console(stderr=stderr, soft_wrap=stderr, emoji=False)
+    return Console(stderr=stderr, soft_wrap=True, width=PIPE_WIDTH, emoji=False)
+
+
+def is_tty(stream: TextIO) -> bool:
+    """A real terminal, whatever FORCE_COLOR says: CI sets it for colours in its logs,
+    and rich would then take the log for an 80-column terminal."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError):
+        return False
 
 
 def rule_width(console: Console) -> int:

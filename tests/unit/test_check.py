@@ -76,6 +76,10 @@ BAD: dict[str, tuple[bytes, str]] = {
         (HEAD + "    egress:\n      - to: [192.0.2.100/24]\n").encode(),
         "5:14: containers[0].egress[0].to[0]: 192.0.2.100/24 has host bits set",
     ),
+    "any mixed with CIDRs": (
+        (HEAD + "    ingress:\n      - from: [192.0.2.0/24, any]\n").encode(),
+        "5:30: containers[0].ingress[0].from[1]: any already covers every address",
+    ),
     "bad port": (
         (HEAD + "    ingress:\n      - port: 70000/tcp\n").encode(),
         "5:15: containers[0].ingress[0].port: port 70000 is out of range 1-65535",

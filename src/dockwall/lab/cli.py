@@ -7,8 +7,10 @@ import sys
 from typing import Annotated, Any
 
 import typer
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from dockwall.lab import matrix as m
 from dockwall.lab.demo import run_demo
@@ -65,16 +67,17 @@ def ports_text(ports: dict[str, list[dict[str, str]] | None] | None) -> str:
     return "\n".join(lines)
 
 
-def status_table(info: dict[str, Any]) -> Table:
-    """One lab: its dockerd and DOCKER_HOST in the title, a row per container."""
-    title = (
+def status_table(info: dict[str, Any]) -> Group:
+    """One lab: a line with its dockerd and DOCKER_HOST (not a table title, which would
+    wrap to the table's width), then a row per container."""
+    heading = (
         f"lab [bold]{escape(info['name'])}[/]: dockerd {info['dockerd_pid'] or 'down'}, "
         f"DOCKER_HOST={escape(info['docker_host'])}"
     )
-    table = Table("container", "status", "ports", title=title, title_justify="left")
+    table = Table("container", "status", "ports")
     for c in info["containers"]:
         table.add_row(escape(c["name"]), c["status"], escape(ports_text(c["ports"])))
-    return table
+    return Group(Text.from_markup(heading), table)
 
 
 @app.command()
