@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dockwall.errors import DockwallError
-from dockwall.explain.addresses import format_endpoint
+from dockwall.explain.addresses import format_endpoint, parse_address
 from dockwall.explain.model import PROTOCOL_NAMES
 from dockwall.explain.simulate import Delivery, Explanation
 from dockwall.explain.sockets import Listener, listener_for
@@ -119,7 +119,7 @@ def landing(d: Delivery, state: HostState, read: Reader) -> Connection:
 def relay(d: Delivery, proxy: Listener, state: HostState, read: Reader) -> Connection:
     """docker-proxy accepts for a published port and connects to the container's port."""
     proto = PROTOCOL_NAMES[d.proto]
-    target = published_at(state, d.dport, proto)
+    target = published_at(state, d, proto)
     if target is None:
         return Connection("unknown", f"{proxy.describe()} listens, but no container publishes it")
     container, port = target
@@ -152,12 +152,22 @@ def container_at(state: HostState, version: int, address: int) -> Container | No
     return next((c for c in state.containers if address in c.addresses.get(version, ())), None)
 
 
-def published_at(state: HostState, port: int | None, proto: str) -> tuple[Container, int] | None:
+def published_at(state: HostState, d: Delivery, proto: str) -> tuple[Container, int] | None:
+    """The container and port behind a host port: bound to all addresses or to this one."""
     for container in state.containers:
         for binding in container.published:
-            if binding.host_port == port and binding.proto == proto:
+            if (binding.host_port, binding.proto) == (d.dport, proto) and binds(binding.host_ip, d):
                 return container, binding.container_port
     return None
+
+
+def binds(host_ip: str, d: Delivery) -> bool:
+    if host_ip in ("", "0.0.0.0", "::"):
+        return True
+    try:
+        return parse_address(host_ip) == (d.version, d.dst)
+    except DockwallError:
+        return False
 
 
 def container_netns(container: Container) -> str:
