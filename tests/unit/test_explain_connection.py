@@ -75,7 +75,7 @@ def test_hairpin_to_docker_proxy_follows_the_relay_into_the_container() -> None:
     assert conn.result == "open"
     assert "relays to web:80/tcp" in conn.reason
     closed = answer(state, "container:web", "198.51.100.2:8080/tcp", sockets(web=""))
-    assert closed.result == "refused" and "closes at once" in closed.reason
+    assert closed.result == "refused" and "then closes at once" in closed.reason
 
 
 def test_unreadable_namespace_is_unknown_with_the_fact() -> None:

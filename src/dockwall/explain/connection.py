@@ -55,9 +55,9 @@ def connection(e: Explanation, state: HostState, read: Reader) -> Connection:
         return Connection("unknown", f"where the packet goes or how it ends depends on {what}")
     d = e.delivered
     if d.proto in ECHO:
-        return Connection(
-            "open", "the echo request and its reply pass; the kernel answers echo itself"
-        )
+        beyond = not d.local and container_at(state, d.version, d.dst) is None
+        who = "whoever has it, beyond this host," if beyond else "the kernel"
+        return Connection("open", f"the echo request and its reply pass; {who} answers echo")
     if d.proto not in (6, 17) or d.dport is None:
         proto = PROTOCOL_NAMES.get(d.proto, str(d.proto))
         return Connection("unknown", f"listeners are read for tcp and udp only, not {proto}")
@@ -101,19 +101,14 @@ def landing(d: Delivery, state: HostState, read: Reader) -> Connection:
         table = read(None if container is None else container_netns(container))
     except DockwallError as exc:
         return Connection("unknown", f"cannot read the sockets{where}: {exc}")
-    sock = listener_for(table, proto, d.version, d.dst, d.dport, d.iif)
+    sock = listener_for(table, proto, d.version, d.dst, d.dport, d.iif if d.local else None)
     if sock is None:
         reason = f"the firewall lets it through, but nothing listens on {endpoint}{where}"
         return Connection("refused", reason)
     if d.local and sock.process == PROXY:
         return relay(d, sock, state, read)
-    return Connection(
-        "open",
-        f"both directions pass and {sock.describe()} listens{where}",
-        None,
-        None,
-        sock.describe(),
-    )
+    reason = f"both directions pass and {sock.describe()} listens{where}"
+    return Connection("open", reason, listener=sock.describe())
 
 
 def relay(d: Delivery, proxy: Listener, state: HostState, read: Reader) -> Connection:
@@ -134,17 +129,18 @@ def relay(d: Delivery, proxy: Listener, state: HostState, read: Reader) -> Conne
             sock
             for version, addresses in sorted(container.addresses.items())
             for address in addresses
-            if (sock := listener_for(table, proto, version, address, port, "")) is not None
+            if (sock := listener_for(table, proto, version, address, port, None)) is not None
         ),
         None,
     )
     via = f"{proxy.describe()} relays to {container.name}:{port}/{proto}"
     if inside is not None:
-        return Connection(
-            "open", f"{via}, where {inside.describe()} listens", None, None, inside.describe()
-        )
+        reason = f"{via}, where {inside.describe()} listens"
+        return Connection("open", reason, listener=inside.describe())
     if proto == "tcp":
-        return Connection("refused", f"{via} and closes at once: nothing listens there")
+        # the client's handshake with docker-proxy completes; the proxy then closes it
+        reason = f"{via}, where nothing listens: the proxy accepts, then closes at once"
+        return Connection("refused", reason, listener=proxy.describe())
     return Connection("dropped", f"{via}, where nothing listens: no answer comes back")
 
 
