@@ -16,6 +16,7 @@ cannot see another host's sockets.
 
 from __future__ import annotations
 
+import json
 import os
 import random
 import secrets
@@ -234,6 +235,9 @@ def assert_uses_ipsets(lab: Lab) -> None:
     assert lab.host.run(["ipset", "list", "-n"]).stdout.count("dockwall-") >= 2
 
 
+# ~800 probes and 17 rulesets: 4-5 minutes alone, more on a busy machine, so a
+# generous bound instead of the suite's 300 s
+@pytest.mark.timeout(1500)
 def test_explain_agrees_with_real_traffic(elab: Lab, tmp_path: Path) -> None:
     prober = Prober(elab, timeout=PROBE_TIMEOUT)
     baseline = (
@@ -280,3 +284,31 @@ def test_explain_agrees_with_real_traffic(elab: Lab, tmp_path: Path) -> None:
     for words in ("relays to web:80/tcp", "in container quiet", "(IPv4 too)", "nothing listens"):
         assert any(words in line for line in tally.headlines), f"no probe said {words!r}"
     assert not tally.disagreements, "\n".join(tally.disagreements)
+
+
+def test_explain_cli_answers_does_it_connect(elab: Lab, tmp_path: Path) -> None:
+    """The issue's example, through the real command: the first line says it in words."""
+    dockwall = Dockwall(elab, tmp_path)
+    closed = dockwall.run("explain", "--from", "198.51.100.7", "--to", "host:7070/tcp")
+    assert closed.stdout.splitlines()[0] == (
+        f"refused: the firewall lets it through, but nothing listens on {t.HOST_UPLINK_V4}:7070/tcp"
+    )
+    data = json.loads(
+        dockwall.run("explain", "--from", "198.51.100.7", "--to", "host:7070/tcp", "--json").stdout
+    )
+    assert (data["connection"], data["verdict"]) == ("refused", "accept")
+    published = dockwall.run(
+        "explain", "--from", "198.51.100.7", "--to", "host:8080/tcp", "--json"
+    ).stdout
+    detail = json.loads(published)["connection_detail"]
+    assert detail["reason"].endswith("listens in container web"), detail
+    assert Prober(elab, timeout=PROBE_TIMEOUT).outcomes(
+        *prober_target(elab, "198.51.100.7", "host:7070/tcp")
+    ) == ["refused"]
+
+
+def prober_target(lab: Lab, source: str, destination: str) -> tuple[str, list[Probe]]:
+    prober = Prober(lab)
+    ns, src = prober.source(source)
+    target = prober.destination(destination, 4)
+    return ns, [Probe(target.dst, target.port, target.proto, src)]

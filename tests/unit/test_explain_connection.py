@@ -10,6 +10,7 @@ import pytest
 from dockwall.errors import DockwallError
 from dockwall.explain.connection import Connection, connection
 from dockwall.explain.nft_parse import reject_action
+from dockwall.explain.nft_render import render_statement
 from dockwall.explain.render import to_json
 from dockwall.explain.sockets import Listener, parse_ss
 from dockwall.explain.state import HostState
@@ -74,7 +75,7 @@ def test_hairpin_to_docker_proxy_follows_the_relay_into_the_container() -> None:
     assert conn.result == "open"
     assert "relays to web:80/tcp" in conn.reason
     closed = answer(state, "container:web", "198.51.100.2:8080/tcp", sockets(web=""))
-    assert closed.result == "refused" and "closes at once" in closed.reason
+    assert closed.result == "refused" and "then closes at once" in closed.reason
 
 
 def test_unreadable_namespace_is_unknown_with_the_fact() -> None:
@@ -163,3 +164,11 @@ def test_soft_icmp_reject_warns_that_udp_clients_do_not_hear_it() -> None:
     assert udp.result == "rejected" and "UDP socket ignores" in udp.reason
     hard = rule.replace("icmp-host-unreachable", "icmp-admin-prohibited")
     assert "ignores" not in answer(lab_state(hard), "198.51.100.7", "host:2222/udp").reason
+
+
+def test_nft_reject_reads_as_nft_lists_it() -> None:
+    assert render_statement({"reject": {"type": "tcp reset"}}) == "reject with tcp reset"
+    assert render_statement({"reject": {"type": "icmpx", "expr": "port-unreachable"}}) == (
+        "reject with icmpx type port-unreachable"
+    )
+    assert render_statement({"reject": None}) == "reject"

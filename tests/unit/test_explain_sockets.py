@@ -104,3 +104,8 @@ def test_read_failure_is_one_clear_error() -> None:
     runner = FakeRunner(lambda argv, _: (1, "nsenter: cannot open /proc/42/ns/net"))
     with pytest.raises(DockwallError, match="cannot open /proc/42/ns/net"):
         read_listeners(runner, "/proc/42/ns/net")
+
+
+def test_unnamed_interface_reaches_device_bound_sockets() -> None:
+    version, value = parse_address("198.51.100.2")
+    assert listener_for(TABLE, "tcp", version, value, 7005, None) is not None

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from dockwall.errors import DockwallError
-from dockwall.explain.addresses import format_endpoint
+from dockwall.explain.addresses import format_endpoint, parse_address
 from dockwall.explain.model import PROTOCOL_NAMES
 from dockwall.explain.simulate import Delivery, Explanation
 from dockwall.explain.sockets import Listener, listener_for
@@ -55,9 +55,9 @@ def connection(e: Explanation, state: HostState, read: Reader) -> Connection:
         return Connection("unknown", f"where the packet goes or how it ends depends on {what}")
     d = e.delivered
     if d.proto in ECHO:
-        return Connection(
-            "open", "the echo request and its reply pass; the kernel answers echo itself"
-        )
+        beyond = not d.local and container_at(state, d.version, d.dst) is None
+        who = "whoever has it, beyond this host," if beyond else "the kernel"
+        return Connection("open", f"the echo request and its reply pass; {who} answers echo")
     if d.proto not in (6, 17) or d.dport is None:
         proto = PROTOCOL_NAMES.get(d.proto, str(d.proto))
         return Connection("unknown", f"listeners are read for tcp and udp only, not {proto}")
@@ -101,25 +101,20 @@ def landing(d: Delivery, state: HostState, read: Reader) -> Connection:
         table = read(None if container is None else container_netns(container))
     except DockwallError as exc:
         return Connection("unknown", f"cannot read the sockets{where}: {exc}")
-    sock = listener_for(table, proto, d.version, d.dst, d.dport, d.iif)
+    sock = listener_for(table, proto, d.version, d.dst, d.dport, d.iif if d.local else None)
     if sock is None:
         reason = f"the firewall lets it through, but nothing listens on {endpoint}{where}"
         return Connection("refused", reason)
     if d.local and sock.process == PROXY:
         return relay(d, sock, state, read)
-    return Connection(
-        "open",
-        f"both directions pass and {sock.describe()} listens{where}",
-        None,
-        None,
-        sock.describe(),
-    )
+    reason = f"both directions pass and {sock.describe()} listens{where}"
+    return Connection("open", reason, listener=sock.describe())
 
 
 def relay(d: Delivery, proxy: Listener, state: HostState, read: Reader) -> Connection:
     """docker-proxy accepts for a published port and connects to the container's port."""
     proto = PROTOCOL_NAMES[d.proto]
-    target = published_at(state, d.dport, proto)
+    target = published_at(state, d, proto)
     if target is None:
         return Connection("unknown", f"{proxy.describe()} listens, but no container publishes it")
     container, port = target
@@ -134,17 +129,18 @@ def relay(d: Delivery, proxy: Listener, state: HostState, read: Reader) -> Conne
             sock
             for version, addresses in sorted(container.addresses.items())
             for address in addresses
-            if (sock := listener_for(table, proto, version, address, port, "")) is not None
+            if (sock := listener_for(table, proto, version, address, port, None)) is not None
         ),
         None,
     )
     via = f"{proxy.describe()} relays to {container.name}:{port}/{proto}"
     if inside is not None:
-        return Connection(
-            "open", f"{via}, where {inside.describe()} listens", None, None, inside.describe()
-        )
+        reason = f"{via}, where {inside.describe()} listens"
+        return Connection("open", reason, listener=inside.describe())
     if proto == "tcp":
-        return Connection("refused", f"{via} and closes at once: nothing listens there")
+        # the client's handshake with docker-proxy completes; the proxy then closes it
+        reason = f"{via}, where nothing listens: the proxy accepts, then closes at once"
+        return Connection("refused", reason, listener=proxy.describe())
     return Connection("dropped", f"{via}, where nothing listens: no answer comes back")
 
 
@@ -152,12 +148,22 @@ def container_at(state: HostState, version: int, address: int) -> Container | No
     return next((c for c in state.containers if address in c.addresses.get(version, ())), None)
 
 
-def published_at(state: HostState, port: int | None, proto: str) -> tuple[Container, int] | None:
+def published_at(state: HostState, d: Delivery, proto: str) -> tuple[Container, int] | None:
+    """The container and port behind a host port: bound to all addresses or to this one."""
     for container in state.containers:
         for binding in container.published:
-            if binding.host_port == port and binding.proto == proto:
+            if (binding.host_port, binding.proto) == (d.dport, proto) and binds(binding.host_ip, d):
                 return container, binding.container_port
     return None
+
+
+def binds(host_ip: str, d: Delivery) -> bool:
+    if host_ip in ("", "0.0.0.0", "::"):
+        return True
+    try:
+        return parse_address(host_ip) == (d.version, d.dst)
+    except DockwallError:
+        return False
 
 
 def container_netns(container: Container) -> str:

@@ -36,6 +36,12 @@ def render_statement(statement: dict[str, Any]) -> str:
         return f"{render_expr(value['key'])} vmap {render_expr(value['data'])}"
     if kind == "mangle":
         return f"{render_expr(value['key'])} set {render_expr(value['value'])}"
+    if kind == "reject" and isinstance(value, dict):
+        if value.get("type") == "tcp reset":
+            return "reject with tcp reset"
+        return (
+            f"reject with {value.get('type', 'icmpx')} type {value.get('expr', 'port-unreachable')}"
+        )
     if kind == "log" and isinstance(value, dict) and "prefix" in value:
         return f'log prefix "{value["prefix"]}"'
     if value is None:

@@ -28,10 +28,11 @@ def to_json(explanation: Explanation, conn: Connection) -> str:
 def headline(e: Explanation) -> str:
     if e.verdict == "accept":
         return "the first packet and the reply both pass the firewall"
+    how = "rejected" if e.reject else "dropped"
     if e.verdict == "drop" and e.failed == "reply":
-        return "the first packet passes but the REPLY is dropped"
+        return f"the first packet passes but the REPLY is {how}"
     if e.verdict == "drop":
-        return "the first packet is dropped"
+        return f"the first packet is {how}"
     return "the verdict depends on something dockwall cannot evaluate"
 
 

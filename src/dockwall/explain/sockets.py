@@ -96,17 +96,23 @@ def accepts(sock: Listener, version: int, address: int) -> bool:
 
 
 def listener_for(
-    table: tuple[Listener, ...], proto: str, version: int, address: int, port: int, iif: str
+    table: tuple[Listener, ...],
+    proto: str,
+    version: int,
+    address: int,
+    port: int,
+    iif: str | None,
 ) -> Listener | None:
     """The socket the kernel hands the packet to, or None (a TCP reset, an ICMP port
     unreachable). Like the kernel, a socket bound to the address or the device wins over
-    a wildcard, and one of the packet's own family over a v4-mapped one."""
+    a wildcard, and one of the packet's own family over a v4-mapped one. `iif` None is
+    an interface not known by name (a container's own): device-bound sockets take it."""
     fits = [
         s
         for s in table
         if s.proto == proto
         and s.port == port
-        and (not s.device or s.device == iif)
+        and (not s.device or iif is None or s.device == iif)
         and accepts(s, version, address)
     ]
     if not fits:
