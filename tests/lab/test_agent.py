@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -138,17 +139,19 @@ class Churn:
         self.running: dict[str, int] = {}
         self.started: dict[str, float] = {}
         self.allowed: set[str] = set()
+        self.books = threading.Lock()  # guards the dicts; loop.lock waits for a round
         self.phases = {"start": 0.0, "wait": 0.0, "remove": 0.0}
         self.loop = ProbeLoop(
-            lab, self.targets, timeout=PROBE_TIMEOUT, max_rounds=5000, max_seconds=600
+            lab, self.targets, timeout=PROBE_TIMEOUT, max_rounds=5000, max_seconds=1100
         )
 
     def targets(self) -> list[tuple[str, Probe]]:
-        return [
-            (f"{name} {src}", Probe(t.HOST_UPLINK_V4, port, "tcp", src))
-            for name, port in self.running.items()
-            for src in (ALLOWED_V4, OTHER_V4)
-        ]
+        with self.books:
+            return [
+                (f"{name} {src}", Probe(t.HOST_UPLINK_V4, port, "tcp", src))
+                for name, port in self.running.items()
+                for src in (ALLOWED_V4, OTHER_V4)
+            ]
 
     def egress_seen(self) -> set[str]:
         return set(self.canary_log.read_text().split())
@@ -165,7 +168,7 @@ class Churn:
             command=CHURN_COMMAND,
             environment={"NAME": name},
         )
-        with self.loop.lock:
+        with self.books:  # a new target joins the next round; no need to wait for this one
             self.started[name] = time.monotonic()
             self.running[name] = port
             if allowed:
@@ -188,7 +191,7 @@ class Churn:
         self.phases["wait"] += time.monotonic() - began
         names = [n for n in self.running if n.startswith(prefix)]
         began = time.monotonic()
-        with self.loop.lock:  # no round in flight probes them once this returns
+        with self.loop.lock, self.books:  # no round in flight probes them once this returns
             for name in names:
                 del self.running[name]
         list(pool.map(lambda n: remove_container(self.lab, n), names))
@@ -223,6 +226,7 @@ class Churn:
         return sorted(latencies)
 
 
+@pytest.mark.timeout(1200)  # 200 container starts and removals on a shared, busy machine
 def test_churn_fail_closed(lab: Lab, cli: LabCli, agents: Agents) -> None:
     """200 containers started and stopped in batches of 20 while probing continuously.
 

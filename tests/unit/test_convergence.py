@@ -293,3 +293,18 @@ def test_nft_forms_printed_back_otherwise_describe_alike(rendered: object, print
         return rule_text([{"match": {"op": "==", "left": left, "right": right}}, {"return": None}])
 
     assert text(rendered) == text(printed)
+
+
+def test_nft_family_implied_by_icmp_is_neither_rendered_nor_compared() -> None:
+    """Found by the lab: nft prints `meta nfproto ipv6 meta l4proto ipv6-icmp` back as
+    `meta l4proto ipv6-icmp`, so `to: ["::/0"]` with `icmp` never converged."""
+    text = HEAD + '    egress: [{to: ["::/0", 203.0.113.0/24], ports: [icmp, 443/tcp]}]\n'
+    ruleset = compile_policy(parse_policy(text, "p.yaml"), STATE).ruleset
+    rules = [
+        r for c in table_view(add_bodies(render_nft(ruleset))).chains.values() for r in c.rules
+    ]
+    assert "meta l4proto ipv6-icmp counter return" in rules
+    assert "meta nfproto ipv6 tcp dport 443 counter return" in rules
+    nfproto = {"match": {"op": "==", "left": {"meta": {"key": "nfproto"}}, "right": "ipv6"}}
+    l4proto = {"match": {"op": "==", "left": {"meta": {"key": "l4proto"}}, "right": "ipv6-icmp"}}
+    assert rule_text([nfproto, l4proto]) == rule_text([l4proto])

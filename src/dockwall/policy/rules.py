@@ -21,6 +21,7 @@ from dockwall.policy.fields import (
     SpecError,
     check_name,
     format_port_range,
+    not_mapped,
     parse_label_selector,
     parse_network,
     parse_port_range,
@@ -110,12 +111,10 @@ def addresses(value: Any) -> tuple[Network, ...] | None:
 
 
 def _address(item: Any, index: int) -> Network:
-    if isinstance(item, ipaddress.IPv4Network | ipaddress.IPv6Network):
-        item = str(item)
-    if not isinstance(item, str):
+    if not isinstance(item, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
         raise fail(f"expected a CIDR like 192.0.2.0/24, got {shown(item)}", at=(index,))
     try:
-        return parse_network(item)
+        return parse_network(item) if isinstance(item, str) else not_mapped(str(item), item)
     except SpecError as exc:
         raise fail(str(exc), at=(index,)) from None
 
