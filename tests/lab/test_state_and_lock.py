@@ -279,6 +279,7 @@ def hook_counts(lab: Lab) -> dict[str, int]:
 ROUNDS = 50
 
 
+@pytest.mark.timeout(900)  # ~75 s on an idle machine; each round is two CLI runs
 def test_two_simultaneous_applies_end_with_exactly_one_policy_in_force(cli: LabCli) -> None:
     paths = [cli.policy(policy_with(12, n), f"p{n}.yaml") for n in (3, 4)]
     expected = []
@@ -313,6 +314,7 @@ def test_no_wait_fails_fast_and_a_waiting_apply_says_whom_it_waits_for(
 ) -> None:
     path = cli.policy(SMALL)
     monkeypatch.setenv("DOCKWALL_RUN_DIR", host_runner(cli.lab).env["DOCKWALL_RUN_DIR"])
+    message = f"waiting for the lock held by pid {os.getpid()} (lab test)..."
     with firewall_lock("lab test"):
         argv = ("apply", "--backend", "iptables", "--no-wait", "-f", str(path))
         busy = cli.run(*argv, check=False)
@@ -321,12 +323,21 @@ def test_no_wait_fails_fast_and_a_waiting_apply_says_whom_it_waits_for(
             f"error: the firewall is locked by pid {os.getpid()} (lab test); not waiting "
             "(--no-wait), nothing changed"
         )
-        waiting = start(cli.lab, "apply", "--backend", "iptables", "-f", str(path))
-        time.sleep(3)
+        log = cli.workdir / "waiting.log"
+        with log.open("w") as err:
+            runner = host_runner(cli.lab)
+            waiting = subprocess.Popen(
+                runner.argv_for([sys.executable, "-m", "dockwall", *argv[:3], "-f", str(path)]),
+                env={**os.environ, **runner.env},
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        said = wait_until(lambda: message in log.read_text(), GENEROUS, interval=0.1)
+        assert said is not None, log.read_text()
+        time.sleep(1)
         assert waiting.poll() is None, "it waits while the lock is held"
-    _, err = waiting.communicate(timeout=GENEROUS)
-    assert waiting.returncode == 0, err
-    assert f"waiting for the lock held by pid {os.getpid()} (lab test)..." in err
+        assert cli.plan_exit(path) == 2, "and has changed nothing yet"
+    assert waiting.wait(timeout=GENEROUS) == 0, log.read_text()
     assert cli.plan_exit(path) == 0
 
 
