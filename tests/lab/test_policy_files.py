@@ -154,3 +154,15 @@ def test_agent_under_a_broken_policy_file_keeps_repairing_drift_and_stops_on_sig
     print(f"\n{how}: warned after {seen:.2f}s, repaired in {repaired:.2f}s, stopped in {took:.2f}s")
     assert took < 2.0, f"SIGTERM took {took:.2f}s"
     assert our_part(cli.lab) == ours, "stopping leaves the rules in force"
+
+
+def test_a_world_writable_policy_gets_a_warning(cli: LabCli, tmp_path: Path) -> None:
+    path = cli.policy(POLICY)
+    path.chmod(0o666)
+    argv = ("plan", "--backend", "iptables", "--detailed-exitcode", "-f", str(path))
+    result = cli.run(*argv, check=False, timeout=GENEROUS)
+    assert result.returncode == 2, result.stderr
+    assert (
+        f"warning: {path}: the policy file is writable by everyone (mode 0666), who can change "
+        f"the firewall through it; run chmod go-w {path}"
+    ) in result.stderr

@@ -6,19 +6,20 @@ left `apply --boot` restoring the old policy; SIGTERM during a large apply leake
 ipsets; two simultaneous applies duplicated hooks, orphaned chains and leaked sets; an
 apply while the agent ran another policy was silently undone.
 
-Kills are aimed at a moment of the apply that is seen from outside: a child program
-(`ipset`, `iptables-restore`) of the apply's process running in the lab's namespace.
+Kills are aimed at exact moments of a transaction: stand-ins for `ipset` and
+`iptables-restore` on the apply's PATH run the real programs and mark when a load
+starts and ends (see Shims).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -49,6 +50,7 @@ containers:
     ingress: [{port: 8080/tcp, from: [192.0.2.100, "2001:db8:100::100"]}]
 """
 GENEROUS = 120.0
+LARGE = 2_000  # addresses in one list: a large ipset and a large transaction
 
 
 def many_sources(count: int, second_octet: int = 0) -> str:
@@ -97,46 +99,70 @@ def start(lab: Lab, *args: str, env: dict[str, str] | None = None) -> subprocess
     )
 
 
-def children(pid: int) -> list[str]:
-    """The programs the process (any of its threads) runs right now."""
-    found = []
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        with contextlib.suppress(OSError):
-            for child in (task / "children").read_text().split():
-                with contextlib.suppress(OSError):
-                    found.append(Path(f"/proc/{child}/comm").read_text().strip())
-    return found
+SHIM = """\
+import os, subprocess, sys, time
+name = os.path.basename(sys.argv[0])
+loads = "restore" in sys.argv[1:] or name.endswith("-restore")
+marker = os.path.join(os.environ["SHIM_DIR"], f"{name}.{os.getpid()}")
+if loads:
+    open(marker + ".started", "w").close()
+    time.sleep(float(os.environ.get("SHIM_BEFORE", "0")))
+code = subprocess.run([REAL, *sys.argv[1:]]).returncode
+if loads:
+    open(marker + ".done", "w").close()
+    time.sleep(float(os.environ.get("SHIM_AFTER", "0")))
+sys.exit(code)
+"""
+LOADERS = [
+    f"{tool}-{kind}-restore" for tool in ("iptables", "ip6tables") for kind in ("nft", "legacy")
+]
 
 
-def wait_for_child(proc: subprocess.Popen[str], names: tuple[str, ...]) -> bool:
-    """Until the process runs one of `names`; False if it ended first."""
-    deadline = time.monotonic() + GENEROUS
-    while proc.poll() is None and time.monotonic() < deadline:
-        if any(name in names for name in children(proc.pid)):
-            return True
-        time.sleep(0.002)
-    return False
+class Shims:
+    """Stand-ins for `ipset` and the `*-restore` programs, first on the apply's PATH: they
+    run the real program and leave a marker when a load starts and ends, pausing before
+    and after, so a test can hit an exact moment of a transaction from outside."""
 
+    def __init__(self, directory: Path, before: float = 0.0, after: float = 0.0) -> None:
+        self.directory = directory
+        directory.mkdir()
+        for name in ["ipset", *LOADERS]:
+            real = shutil.which(name)
+            if real is None:
+                continue
+            shim = directory / name
+            shim.write_text(f"#!{sys.executable}\nREAL = {real!r}\n{SHIM}")
+            shim.chmod(0o755)
+        self.env = {
+            "PATH": f"{directory}:{os.environ.get('PATH', '')}",
+            "SHIM_DIR": str(directory),
+            "SHIM_BEFORE": str(before),
+            "SHIM_AFTER": str(after),
+        }
 
-def in_lab_netns(lab: Lab, pid: int) -> bool:
-    try:
-        return os.stat(f"/proc/{pid}/ns/net").st_ino == os.stat(lab.host.netns or "").st_ino
-    except OSError:
-        return False
+    def markers(self, prefix: str, state: str) -> int:
+        return len(list(self.directory.glob(f"{prefix}*.{state}")))
 
+    def wait(self, proc: subprocess.Popen[str], ready: Callable[[], bool], what: str) -> None:
+        deadline = time.monotonic() + GENEROUS
+        while not ready():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                _, err = proc.communicate(timeout=GENEROUS)
+                pytest.fail(f"the apply never reached {what} (exit {proc.returncode}): {err}")
+            time.sleep(0.01)
 
-def loaders_done(lab: Lab) -> bool:
-    """No ipset / iptables-restore left running in the lab (orphans of a killed apply)."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        with contextlib.suppress(OSError):
-            comm = (entry / "comm").read_text().strip()
-            if comm in ("ipset", "iptables-restor", "ip6tables-resto") and in_lab_netns(
-                lab, int(entry.name)
-            ):
-                return False
-    return True
+    def wait_set_load_started(self, proc: subprocess.Popen[str]) -> None:
+        self.wait(proc, lambda: self.markers("ipset", "started") > 0, "its set load")
+
+    def wait_tables_loaded(self, proc: subprocess.Popen[str]) -> None:
+        """Every iptables-restore that started has finished: the kernel has the rules."""
+
+        def loaded() -> bool:
+            started = self.markers("ip", "started") - self.markers("ipset", "started")
+            done = self.markers("ip", "done") - self.markers("ipset", "done")
+            return started > 0 and done == started
+
+        self.wait(proc, loaded, "the end of its table loads")
 
 
 def our_sets(lab: Lab) -> set[str]:
@@ -154,15 +180,13 @@ def boot(cli: LabCli) -> str:
     return cli.run("apply", "--boot", timeout=GENEROUS).stdout
 
 
-def assert_one_policy_live_and_recorded(cli: LabCli, old: Path, new: Path) -> str:
-    """Exactly one of the two is in force, no set is left unused, and the state is what
-    is live: booting again changes nothing."""
-    in_sync = {name: cli.plan_exit(path) == 0 for name, path in (("old", old), ("new", new))}
-    assert sum(in_sync.values()) == 1, in_sync
+def assert_live_and_recorded(cli: LabCli, policy: Path) -> None:
+    """`policy` is in force entirely (so the other one is not), no set is left unused,
+    and the state is what is live: booting again changes nothing."""
+    assert cli.plan_exit(policy) == 0, f"{policy.name} is not entirely in force"
     assert our_sets(cli.lab) == referenced_sets(cli.lab), "no leaked set"
     again = boot(cli)
     assert ": 0 added" in again, again
-    return next(name for name, live in in_sync.items() if live)
 
 
 def test_state_dir_a_regular_file_is_one_error_with_exit_3_and_rules_in_force(
@@ -187,23 +211,27 @@ def test_state_dir_a_regular_file_is_one_error_with_exit_3_and_rules_in_force(
     assert not prober.probe(OTHER_V4, "host:8080/tcp")
 
 
-@pytest.mark.parametrize("moment", ["ipset", "iptables-restor"])
+@pytest.mark.parametrize("moment", ["set-load", "tables-loaded"])
 def test_sigkill_late_in_a_large_apply_then_boot_restores_what_is_live(
-    cli: LabCli, moment: str
+    cli: LabCli, tmp_path: Path, moment: str
 ) -> None:
+    """SIGKILL to the apply and all it runs: while a set is being loaded (the old rules
+    are live, perhaps with a half-made set), or once the kernel has the new rules but
+    before the state is committed (the new rules are live, the old set still there)."""
     old = cli.policy(policy_with(20), "old.yaml")
-    new = cli.policy(policy_with(10_000, 1), "new.yaml")
+    new = cli.policy(policy_with(LARGE, 1), "new.yaml")
     cli.apply(old)
-    proc = start(cli.lab, "apply", "--backend", "iptables", "-f", str(new))
-    caught = wait_for_child(proc, (moment,))
-    os.kill(proc.pid, signal.SIGKILL)
+    shims = Shims(tmp_path / "shims", before=0.5, after=5.0)
+    proc = start(cli.lab, "apply", "--backend", "iptables", "-f", str(new), env=shims.env)
+    if moment == "set-load":
+        shims.wait_set_load_started(proc)
+    else:
+        shims.wait_tables_loaded(proc)
+    os.killpg(proc.pid, signal.SIGKILL)
     proc.communicate(timeout=GENEROUS)
-    if not caught:
-        pytest.fail(f"the apply ended before it ran {moment}: nothing was interrupted")
-    assert wait_until(lambda: loaders_done(cli.lab), 30.0) is not None
     booted = boot(cli)
-    live = assert_one_policy_live_and_recorded(cli, old, new)
-    print(f"\nSIGKILL while {moment} ran: {live} policy live; boot said: {booted.strip()}")
+    print(f"\nSIGKILL at {moment}: boot said: {booted.strip()}")
+    assert_live_and_recorded(cli, old if moment == "set-load" else new)
 
 
 @pytest.mark.parametrize(
@@ -211,15 +239,17 @@ def test_sigkill_late_in_a_large_apply_then_boot_restores_what_is_live(
     [(signal.SIGTERM, False), (signal.SIGTERM, True), (signal.SIGINT, True)],
     ids=["sigterm", "sigterm-to-group", "sigint-to-group"],
 )
-def test_a_signal_during_a_large_apply_leaks_nothing(cli: LabCli, signum: int, group: bool) -> None:
+def test_a_signal_during_a_large_apply_leaks_nothing(
+    cli: LabCli, tmp_path: Path, signum: int, group: bool
+) -> None:
     """The group variants are systemd stopping a unit and Ctrl-C: the signal also
     reaches `ipset restore` and `iptables-restore`, which must not die half-way."""
     old = cli.policy(policy_with(20), "old.yaml")
-    new = cli.policy(policy_with(10_000, 2), "new.yaml")
+    new = cli.policy(policy_with(LARGE, 2), "new.yaml")
     cli.apply(old)
-    proc = start(cli.lab, "apply", "--backend", "iptables", "-f", str(new))
-    if not wait_for_child(proc, ("ipset",)):
-        pytest.fail("the apply ended before it loaded a set: nothing was interrupted")
+    shims = Shims(tmp_path / "shims", before=1.0)
+    proc = start(cli.lab, "apply", "--backend", "iptables", "-f", str(new), env=shims.env)
+    shims.wait_set_load_started(proc)
     if group:
         os.killpg(proc.pid, signum)
     else:
@@ -227,10 +257,8 @@ def test_a_signal_during_a_large_apply_leaks_nothing(cli: LabCli, signum: int, g
     _, stderr = proc.communicate(timeout=GENEROUS)
     assert "Traceback" not in stderr, stderr
     assert proc.returncode != 0, "the signal still ends the command, once the load is done"
-    assert wait_until(lambda: loaders_done(cli.lab), 30.0) is not None
-    assert cli.plan_exit(new) == 0, "the transaction was finished, not cut"
-    assert our_sets(cli.lab) == referenced_sets(cli.lab), "no leaked set"
-    assert ": 0 added" in boot(cli), "the state was committed with the load"
+    assert shims.markers("ip", "started") == shims.markers("ip", "done"), "no loader cut"
+    assert_live_and_recorded(cli, new)
 
 
 def hook_counts(lab: Lab) -> dict[str, int]:
@@ -251,6 +279,7 @@ def hook_counts(lab: Lab) -> dict[str, int]:
 ROUNDS = 50
 
 
+@pytest.mark.timeout(900)  # ~75 s on an idle machine; each round is two CLI runs
 def test_two_simultaneous_applies_end_with_exactly_one_policy_in_force(cli: LabCli) -> None:
     paths = [cli.policy(policy_with(12, n), f"p{n}.yaml") for n in (3, 4)]
     expected = []
@@ -285,6 +314,7 @@ def test_no_wait_fails_fast_and_a_waiting_apply_says_whom_it_waits_for(
 ) -> None:
     path = cli.policy(SMALL)
     monkeypatch.setenv("DOCKWALL_RUN_DIR", host_runner(cli.lab).env["DOCKWALL_RUN_DIR"])
+    message = f"waiting for the lock held by pid {os.getpid()} (lab test)..."
     with firewall_lock("lab test"):
         argv = ("apply", "--backend", "iptables", "--no-wait", "-f", str(path))
         busy = cli.run(*argv, check=False)
@@ -293,12 +323,21 @@ def test_no_wait_fails_fast_and_a_waiting_apply_says_whom_it_waits_for(
             f"error: the firewall is locked by pid {os.getpid()} (lab test); not waiting "
             "(--no-wait), nothing changed"
         )
-        waiting = start(cli.lab, "apply", "--backend", "iptables", "-f", str(path))
-        time.sleep(3)
+        log = cli.workdir / "waiting.log"
+        with log.open("w") as err:
+            runner = host_runner(cli.lab)
+            waiting = subprocess.Popen(
+                runner.argv_for([sys.executable, "-m", "dockwall", *argv[:3], "-f", str(path)]),
+                env={**os.environ, **runner.env},
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+            )
+        said = wait_until(lambda: message in log.read_text(), GENEROUS, interval=0.1)
+        assert said is not None, log.read_text()
+        time.sleep(1)
         assert waiting.poll() is None, "it waits while the lock is held"
-    out, err = waiting.communicate(timeout=GENEROUS)
-    assert waiting.returncode == 0, err
-    assert f"waiting for the lock held by pid {os.getpid()} (lab test)..." in err
+        assert cli.plan_exit(path) == 2, "and has changed nothing yet"
+    assert waiting.wait(timeout=GENEROUS) == 0, log.read_text()
     assert cli.plan_exit(path) == 0
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -132,3 +134,39 @@ def test_read_policy_reports_the_warnings_of_a_real_file(tmp_path: Path) -> None
     path.chmod(0o646)
     (warning,) = read_policy(path).warnings
     assert warning.startswith(f"{path}: the policy file is writable by everyone (mode 0646)")
+
+
+PARSE_JUST_UNDER_THE_LIMIT = """
+import resource, sys, time
+from dockwall.errors import PolicyError
+from dockwall.policy import parse_policy
+from dockwall.policy.policyfile import DEFAULT_MAX_BYTES
+head = "version: 1\\ncontainers:\\n  - name: a\\n    ingress:\\n      - port: 80/tcp\\n        from: ["
+body = ", ".join(["1"] * ((DEFAULT_MAX_BYTES - len(head) - 3) // 3))
+text = head + body + "]\\n"
+assert len(text) <= DEFAULT_MAX_BYTES
+started = time.perf_counter()
+try:
+    parse_policy(text.encode(), "p")
+except PolicyError:
+    pass
+took = time.perf_counter() - started
+print(len(text), took, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)
+"""
+
+
+def test_the_densest_policy_just_under_the_limit_parses_in_bounded_time_and_memory() -> None:
+    """The default limit is chosen so that the worst YAML it admits (one flow list of
+    ~350,000 one-character items) is read in seconds and a few hundred MiB at most."""
+    result = subprocess.run(
+        [sys.executable, "-c", PARSE_JUST_UNDER_THE_LIMIT],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    )
+    size, took, mib = result.stdout.split()
+    print(f"\n{size} bytes parsed in {float(took):.1f}s, max RSS {mib} MiB")
+    assert int(size) > DEFAULT_MAX_BYTES - 16
+    assert int(mib) < 400, f"{mib} MiB"
+    assert float(took) < 60, f"{took}s"

@@ -38,6 +38,7 @@ NAMES = {"OLD": OLD, "NEW": NEW}
 class Kernel:
     live: Ruleset | None = None
     fail: bool = False
+    leftover: bool = False
     loads: list[Ruleset | None] = field(default_factory=list)
 
 
@@ -47,15 +48,20 @@ class FakeBackend:
     name: str = "iptables"
 
     def plan_for(self, ruleset: Ruleset) -> Plan:
-        """In sync when the kernel has `ruleset`; else one change naming it."""
+        """In sync when the kernel has `ruleset` (but for a leftover set); else one change
+        naming it."""
         if ruleset == self.kernel.live:
-            return Plan(self.name)
+            leftover = Change("ipv4", "remove", "ipset x", "(set destroyed)", leftover=True)
+            return Plan(self.name, (leftover,) if self.kernel.leftover else ())
         name = next(key for key, value in NAMES.items() if value == ruleset)
         return Plan(self.name, (Change("ipv4", "add", "ruleset", name),))
 
     def apply(self, plan: Plan) -> None:
         if self.kernel.fail:
             raise CommandError(["iptables-restore"], 1, "Bad rule")
+        self.kernel.leftover = False
+        if plan.changes[0].leftover:
+            return
         self.kernel.live = NAMES[plan.changes[0].text]
         self.kernel.loads.append(self.kernel.live)
 
@@ -189,3 +195,16 @@ def test_write_atomically_keeps_the_old_file_when_the_rename_fails(
         write_atomically(path, json.dumps({"v": 2}))
     assert json.loads(path.read_text()) == {"v": 1}
     assert [p.name for p in tmp_path.iterdir()] == ["s.json"], "the temporary file is gone"
+
+
+def test_boot_cleans_a_set_left_by_a_kill_and_keeps_the_live_old_rules(state: Path) -> None:
+    """SIGKILL during the set load: the old rules are live next to a half-made set."""
+    save_applied("iptables", OLD)
+    save_pending("iptables", NEW)
+    engine = engine_with(OLD)
+    engine.kernel.leftover = True
+    booted = engine.boot()
+    assert booted.note == "the last applied rules are live; kept"
+    assert not engine.kernel.leftover, "the leftover set was removed"
+    assert engine.kernel.live == OLD and load_applied().ruleset == OLD
+    assert load_pending() is None

@@ -198,7 +198,7 @@ class Agent:
             with firewall_lock("dockwall agent", say=self.log, stop=self.stop) as held:
                 if not held:
                     return  # stopping: the rules in force stay as they are
-                plans = self.load(compiled.ruleset, everything=everything)
+                selected, plans = self.load(compiled.ruleset, everything=everything)
         except StateError as exc:  # the rules are in force; only `apply --boot` lags
             self.trouble(str(exc))
             return
@@ -206,10 +206,9 @@ class Agent:
             self.ruleset = None  # the next drift check retries with the current state
             self.trouble(f"reconcile ({reason}) failed, previous rules stay in force: {exc}")
             return
-        assert self.selected is not None
         elapsed = (time.perf_counter() - started) * 1000
         changes = sum(len(p.changes) for p in plans)
-        self.stats.backend = self.selected.backend.name
+        self.stats.backend = selected.backend.name
         self.stats.reconciles += 1
         self.stats.last_reconcile = now_iso()
         self.stats.last_reconcile_ms = round(elapsed, 1)
@@ -218,17 +217,17 @@ class Agent:
             self.log(f"reconciled ({reason}): {changes} change(s) in {elapsed:.0f} ms")
         self.save()
 
-    def load(self, ruleset: Ruleset, *, everything: bool) -> list[Plan]:
-        """Plans and loads under the lock, the state for `apply --boot` in step with it
-        (Engine.apply); the ruleset is remembered as in force even when only the state
-        could not be saved."""
+    def load(self, ruleset: Ruleset, *, everything: bool) -> tuple[Selected, list[Plan]]:
+        """Plans and loads (the caller holds the lock), the state for `apply --boot` in
+        step with it (Engine.apply); the ruleset counts as in force from the load on,
+        even when only the state could not be saved."""
         if everything or self.selected is None:
             self.selected, plans = self.engine.plan_ruleset(ruleset, self.policy.backend)
         else:
             plans = self.engine.plan_with(self.selected, ruleset)
         self.ruleset = ruleset
         self.engine.apply(self.selected, plans, ruleset)
-        return plans
+        return self.selected, plans
 
     def check_drift(self) -> None:
         """Someone flushed a chain or deleted the table: put ours back."""

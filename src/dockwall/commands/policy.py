@@ -111,10 +111,8 @@ def apply(
         with firewall_lock("dockwall apply --boot", wait=not no_wait, say=say):
             booted = engine.boot()
         added, _ = counts(booted.plans)
-        console.print(
-            f"Restored the last applied rules with {booted.selected.backend.name}: "
-            f"{added} added ({booted.note})."
-        )
+        note = booted.note[0].upper() + booted.note[1:]
+        console.print(f"{note} (with {booted.selected.backend.name}): {added} added.")
         return
     inputs = read_inputs(policy, max_policy_bytes)
     if dry_run:

@@ -96,8 +96,12 @@ def agent_line(state: dict[str, Any]) -> str:
     if not state.get("running"):
         return "agent: [yellow]not running[/] (rules stay in force; start `dockwall agent`)"
     error = f"; last error: {escape(str(state['last_error']))}" if state.get("last_error") else ""
+    if state.get("policy_problem"):
+        error += f"; [yellow]{escape(str(state['policy_problem']))}[/]"
+    enforces = f" enforcing {escape(str(state['policy']))}" if state.get("policy") else ""
     return (
-        f"agent: [green]running[/] pid {state['pid']}, {state.get('reconciles', 0)} reconciles "
+        f"agent: [green]running[/] pid {state['pid']}{enforces}, "
+        f"{state.get('reconciles', 0)} reconciles "
         f"(last {state.get('last_reconcile')}, {state.get('last_reconcile_ms')} ms), "
         f"{state.get('repairs', 0)} drift repairs, "
         f"{'connected' if state.get('connected') else 'reconnecting'} to Docker{error}"
