@@ -12,6 +12,7 @@ import struct
 import subprocess
 import sys
 import termios
+from pathlib import Path
 
 from rich.console import Console
 
@@ -177,3 +178,14 @@ def test_status_says_no_policy_was_given() -> None:
     assert "no dockwall rules in force: Docker's defaults apply" in second
     in_force = live_lines({**report, "rules_in_force": True, "applied_ruleset_known": True})
     assert "dockwall's rules are in force (as last applied)" in in_force[1]
+
+
+def test_every_console_comes_from_the_factory() -> None:
+    """A Console made anywhere else would bring the 80-column wrapping back to pipes."""
+    source = Path(__file__).resolve().parents[2] / "src" / "dockwall"
+    makers = [
+        str(path.relative_to(source))
+        for path in source.rglob("*.py")
+        if "Console(" in path.read_text()
+    ]
+    assert makers == ["terminal.py"]
