@@ -48,9 +48,13 @@ def holder(path: Path) -> str:
 
 
 def _open(path: Path) -> int:
+    """Readable by its owner alone: flock needs no write access, so anyone who could
+    open the file could take the lock and freeze every apply and the agent."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        os.fchmod(fd, 0o600)
+        return fd
     except OSError as exc:
         raise DockwallError(
             f"cannot open the lock file {path}: {exc.strerror or exc}; nothing was changed"

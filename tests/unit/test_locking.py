@@ -92,6 +92,7 @@ def test_the_lock_goes_with_a_killed_holder(holder: subprocess.Popen[str]) -> No
         assert held
         assert lock_path().read_text() == f"pid {os.getpid()} (dockwall apply)\n"
     assert lock_path().read_text() == "", "the holder's name goes with the lock"
+    assert lock_path().stat().st_mode & 0o777 == 0o600, "nobody else can open it to lock"
 
 
 def test_a_waiting_agent_gives_up_when_asked_to_stop(holder: subprocess.Popen[str]) -> None:

@@ -33,6 +33,7 @@ from dockwall.sources.docker_state import DockerReader, connect
 from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
+STOP_POLL = 0.2  # seconds: a SIGTERM ends the agent within this (plus the work under way)
 
 
 @dataclass(frozen=True)
@@ -145,7 +146,7 @@ class Agent:
         next_drift = time.monotonic() + self.config.drift_interval
         while not stop.is_set():
             now = time.monotonic()
-            wait = next_drift - now
+            wait = min(next_drift - now, STOP_POLL)  # idle: still notice a stop request
             if pending or bridges_changed:
                 wait = min(last + self.config.debounce, first + self.config.max_delay) - now
             try:

@@ -117,7 +117,7 @@ def apply(
     inputs = read_inputs(policy, max_policy_bytes)
     if dry_run:
         selected, plans = engine.plan(inputs)
-        report_apply(inputs, selected.backend.name, plans, [], as_json=as_json, applied=False)
+        report_apply(inputs, selected.backend.name, plans, None, as_json=as_json, applied=False)
         return
     refuse_against_agent("apply", policy, force=force)
     with firewall_lock("dockwall apply", wait=not no_wait, say=say):
