@@ -6,7 +6,7 @@ and bad input is rejected before any backend is touched.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -24,6 +24,7 @@ from dockwall.model.state import HostState
 from dockwall.policy import Policy, load_policy
 from dockwall.runner import Runner, SubprocessRunner
 from dockwall.sources.docker_state import connect, read_state
+from dockwall.sources.interfaces import host_interfaces
 from dockwall.statefile import forget_applied, load_applied, save_applied
 
 BackendChoice = Literal["auto", "iptables", "nftables"]
@@ -64,7 +65,14 @@ class Inputs:
     compiled: Compiled
 
 
-def read_inputs(policy_path: Path) -> Inputs:
+def with_interfaces(state: HostState, runner: Runner) -> HostState:
+    """The host's own interfaces, read after Docker's networks so none is mistaken for
+    one of the host's."""
+    bridges = {b.interface for b in state.bridges}
+    return replace(state, interfaces=host_interfaces(runner, bridges))
+
+
+def read_inputs(policy_path: Path, runner: Runner | None = None) -> Inputs:
     """The policy is read and validated before Docker is even asked."""
     policy = load_policy(policy_path)
     client = connect()
@@ -72,6 +80,7 @@ def read_inputs(policy_path: Path) -> Inputs:
         state = read_state(client)
     finally:
         client.close()
+    state = with_interfaces(state, runner or SubprocessRunner())
     return Inputs(policy, state, compile_policy(policy, state))
 
 
