@@ -141,7 +141,7 @@ class Host:
         return [
             " ".join(argv)
             for argv, _ in self.runner.calls
-            if argv[-1] != "save" and "save" not in argv[0]
+            if argv[-1] != "save" and "save" not in argv[0] and argv[0] != "nft"
         ]
 
 

@@ -17,6 +17,7 @@ from dockwall.errors import DockwallError
 from dockwall.sources.docker_state import connect, read_state
 
 EXIT_PENDING = 2
+EXIT_HELD = 3
 
 
 def plan(
@@ -76,11 +77,21 @@ def apply(
         ),
     ] = False,
     as_json: JsonOption = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help=f"Exit {EXIT_HELD} when a container could not be resolved as written (held "
+            "closed, or a bad label ignored). Everything else is applied either way.",
+        ),
+    ] = False,
 ) -> None:
     """Make the live firewall match the policy, atomically (one transaction per family).
 
     Existing connections survive: rules act on new connections, and replies always pass.
-    The applied rules are remembered for `apply --boot`.
+    The applied rules are remembered for `apply --boot`. A container that cannot be
+    resolved never blocks the others: it is held closed (or its bad label ignored) with
+    a warning.
     """
     engine = default_engine(backend)
     if boot:
@@ -98,6 +109,7 @@ def apply(
         if cut_existing:
             cut = cut_refused(engine.runner, inputs.compiled.ruleset)
     added, removed = counts(plans)
+    failed = EXIT_HELD if strict and inputs.compiled.held else 0
     if as_json:
         typer.echo(
             plan_json(
@@ -106,11 +118,11 @@ def apply(
                 {"backend": selected.backend.name, "applied": not dry_run},
             )
         )
-        return
+        raise typer.Exit(failed)
     warn(inputs.compiled.warnings)
     if dry_run:
         print_plan(plans)
-        return
+        raise typer.Exit(failed)
     guarded = len(inputs.compiled.ruleset.guards)
     console.print(
         f"Applied with {selected.backend.name}: {added} added, {removed} removed; "
@@ -120,6 +132,7 @@ def apply(
         console.print(f"Cut {len(cut)} tracked connection(s) the new rules refuse:")
         for flow in cut:
             console.print(f"  {flow}", highlight=False, soft_wrap=True)
+    raise typer.Exit(failed)
 
 
 def reset(

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
-from dockwall.backends.iptables import ipsets
+from dockwall.backends.iptables import basechains, ipsets
 from dockwall.backends.iptables.ipsets import IpSet
 from dockwall.backends.iptables.ownership import hook, is_hook, ours, renamed, target
 from dockwall.backends.iptables.render import FORWARD, INPUT, render
@@ -113,7 +113,8 @@ class IptablesBackend:
         changes: list[Change] = []
         transactions: list[Transaction] = []
         wanted: dict[str, IpSet] = {}
-        for family, live in zip(FAMILIES, self.live_tables(), strict=True):
+        tables = self.live_tables()
+        for family, live in zip(FAMILIES, tables, strict=True):
             rendered = render(ruleset, family)
             wanted.update(rendered.sets)
             desired = renamed(rendered.chains, live)
@@ -122,23 +123,26 @@ class IptablesBackend:
             if diff:
                 changes += diff
                 transactions.append(self.transaction(family, live, desired, names))
-        return self.with_sets(Plan(self.name, tuple(changes), tuple(transactions)), wanted)
+        plan = Plan(self.name, tuple(changes), tuple(transactions))
+        return self.with_sets(plan, wanted, set_names(tables))
 
     def plan_reset(self) -> Plan:
         changes: list[Change] = []
         transactions: list[Transaction] = []
-        for family in FAMILIES:
-            live = self.live(family)
+        tables = self.live_tables()
+        for family, live in zip(FAMILIES, tables, strict=True):
             lines, diff = reset_script(family, live)
             if diff:
                 changes += diff
                 transactions.append(Transaction(tuple(self.variant.restore(family)), script(lines)))
-        return self.with_sets(Plan(self.name, tuple(changes), tuple(transactions)), {})
+        plan = Plan(self.name, tuple(changes), tuple(transactions))
+        return self.with_sets(plan, {}, set_names(tables))
 
-    def with_sets(self, plan: Plan, wanted: dict[str, IpSet]) -> Plan:
+    def with_sets(self, plan: Plan, wanted: dict[str, IpSet], referenced: set[str]) -> Plan:
         """Adds the ipset steps around the iptables ones: missing (or altered) sets are
-        loaded before any rule names them, ours that no rule will name go afterwards."""
-        live = ipsets.live_sets(self.runner)
+        loaded before any rule names them, ours that no rule will name go afterwards.
+        Only sets proven ours are touched (`ipsets.ours`)."""
+        live = ipsets.ours(ipsets.live_sets(self.runner), referenced, set(wanted))
         create = [s for s in wanted.values() if not s.matches(live.get(s.name))]
         stale = {name: s for name, s in live.items() if name not in wanted}
         before, after = ipsets.set_changes(create, stale, live)
@@ -177,9 +181,21 @@ class IptablesBackend:
                 self.destroy_new_sets(before)
                 raise
         if tables:
+            self.prepare_base_chains(tables)
             self.load_tables(tables, before)
         for step in after:
             ipsets.destroy(self.runner, ipsets.names_in(step.payload))
+        if tables and self.variant.kind == "nft":
+            for family in FAMILIES:
+                basechains.tidy(self.runner, family)
+
+    def prepare_base_chains(self, tables: list[Transaction]) -> None:
+        """iptables-nft would create the base chains our hooks go into and keep them."""
+        if self.variant.kind != "nft":
+            return
+        for family in FAMILIES:
+            if any(t.argv[:1] == tuple(self.variant.restore(family)[:1]) for t in tables):
+                basechains.prepare(self.runner, family)
 
     def load_tables(self, tables: list[Transaction], before: list[Transaction]) -> None:
         with ThreadPoolExecutor(max_workers=len(tables)) as pool:
@@ -209,6 +225,18 @@ class IptablesBackend:
 
     def installed(self) -> bool:
         return any(ours(self.live(family)) for family in FAMILIES)
+
+
+def set_names(tables: list[FilterTable]) -> set[str]:
+    """The ipset sets our own chains match against."""
+    return {
+        word
+        for table in tables
+        for chain in ours(table)
+        for rule in table.rules(chain)
+        if "--match-set " in rule
+        for word in [rule.split("--match-set ", 1)[1].split(" ", 1)[0]]
+    }
 
 
 def phases(

@@ -24,7 +24,6 @@ UNSEEN_IN = "DOCKWALL-UNSEEN-I"
 UNSEEN_OUT = "DOCKWALL-UNSEEN-E"
 DOCKER_BRIDGES = "br-+"
 CHAIN_PREFIX = PREFIX
-BRIDGED = "-m physdev --physdev-is-bridged -j RETURN"
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
 NEIGHBOUR_DISCOVERY = (133, 134, 135, 136)
 
@@ -216,16 +215,21 @@ def add_defaults(
 
 
 def add_unseen(chains: dict[str, list[str]], ruleset: Ruleset, hosts: tuple[str, ...]) -> None:
-    """Forwarded traffic towards an interface that is not the host's own is ingress to
-    something dockwall has not seen; from such an interface, egress. Both are held by
-    the defaults, and each is checked (a jump, not a goto), as for a known bridge.
-    Traffic bridged within one bridge is neither, unless peers are isolated."""
-    if not ruleset.isolate_peers:
-        chains[FORWARD].append(BRIDGED)
+    """Forwarded traffic from one of the host's own interfaces to one that is neither
+    the host's nor a known bridge (those were dealt with above) is ingress to something
+    unseen; the other way round, egress, as is traffic from such an interface to the
+    host itself. Each is held by the defaults, and each is checked (a jump, not a goto),
+    as for a known bridge. Traffic within one unseen bridge is neither."""
     if ruleset.default_ingress is not None:
-        chains[UNSEEN_IN] = [*(f"-o {i} -j RETURN" for i in hosts), f"-g {DEFAULT_IN}"]
+        chains[UNSEEN_IN] = [
+            *(f"-o {i} -j RETURN" for i in hosts),
+            *(f"-i {i} -g {DEFAULT_IN}" for i in hosts),
+        ]
         chains[FORWARD].append(f"-j {UNSEEN_IN}")
     if ruleset.default_egress is not None:
-        chains[UNSEEN_OUT] = [*(f"-i {i} -j RETURN" for i in hosts), f"-g {DEFAULT_OUT}"]
+        chains[UNSEEN_OUT] = [
+            *(f"-i {i} -j RETURN" for i in hosts),
+            *(f"-o {i} -g {DEFAULT_OUT}" for i in hosts),
+        ]
         chains[FORWARD].append(f"-j {UNSEEN_OUT}")
-        chains[INPUT].append(f"-j {UNSEEN_OUT}")
+        chains[INPUT] += [*(f"-i {i} -j RETURN" for i in hosts), f"-g {DEFAULT_OUT}"]
