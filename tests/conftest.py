@@ -26,8 +26,10 @@ def lab_preconditions() -> list[str]:
 
 
 def new_lab_name(worker: str) -> str:
-    """Unique per pytest-xdist worker and run, so parallel runs never collide."""
-    return f"t{worker.removeprefix('gw')[:3]}{secrets.token_hex(3)}"
+    """Unique per pytest-xdist worker and run, so parallel runs never collide;
+    DOCKWALL_LAB_PREFIX (default `t`) keeps runs of different people apart."""
+    prefix = os.environ.get("DOCKWALL_LAB_PREFIX", "t")
+    return f"{prefix}{worker.removeprefix('gw')[:3]}{secrets.token_hex(3)}"[:10]
 
 
 @contextmanager
