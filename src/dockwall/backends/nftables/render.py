@@ -261,16 +261,21 @@ def address_only(
     direction: Direction, ruleset: Ruleset, chains: dict[int, tuple[Filter, str]]
 ) -> list[list[Json]]:
     """Containers behind a bridge whose name cannot be written, matched by address alone
-    (traffic within that bridge is then judged too: stricter, never looser)."""
+    (traffic within that bridge is then judged too: stricter, never looser). What their
+    filter lets through is accepted here, which only ends our base chain: Docker's rules
+    still judge it, and the rules for unseen interfaces, which would hold it, are not
+    reached."""
     rules: list[list[Json]] = []
     for guard in ruleset.guards:
         flt = guard.ingress if direction is INGRESS else guard.egress
-        target = e.goto(chains[id(flt)][1]) if flt else e.verdict("return")
         for endpoint in guard.endpoints:
             if not plain_interface(endpoint.interface):
                 ip = IP[endpoint.address.version]
                 field = e.payload(ip, direction.container_field)
-                rules.append([e.match(field, str(endpoint.address)), target])
+                match = e.match(field, str(endpoint.address))
+                if flt is not None:
+                    rules.append([match, e.jump(chains[id(flt)][1])])
+                rules.append([match, e.verdict("accept")])
     return rules
 
 
