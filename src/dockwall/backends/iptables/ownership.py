@@ -3,8 +3,8 @@
 A chain is dockwall's when its first rule is the exact mark OWNED, which dockwall writes
 into every chain it creates. A chain someone emptied (`iptables -F`) lost its mark; it
 still counts as dockwall's when it is empty, named exactly as dockwall names its chains,
-and nothing but dockwall's own rules jumps to it, so removing it can neither drop a rule
-of anyone else nor fail. A rule outside those chains is dockwall's only when it is
+and jumped to by dockwall's own rules and by nothing else, so refilling or removing it
+can neither drop a rule of anyone else nor fail. A rule outside those chains is dockwall's only when it is
 exactly `-m comment --comment dockwall -j CHAIN` to one of them (a hook).
 
 Everything else (a user chain named DOCKWALL-MINE, a rule commented `dockwall-test`) is
@@ -58,7 +58,7 @@ def ours(table: FilterTable) -> list[str]:
     emptied = {
         name
         for name, rules in table.chains.items()
-        if not rules and NAME_SCHEME.fullmatch(name) and False not in referrers.get(name, set())
+        if not rules and NAME_SCHEME.fullmatch(name) and referrers.get(name) == {True}
     }
     return [name for name in table.chains if name in mine or name in emptied]
 
