@@ -7,7 +7,7 @@ and bad input is rejected before any backend is touched.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -26,6 +26,7 @@ from dockwall.policy import Policy, read_policy
 from dockwall.runner import Runner, SubprocessRunner
 from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import connect, read_state
+from dockwall.sources.interfaces import host_interfaces
 from dockwall.statefile import (
     LAST_APPLIED,
     PENDING,
@@ -84,10 +85,19 @@ class Inputs:
         return (*self.file_warnings, *self.compiled.warnings)
 
 
-def read_inputs(policy_path: Path, max_bytes: int | None = None) -> Inputs:
+def with_interfaces(state: HostState, runner: Runner) -> HostState:
+    """The host's own interfaces, read after Docker's networks so none is mistaken for
+    one of the host's."""
+    bridges = {b.interface for b in state.bridges}
+    return replace(state, interfaces=host_interfaces(runner, bridges))
+
+
+def read_inputs(
+    policy_path: Path, max_bytes: int | None = None, runner: Runner | None = None
+) -> Inputs:
     """The policy is read and validated before Docker is even asked."""
     loaded = read_policy(policy_path, max_bytes)
-    state = read_host_state()
+    state = with_interfaces(read_host_state(), runner or SubprocessRunner())
     return Inputs(loaded.policy, state, compile_policy(loaded.policy, state), loaded.warnings)
 
 

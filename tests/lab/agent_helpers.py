@@ -21,7 +21,8 @@ from typing import Any
 
 from docker.errors import NotFound
 
-from dockwall.backends.iptables.render import CHAIN_PREFIX, MARK
+from dockwall.backends.iptables.ownership import MARK
+from dockwall.backends.iptables.ownership import PREFIX as CHAIN_PREFIX
 from dockwall.backends.iptables.ruleset import parse_filter
 from dockwall.lab import topology as t
 from dockwall.lab.lab import SAMPLES, Lab

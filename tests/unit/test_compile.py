@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import ipaddress
 
-import pytest
-
 from dockwall.compile.compiler import compile_policy
 from dockwall.compile.ir import Allow, Filter, PortMatch
-from dockwall.errors import PolicyError
 from dockwall.model.state import HostState
 from dockwall.policy import parse_policy
 
@@ -59,16 +56,31 @@ def test_entry_matching_nothing_is_a_warning() -> None:
     assert "p.yaml:3:" in compiled.warnings[0]
 
 
-def test_two_entries_matching_one_container_name_both() -> None:
+def test_two_entries_matching_one_container_hold_it_closed_and_name_both() -> None:
     policy = parse_policy(
         "version: 1\ncontainers:\n  - name: worker\n    egress: deny\n"
-        "  - label: com.docker.compose.project=shop\n    egress: allow\n",
+        "  - label: com.docker.compose.project=shop\n    egress: allow\n"
+        "  - name: web\n    egress: deny\n",
         "p.yaml",
     )
-    with pytest.raises(PolicyError) as info:
-        compile_policy(policy, STATE)
-    message = str(info.value)
+    compiled = compile_policy(policy, STATE)
+    (message,) = compiled.held
     assert "p.yaml:3:" in message and "p.yaml:5:" in message and "'worker'" in message
+    assert message in compiled.warnings
+    guards = {g.name: g for g in compiled.ruleset.guards}
+    assert guards["worker"].ingress == Filter() and guards["worker"].egress == Filter()
+    assert guards["web"].egress == Filter() and guards["web"].ingress is None, "others as usual"
+
+
+def test_image_labels_never_match_label_entries() -> None:
+    text = "version: 1\ncontainers:\n  - label: role=x\n    ingress: allow\n"
+    from_image = WEB.__class__(
+        id=WEB.id, name="web", labels={"role": "x"}, image_labels={"role": "x"}
+    )
+    own = WEB.__class__(id=WEB.id, name="web", labels={"role": "x"}, image_labels={"role": "y"})
+    policy = parse_policy(text, "p.yaml")
+    assert compile_policy(policy, HostState((), (from_image,))).ruleset.guards == ()
+    assert [g.name for g in compile_policy(policy, HostState((), (own,))).ruleset.guards] == ["web"]
 
 
 def test_compose_project_without_service_matches_all_services() -> None:

@@ -57,7 +57,10 @@ def live_runner(v4: str, v6: str) -> FakeRunner:
 def test_render_v4_dispatches_by_address_then_bridge_defaults() -> None:
     chains = render(ruleset(), "ipv4").chains
     forward = chains["DOCKWALL-FORWARD"]
-    assert forward[0] == "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
+    assert forward[:2] == [
+        "-m comment --comment dockwall-chain",
+        "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+    ], "every chain of ours starts with the mark that proves it is ours"
     web = "-d 172.17.0.2/32 ! -i docker0 -o docker0 -g DOCKWALL-I-"
     assert any(r.startswith(web) for r in forward)
     assert forward[-3:] == [
@@ -67,6 +70,7 @@ def test_render_v4_dispatches_by_address_then_bridge_defaults() -> None:
     ], "known bridges by name, then any Docker bridge not seen yet"
     db_in = next(c for n, c in chains.items() if n.startswith("DOCKWALL-I-dddd"))
     assert db_in == [
+        "-m comment --comment dockwall-chain",
         "-s 192.0.2.100/32 -p tcp -m conntrack --ctorigdstport 5432 --ctdir ORIGINAL -j RETURN",
         "-j DROP",
     ]
@@ -75,9 +79,11 @@ def test_render_v4_dispatches_by_address_then_bridge_defaults() -> None:
 def test_render_v6_keeps_only_v6_peers_and_neighbour_discovery() -> None:
     chains = render(ruleset(), "ipv6").chains
     db_in = next(c for n, c in chains.items() if n.startswith("DOCKWALL-I-dddd"))
-    assert db_in[0].startswith("-s 2001:db8:100::/64 ")
+    assert db_in[1].startswith("-s 2001:db8:100::/64 ")
     web_out = next(c for n, c in chains.items() if n.startswith("DOCKWALL-E-a1a1"))
-    assert web_out == ["-j DROP"], "the only egress rule is IPv4: IPv6 egress is denied"
+    assert web_out == ["-m comment --comment dockwall-chain", "-j DROP"], (
+        "the only egress rule is IPv4: IPv6 egress is denied"
+    )
     assert "-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN" in chains["DOCKWALL-INPUT"]
 
 
@@ -139,12 +145,16 @@ def test_plan_is_in_sync_when_live_matches() -> None:
 
 def test_stale_chain_is_removed_and_diff_is_per_line() -> None:
     live = live_after_apply(ruleset(), "ipv4").replace(
-        "COMMIT", ":DOCKWALL-I-0123456789ab - [0:0]\n-A DOCKWALL-I-0123456789ab -j DROP\nCOMMIT"
+        "COMMIT",
+        ":DOCKWALL-I-0123456789ab - [0:0]\n"
+        "-A DOCKWALL-I-0123456789ab -m comment --comment dockwall-chain\n"
+        "-A DOCKWALL-I-0123456789ab -j DROP\nCOMMIT",
     )
     backend = IptablesBackend(live_runner(live, live_after_apply(ruleset(), "ipv6")), NFT)
     plan = backend.plan(ruleset())
     assert [(c.op, c.where, c.text) for c in plan.changes] == [
         ("remove", "DOCKWALL-I-0123456789ab", "(chain removed)"),
+        ("remove", "DOCKWALL-I-0123456789ab", "-m comment --comment dockwall-chain"),
         ("remove", "DOCKWALL-I-0123456789ab", "-j DROP"),
     ]
     assert plan.transactions[0].payload.rstrip().endswith("-X DOCKWALL-I-0123456789ab\nCOMMIT")
@@ -230,10 +240,12 @@ def test_isolated_peers_chain_lets_neighbour_discovery_and_named_pairs_through()
     v4 = render(isolated, "ipv4").chains
     v6 = render(isolated, "ipv6").chains
     assert v4["DOCKWALL-PEERS"] == [
+        "-m comment --comment dockwall-chain",
         "-s 172.30.0.3/32 -d 172.30.0.2/32 -p tcp -m tcp --dport 5432 -j RETURN",
         "-j DROP",
     ]
     assert v6["DOCKWALL-PEERS"] == [
+        "-m comment --comment dockwall-chain",
         *(f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in (133, 134, 135, 136)),
         "-s 2001:db8:d0c:1::3/128 -d 2001:db8:d0c:1::2/128 -j RETURN",
         "-j DROP",

@@ -48,7 +48,10 @@ def rules_for(peers: tuple[Network, ...], egress: tuple[Network, ...] | None = N
 
 
 def db_chain(ruleset: Ruleset, family: Family, direction: str = "I") -> list[str]:
-    return render(ruleset, family).chains[f"DOCKWALL-{direction}-dddddddddddd"]
+    """The chain's rules after the mark every chain of ours starts with."""
+    mark, *rules = render(ruleset, family).chains[f"DOCKWALL-{direction}-dddddddddddd"]
+    assert mark == "-m comment --comment dockwall-chain"
+    return rules
 
 
 def test_more_than_eight_addresses_become_one_set_match_in_iptables_save_order() -> None:
@@ -76,7 +79,7 @@ def test_eight_addresses_stay_rules_and_any_protocol_set_match_has_no_proto() ->
     guard = Guard("k", "k", "t", ENDPOINTS, Filter((Allow(peers=v6(12)),)), None)
     desired = render(Ruleset((BRIDGE,), (guard,), None, None), "ipv6")
     [found] = desired.sets.values()
-    assert desired.chains["DOCKWALL-I-k"][0] == f"-m set --match-set {found.name} src -j RETURN"
+    assert desired.chains["DOCKWALL-I-k"][1] == f"-m set --match-set {found.name} src -j RETURN"
     assert found.kind == "hash:net family inet6"
 
 
@@ -138,7 +141,7 @@ class Host:
         return [
             " ".join(argv)
             for argv, _ in self.runner.calls
-            if argv[-1] != "save" and "save" not in argv[0]
+            if argv[-1] != "save" and "save" not in argv[0] and argv[0] != "nft"
         ]
 
 

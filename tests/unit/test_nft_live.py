@@ -14,17 +14,28 @@ from dataclasses import dataclass, field, replace
 import pytest
 
 from dockwall.backends.nftables import NftablesBackend, docker_uses_nftables
-from dockwall.backends.nftables.live import listing_objects, rule_counters
+from dockwall.backends.nftables.backend import load
+from dockwall.backends.nftables.live import LIST_ARGV, listing_objects, rule_counters
 from dockwall.backends.nftables.plan import table_changes
-from dockwall.backends.nftables.render import table_objects
-from dockwall.backends.nftables.view import table_view
+from dockwall.backends.nftables.render import render, table_objects
+from dockwall.backends.nftables.view import TableView, table_view
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
-from dockwall.errors import CommandError
+from dockwall.errors import CommandError, DockwallError
 from dockwall.model.state import Bridge
 from dockwall.runner import Result
 from tests.unit.test_nft_render import PEERS, RULESET, WEB, ip, net
 
 ABSENT = "Error: No such file or directory\nlist table inet dockwall\n"
+OWNED_CHAIN = {
+    "chain": {"family": "inet", "table": "dockwall", "name": "owned-by-dockwall", "handle": 99}
+}
+
+
+def marked(listing: str) -> str:
+    """A listing recorded before tables carried the mark chain, as nft prints it now."""
+    document = json.loads(listing)
+    document["nftables"].insert(2, OWNED_CHAIN)
+    return json.dumps(document)
 
 
 @dataclass
@@ -205,10 +216,17 @@ def test_plan_on_a_host_without_the_table_loads_everything_in_one_transaction() 
     assert "flush" not in step.payload
 
 
-def test_what_the_script_cannot_say_safely_loads_as_json() -> None:
+def test_a_bridge_name_that_cannot_be_written_never_is() -> None:
     odd = Bridge("odd", 'br"0', (net("172.31.0.0/24"),))
     ruleset = replace(RULESET, bridges=(*RULESET.bridges, odd))
     [step] = NftablesBackend(without_table()).plan(ruleset).transactions
+    assert step.argv == ("nft", "-f", "-")
+    assert 'br"0' not in step.payload
+
+
+def test_what_the_script_cannot_say_safely_loads_as_json() -> None:
+    commands = render(RULESET)
+    step = load(commands, TableView())
     assert step.argv == ("nft", "-j", "-f", "-")
     assert json.loads(step.payload)["nftables"][1] == {
         "delete": {"table": {"family": "inet", "name": "dockwall"}}
@@ -251,8 +269,15 @@ def tables(*names: tuple[str, str]) -> Result:
 
 
 def test_installed_and_counters_follow_the_live_table() -> None:
-    runner = FakeRunner({("nft", "-j", "list", "tables"): tables(("inet", "dockwall"))})
+    listed = tables(("inet", "dockwall"))
+    runner = FakeRunner({("nft", "-j", "list", "tables"): listed, LIST_ARGV: answer(LISTING)})
     assert NftablesBackend(runner).installed()
+    foreign = json.dumps({"nftables": [{"table": {"family": "inet", "name": "dockwall"}}]})
+    theirs = FakeRunner({("nft", "-j", "list", "tables"): listed, LIST_ARGV: answer(foreign)})
+    assert not NftablesBackend(theirs).installed(), "a table of that name without our mark"
+    assert NftablesBackend(theirs).plan_reset().in_sync, "is never deleted"
+    with pytest.raises(DockwallError, match="not dockwall's"):
+        NftablesBackend(theirs).plan(RULESET)
     assert not NftablesBackend(FakeRunner({("nft",): tables(("ip", "filter"))})).installed()
     assert NftablesBackend(without_table()).counters() == []
     assert len(NftablesBackend(with_table(LISTING)).counters()) == 12
@@ -278,7 +303,7 @@ def test_missing_tools_mean_docker_does_not_use_nftables() -> None:
     assert not docker_uses_nftables(FakeRunner({("nft",): missing, ("iptables",): missing}))
 
 
-LISTING = (
+LISTING = marked(
     '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_s'
     'chema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 6}}, {"set'
     '": {"family": "inet", "name": "bridges", "table": "dockwall", "type": "ifname", "handle": '
@@ -424,7 +449,7 @@ def test_isolated_peers_table_nft_prints_back_is_in_sync_with_its_render() -> No
 
 
 # `nft -j list table inet dockwall` in a lab after loading the render of PEERS_RULESET.
-PEERS_LISTING = (
+PEERS_LISTING = marked(
     '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_sch'
     'ema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 8}}, {"set": {'
     '"family": "inet", "name": "bridges", "table": "dockwall", "type": "ifname", "handle": 6, "el'
@@ -510,7 +535,7 @@ PEERS_LISTING = (
 
 
 # `nft -j list table inet dockwall` in a lab after loading the render of SETS_RULESET.
-SETS_LISTING = (
+SETS_LISTING = marked(
     '{"nftables": [{"metainfo": {"version": "1.0.6", "release_name": "Lester Gooch #5", "json_sch'
     'ema_version": 1}}, {"table": {"family": "inet", "name": "dockwall", "handle": 10}}, {"set": '
     '{"family": "inet", "name": "bridges", "table": "dockwall", "type": "ifname", "handle": 6, "e'

@@ -121,6 +121,7 @@ add chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 443 coun
 add chain out-web | ip daddr { 198.51.100.7, 203.0.113.0/24 } tcp dport 8000-8100 counter return
 add chain out-web | udp dport 53 counter return
 add chain out-web | counter drop
+add chain owned-by-dockwall | chain owned-by-dockwall
 """
 
 

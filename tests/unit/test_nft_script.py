@@ -44,6 +44,7 @@ SCRIPT = """\
 add table inet dockwall
 delete table inet dockwall
 add table inet dockwall
+add chain inet dockwall owned-by-dockwall
 add chain inet dockwall default-in
 add chain inet dockwall in-db
 add chain inet dockwall ingress

@@ -30,6 +30,7 @@ from dockwall.model.state import Bridge, Container, HostState
 from dockwall.policy import Policy, read_policy
 from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import DockerReader, connect
+from dockwall.sources.interfaces import host_interfaces
 from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
@@ -98,6 +99,7 @@ class Agent:
         self.stop = threading.Event()
         self.bridges: dict[str, Bridge] = {}
         self.containers: dict[str, Container] = {}
+        self.interfaces: tuple[str, ...] | None = None
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
@@ -138,6 +140,11 @@ class Agent:
         state = reader.state()
         self.bridges = {b.network: b for b in state.bridges}
         self.containers = {c.id: c for c in state.containers}
+        self.interfaces = self.read_interfaces()
+
+    def read_interfaces(self) -> tuple[str, ...] | None:
+        bridges = {b.interface for b in self.bridges.values()}
+        return host_interfaces(self.engine.runner, bridges)
 
     def follow(self, reader: DockerReader, items: queue.Queue[Item], stop: threading.Event) -> None:
         pending: set[str] = set()
@@ -172,6 +179,11 @@ class Agent:
                 self.reconcile(f"{len(pending)} container event(s)")
                 pending, bridges_changed = set(), False
             if now >= next_drift:
+                if self.read_interfaces() != self.interfaces:
+                    # Docker's networks are read again first: a new bridge is never
+                    # taken for one of the host's own interfaces.
+                    bridges_changed = True
+                    first = last = now
                 self.check_drift()
                 next_drift = time.monotonic() + self.config.drift_interval
 
@@ -179,6 +191,7 @@ class Agent:
         """Only the containers that had events are read again, and networks when they changed."""
         if bridges_changed:
             self.bridges = reader.bridges()
+            self.interfaces = self.read_interfaces()
         for container_id in ids:
             container = reader.container(container_id, self.bridges)
             if container is None:
@@ -190,8 +203,10 @@ class Agent:
         """Compile and apply; a failure keeps the rules in force and is retried on drift."""
         started = time.perf_counter()
         try:
-            state = HostState(tuple(self.bridges.values()), tuple(self.containers.values()))
-            compiled = compile_policy(self.policy, state, strict_labels=False)
+            state = HostState(
+                tuple(self.bridges.values()), tuple(self.containers.values()), self.interfaces
+            )
+            compiled = compile_policy(self.policy, state)
             for warning in compiled.warnings:
                 if warning not in self.warned:  # once, not again on every event
                     self.log(f"warning: {warning}")

@@ -28,6 +28,7 @@ from dockwall.locking import firewall_lock
 from dockwall.sources.docker_state import connect, read_state
 
 EXIT_PENDING = 2
+EXIT_HELD = 5
 
 
 def plan(
@@ -95,6 +96,14 @@ def apply(
     no_wait: NoWaitOption = False,
     force: Annotated[bool, typer.Option("--force", help=FORCE_HELP)] = False,
     max_policy_bytes: MaxBytesOption = None,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help=f"Exit {EXIT_HELD} when a container could not be resolved as written (held "
+            "closed, or a bad label ignored). Everything else is applied either way.",
+        ),
+    ] = False,
 ) -> None:
     """Make the live firewall match the policy, atomically (one transaction per family).
 
@@ -104,7 +113,11 @@ def apply(
     SIGINT wait until the transaction is complete.
 
     Exit codes: 0 applied; 1 error, nothing changed; 3 the rules are in force but the
-    state for `apply --boot` could not be saved; 4 the lock is held (--no-wait).
+    state for `apply --boot` could not be saved; 4 the lock is held (--no-wait);
+    5 with --strict, a container could not be resolved as written.
+
+    A container that cannot be resolved never blocks the others: it is held closed (or
+    its bad label ignored) with a warning.
     """
     engine = default_engine(backend)
     if boot:
@@ -118,13 +131,14 @@ def apply(
     if dry_run:
         selected, plans = engine.plan(inputs)
         report_apply(inputs, selected.backend.name, plans, None, as_json=as_json, applied=False)
-        return
+        raise typer.Exit(EXIT_HELD if strict and inputs.compiled.held else 0)
     refuse_against_agent("apply", policy, force=force)
     with firewall_lock("dockwall apply", wait=not no_wait, say=say):
         selected, plans = engine.plan(inputs)
         engine.apply(selected, plans, inputs.compiled.ruleset)
     cut = cut_refused(engine.runner, inputs.compiled.ruleset) if cut_existing else None
     report_apply(inputs, selected.backend.name, plans, cut, as_json=as_json, applied=True)
+    raise typer.Exit(EXIT_HELD if strict and inputs.compiled.held else 0)
 
 
 def report_apply(

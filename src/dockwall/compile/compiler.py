@@ -1,7 +1,9 @@
 """Policy + host state -> the firewall IR. Pure: no Docker, no firewall, no clock.
 
-This is where "which entry governs which container" is decided, so a conflict (two
-entries matching one container) is found here and reported before anything is applied.
+This is where "which entry governs which container" is decided. A container that cannot
+be resolved (two entries matching it, a bad label, a bridge name that cannot be written)
+never stops the others from being reconciled: it is held closed, or its bad label
+ignored, with a warning naming it, and listed in `Compiled.held` for `apply --strict`.
 """
 
 from __future__ import annotations
@@ -9,7 +11,16 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PeerAllow, PortMatch, Ruleset
+from dockwall.compile.ir import (
+    Allow,
+    Endpoint,
+    Filter,
+    Guard,
+    PeerAllow,
+    PortMatch,
+    Ruleset,
+    plain_interface,
+)
 from dockwall.compile.labels import LabelRules, label_rules
 from dockwall.compile.matching import EntryIndex, selected, where
 from dockwall.compile.normalize import peers, ports
@@ -28,10 +39,12 @@ from dockwall.policy import (
 
 @dataclass(frozen=True)
 class Compiled:
-    """The IR plus what the user should hear about (entries that matched nothing)."""
+    """The IR plus what the user should hear about: entries that matched nothing, and
+    (also in `held`) containers that could not be resolved as written."""
 
     ruleset: Ruleset
     warnings: tuple[str, ...]
+    held: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -41,9 +54,17 @@ class Governed:
     container: Container
     entry: ContainerEntry | None
     labels: LabelRules
+    closed: bool = False
+
+    @property
+    def speaks(self) -> bool:
+        """Whether anything but the defaults governs it."""
+        return self.closed or bool(self.entry or self.labels.ingress or self.labels.egress)
 
     @property
     def origin(self) -> str:
+        if self.closed:
+            return "held closed (conflicting entries)"
         parts = [self.entry.describe()] if self.entry else []
         if self.labels.ingress or self.labels.egress:
             parts.append("labels")
@@ -151,6 +172,9 @@ def guard_keys(governed: list[Governed]) -> dict[str, str]:
 
 
 def guard(policy: Policy, governed: Governed, filters: Filters, key: str) -> Guard:
+    if governed.closed:
+        container = governed.container
+        return Guard(key, container.name, governed.origin, endpoints(container), Filter(), Filter())
     entry, labels, defaults = governed.entry, governed.labels, policy.defaults
     base_in = (
         filters.ingress(entry.ingress)
@@ -217,37 +241,56 @@ def peer_allows(governed: list[Governed], state: HostState) -> tuple[PeerAllow, 
     return tuple(dict.fromkeys(allows))
 
 
-def governed_containers(
-    policy: Policy, state: HostState, strict_labels: bool, warnings: list[str]
-) -> list[Governed]:
-    """Every container with its entry and labels; bad labels fail, or are skipped with a
-    warning when not strict (the agent must keep protecting everyone else)."""
-    index = EntryIndex.of(policy)
-    result = []
-    for container in sorted(state.containers, key=lambda c: c.name):
+def governed_one(
+    container: Container, index: EntryIndex, policy: Policy, held: list[str]
+) -> Governed:
+    """Two entries matching one container hold it closed: choosing either could open
+    what the other closes, and a label anyone starting a container can set must never
+    stop the rest of the host from being reconciled. A bad label is ignored."""
+    try:
         entry = index.entry_for(container)
-        try:
-            labels = label_rules(container, policy.labels)
-        except PolicyError as exc:
-            if strict_labels:
-                raise
-            warnings.append(f"{exc} (label ignored)")
-            labels = LabelRules()
-        result.append(Governed(container, entry, labels))
-    return result
+    except PolicyError as exc:
+        held.append(f"{exc}; container {container.name!r} is held closed until then")
+        return Governed(container, None, LabelRules(), closed=True)
+    try:
+        labels = label_rules(container, policy.labels)
+    except PolicyError as exc:
+        held.append(f"{exc} (label ignored)")
+        labels = LabelRules()
+    return Governed(container, entry, labels)
 
 
-def compile_policy(policy: Policy, state: HostState, *, strict_labels: bool = True) -> Compiled:
+def odd_interfaces(state: HostState) -> list[str]:
+    """Bridges whose names cannot be written into rules: held by the defaults as unknown
+    interfaces, their containers' own rules matched by address alone."""
+    return [
+        f"network {b.network!r}: bridge name {b.interface!r} cannot be written into firewall "
+        "rules; its traffic is held by the defaults, containers on it are matched by address"
+        for b in state.bridges
+        if not plain_interface(b.interface)
+    ]
+
+
+def governed_containers(policy: Policy, state: HostState, held: list[str]) -> list[Governed]:
+    """Every container with its entry and labels; problems are collected in `held`."""
+    index = EntryIndex.of(policy)
+    return [
+        governed_one(c, index, policy, held) for c in sorted(state.containers, key=lambda c: c.name)
+    ]
+
+
+def compile_policy(policy: Policy, state: HostState) -> Compiled:
     """Containers with neither entry nor labels are left to the defaults, which cover
-    whole bridges."""
-    warnings: list[str] = []
-    governed = governed_containers(policy, state, strict_labels, warnings)
+    whole bridges (and every interface that is not the host's own)."""
+    held: list[str] = []
+    governed = governed_containers(policy, state, held)
+    held += odd_interfaces(state)
     filters = Filters()
-    chosen = [g for g in governed if g.entry or g.labels.ingress or g.labels.egress]
+    chosen = [g for g in governed if g.speaks]
     keys = guard_keys(chosen)
     guards = tuple(guard(policy, g, filters, keys[g.container.id]) for g in chosen)
     used = {g.entry.describe() for g in governed if g.entry is not None}
-    warnings += [
+    unused = [
         f"{where(e)} matches no running container"
         for e in policy.containers
         if e.describe() not in used
@@ -259,5 +302,6 @@ def compile_policy(policy: Policy, state: HostState, *, strict_labels: bool = Tr
         default_egress=verdict_filter(policy.defaults.egress),
         isolate_peers=policy.defaults.peers == "deny",
         peers=peer_allows(governed, state) if policy.defaults.peers == "deny" else (),
+        host_interfaces=state.interfaces,
     )
-    return Compiled(ruleset, tuple(warnings))
+    return Compiled(ruleset, tuple(held + unused), tuple(held))

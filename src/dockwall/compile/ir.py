@@ -14,12 +14,28 @@ real packets. Semantics every backend must keep:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
 from dockwall.model.state import Address, Bridge, Network
 
 Proto = Literal["tcp", "udp", "icmp"]
+
+PLAIN_INTERFACE = re.compile(r"[A-Za-z0-9_.@-]{0,14}[A-Za-z0-9_.@]")
+
+
+def plain_interface(name: str) -> bool:
+    """Whether an interface name can be written into rules as it is, in both backends.
+
+    The kernel allows almost any byte in a name (not `/`, `:` or whitespace, at most 15),
+    and Docker passes `com.docker.network.bridge.name` on unchecked. Quotes and
+    backslashes break iptables-restore and nft scripts, a trailing `+` is an iptables
+    wildcard and a trailing `*` an nft one. Names outside this plain set are never
+    written: traffic behind them is matched by address, or held by the defaults as an
+    interface dockwall does not know.
+    """
+    return PLAIN_INTERFACE.fullmatch(name) is not None
 
 
 @dataclass(frozen=True)
@@ -91,6 +107,11 @@ class Ruleset:
 
     The defaults apply to every address on a known bridge that no guard covers, so a
     container that starts before dockwall knows it is already held by them (fail-closed).
+    `host_interfaces` are the host's own interfaces (not Docker bridges, not bridge
+    ports) when dockwall looked: forwarded traffic to or from any other interface (a
+    Docker network created later, whatever its bridge is called) is held by the
+    defaults. None (never looked, e.g. a ruleset saved by an older version) falls back
+    to holding bridges named br-*.
     """
 
     bridges: tuple[Bridge, ...]
@@ -99,3 +120,15 @@ class Ruleset:
     default_egress: Filter | None
     isolate_peers: bool = False
     peers: tuple[PeerAllow, ...] = ()
+    host_interfaces: tuple[str, ...] | None = None
+
+    @property
+    def known_bridges(self) -> tuple[Bridge, ...]:
+        """The bridges the backends name in rules (plain names only)."""
+        return tuple(b for b in self.bridges if plain_interface(b.interface))
+
+    @property
+    def plain_host_interfaces(self) -> tuple[str, ...] | None:
+        if self.host_interfaces is None:
+            return None
+        return tuple(i for i in self.host_interfaces if plain_interface(i))

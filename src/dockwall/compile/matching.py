@@ -11,10 +11,12 @@ from dockwall.policy import ContainerEntry, ContainerSelector, Policy
 
 
 def matches(selector: ContainerSelector, container: Container) -> bool:
-    """Names and compose labels are Docker's own; `label:` looks at the container's labels."""
+    """Names are Docker's own; `compose:` and `label:` look at the labels set on the
+    container itself (compose sets its labels there), never at those its image brought:
+    an image must not choose its container's firewall."""
     if selector.name is not None:
         return container.name == selector.name
-    labels = container.labels
+    labels = container.own_labels
     if selector.compose is not None:
         return labels.get(COMPOSE_PROJECT) == selector.compose.project and (
             selector.compose.service is None
@@ -60,7 +62,7 @@ class EntryIndex:
         return cls(by_key)
 
     def matching(self, container: Container) -> list[ContainerEntry]:
-        labels = container.labels
+        labels = container.own_labels
         project = labels.get(COMPOSE_PROJECT)
         keys: list[tuple[str, str, str | None]] = [("name", container.name, None)]
         if project is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from dataclasses import dataclass, field
+from functools import cached_property
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -60,7 +61,7 @@ class Container:
     def short_id(self) -> str:
         return self.id[:12]
 
-    @property
+    @cached_property
     def own_labels(self) -> dict[str, str]:
         """Labels set on the container itself; an image must not speak for its container.
 
@@ -72,5 +73,9 @@ class Container:
 
 @dataclass(frozen=True)
 class HostState:
+    """`interfaces`: the host's own network interfaces (not Docker bridges, not bridge
+    ports), or None when they were not read."""
+
     bridges: tuple[Bridge, ...] = ()
     containers: tuple[Container, ...] = ()
+    interfaces: tuple[str, ...] | None = None

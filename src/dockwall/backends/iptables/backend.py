@@ -1,8 +1,10 @@
 """Plans and applies the iptables backend, one atomic iptables-restore per family.
 
-Only chains named DOCKWALL-* are ever written, plus one marked jump from DOCKER-USER
-and one from INPUT. Where Docker made no DOCKER-USER (ip6tables under Docker 20.10),
-dockwall creates it and hooks it from FORWARD, marked so reset can undo exactly that.
+Only chains dockwall created (each carries the exact mark `ownership.OWNED` as its first
+rule) are ever written, plus one marked jump from DOCKER-USER and one from INPUT. Where
+Docker made no DOCKER-USER (ip6tables under Docker 20.10), dockwall creates it and hooks
+it from FORWARD, marked so reset can undo exactly that. Chains and rules of anyone else,
+whatever they are called or commented, are never deleted, edited or moved.
 
 Long address lists live in ipset sets named dockwall-*. A plan's transactions run in
 order: one `ipset restore` creating the new sets, the iptables-restore of each family
@@ -16,10 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
-from dockwall.backends.iptables import ipsets
+from dockwall.backends.iptables import basechains, ipsets
 from dockwall.backends.iptables.canonical import canonical
 from dockwall.backends.iptables.ipsets import IpSet
-from dockwall.backends.iptables.render import CHAIN_PREFIX, FORWARD, INPUT, MARK, render
+from dockwall.backends.iptables.ownership import hook, is_hook, ours, renamed, target
+from dockwall.backends.iptables.render import FORWARD, INPUT, render
 from dockwall.backends.iptables.ruleset import FilterTable, LiveRule, parse_filter
 from dockwall.backends.iptables.variant import Family, Variant, detect
 from dockwall.compile.ir import Ruleset
@@ -27,10 +30,6 @@ from dockwall.runner import Runner
 
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 DOCKER_USER = "DOCKER-USER"
-
-
-def hook(chain: str) -> str:
-    return f"{MARK} -j {chain}"
 
 
 @dataclass(frozen=True)
@@ -53,26 +52,46 @@ class Hook:
         return lines + ([f"-I {self.chain} 1 {self.jump}"] if self.wanted else [])
 
 
-def hooks(live: FilterTable) -> list[Hook]:
-    """FORWARD->DOCKER-USER is ours only while Docker has no jump of its own at the top."""
+def hooks(live: FilterTable, names: Names) -> list[Hook]:
+    """FORWARD->DOCKER-USER is ours only while Docker has no jump of its own at the top.
+    A hook to one of our chains that is no longer the one in use goes."""
     docker_jumps_first = live.rules("FORWARD")[:1] == [f"-j {DOCKER_USER}"]
-    return [
+    wanted = [
         Hook("FORWARD", hook(DOCKER_USER), wanted=not docker_jumps_first),
-        Hook(DOCKER_USER, hook(FORWARD)),
-        Hook("INPUT", hook(INPUT)),
+        Hook(DOCKER_USER, hook(names.forward)),
+        Hook("INPUT", hook(names.input)),
     ]
+    mine = ours(live)
+    kept = {(h.chain, h.jump) for h in wanted}
+    stale = [
+        Hook(chain, rule, wanted=False)
+        for chain in ("FORWARD", DOCKER_USER, "INPUT")
+        for rule in dict.fromkeys(live.rules(chain))
+        if (chain, rule) not in kept and is_hook(live, rule, mine)
+    ]
+    return wanted + stale
 
 
-def misplaced(live: FilterTable) -> list[Hook]:
+def misplaced(live: FilterTable, names: Names) -> list[Hook]:
     return [
         h
-        for h in hooks(live)
+        for h in hooks(live, names)
         if (h.wanted and not h.in_place(live)) or (not h.wanted and h.jump in live.rules(h.chain))
     ]
 
 
-def ours(live: FilterTable) -> list[str]:
-    return [c for c in live.chains if c.startswith(CHAIN_PREFIX)]
+@dataclass(frozen=True)
+class Names:
+    """The chains the hooks jump to: FORWARD and INPUT, or their free variants."""
+
+    forward: str = FORWARD
+    input: str = INPUT
+
+    @staticmethod
+    def of(desired: dict[str, list[str]]) -> Names:
+        """The first two chains of a rendered (and renamed) family are FORWARD and INPUT."""
+        forward, input_, *_ = desired
+        return Names(forward, input_)
 
 
 class IptablesBackend:
@@ -95,31 +114,36 @@ class IptablesBackend:
         changes: list[Change] = []
         transactions: list[Transaction] = []
         wanted: dict[str, IpSet] = {}
-        for family, live in zip(FAMILIES, self.live_tables(), strict=True):
+        tables = self.live_tables()
+        for family, live in zip(FAMILIES, tables, strict=True):
             rendered = render(ruleset, family)
             wanted.update(rendered.sets)
-            desired = rendered.chains
-            diff = chain_changes(family, live, desired) + hook_changes(family, live)
+            desired = renamed(rendered.chains, live)
+            names = Names.of(desired)
+            diff = chain_changes(family, live, desired) + hook_changes(family, live, names)
             if diff:
                 changes += diff
-                transactions.append(self.transaction(family, live, desired))
-        return self.with_sets(Plan(self.name, tuple(changes), tuple(transactions)), wanted)
+                transactions.append(self.transaction(family, live, desired, names))
+        plan = Plan(self.name, tuple(changes), tuple(transactions))
+        return self.with_sets(plan, wanted, set_names(tables))
 
     def plan_reset(self) -> Plan:
         changes: list[Change] = []
         transactions: list[Transaction] = []
-        for family in FAMILIES:
-            live = self.live(family)
+        tables = self.live_tables()
+        for family, live in zip(FAMILIES, tables, strict=True):
             lines, diff = reset_script(family, live)
             if diff:
                 changes += diff
                 transactions.append(Transaction(tuple(self.variant.restore(family)), script(lines)))
-        return self.with_sets(Plan(self.name, tuple(changes), tuple(transactions)), {})
+        plan = Plan(self.name, tuple(changes), tuple(transactions))
+        return self.with_sets(plan, {}, set_names(tables))
 
-    def with_sets(self, plan: Plan, wanted: dict[str, IpSet]) -> Plan:
+    def with_sets(self, plan: Plan, wanted: dict[str, IpSet], referenced: set[str]) -> Plan:
         """Adds the ipset steps around the iptables ones: missing (or altered) sets are
-        loaded before any rule names them, ours that no rule will name go afterwards."""
-        live = ipsets.live_sets(self.runner)
+        loaded before any rule names them, ours that no rule will name go afterwards.
+        Only sets proven ours are touched (`ipsets.ours`)."""
+        live = ipsets.ours(ipsets.live_sets(self.runner), referenced, set(wanted))
         create = [s for s in wanted.values() if not s.matches(live.get(s.name))]
         stale = {name: s for name, s in live.items() if name not in wanted}
         before, after = ipsets.set_changes(create, stale, live)
@@ -135,14 +159,16 @@ class IptablesBackend:
         return Plan(plan.backend, changes, tuple(transactions))
 
     def transaction(
-        self, family: Family, live: FilterTable, desired: dict[str, list[str]]
+        self, family: Family, live: FilterTable, desired: dict[str, list[str]], names: Names
     ) -> Transaction:
         """The load, and its undo: our chains as they are now (or none at all)."""
         now = {chain: live.rules(chain) for chain in ours(live)}
-        after = FilterTable({**live.chains, **{c: [] for c in desired}})
-        undo = apply_script(after, now) if now else reset_script(family, after_hooks(after))[0]
+        after = after_hooks(FilterTable({**live.chains, **desired_table(desired)}), names)
+        undo = apply_script(after, now, live_names(live)) if now else reset_script(family, after)[0]
         return Transaction(
-            tuple(self.variant.restore(family)), script(apply_script(live, desired)), script(undo)
+            tuple(self.variant.restore(family)),
+            script(apply_script(live, desired, names)),
+            script(undo),
         )
 
     def apply(self, plan: Plan) -> None:
@@ -156,9 +182,21 @@ class IptablesBackend:
                 self.destroy_new_sets(before)
                 raise
         if tables:
+            self.prepare_base_chains(tables)
             self.load_tables(tables, before)
         for step in after:
             ipsets.destroy(self.runner, ipsets.names_in(step.payload))
+        if tables and self.variant.kind == "nft":
+            for family in FAMILIES:
+                basechains.tidy(self.runner, family)
+
+    def prepare_base_chains(self, tables: list[Transaction]) -> None:
+        """iptables-nft would create the base chains our hooks go into and keep them."""
+        if self.variant.kind != "nft":
+            return
+        for family in FAMILIES:
+            if any(t.argv[:1] == tuple(self.variant.restore(family)[:1]) for t in tables):
+                basechains.prepare(self.runner, family)
 
     def load_tables(self, tables: list[Transaction], before: list[Transaction]) -> None:
         with ThreadPoolExecutor(max_workers=len(tables)) as pool:
@@ -181,13 +219,25 @@ class IptablesBackend:
         return [
             RuleCounter(family, rule.chain, rule.text, rule.packets, rule.bytes)
             for family in FAMILIES
-            for chain, rules in self.live(family).chains.items()
-            if chain.startswith(CHAIN_PREFIX)
-            for rule in rules
+            for table in [self.live(family)]
+            for chain in ours(table)
+            for rule in table.chains[chain]
         ]
 
     def installed(self) -> bool:
         return any(ours(self.live(family)) for family in FAMILIES)
+
+
+def set_names(tables: list[FilterTable]) -> set[str]:
+    """The ipset sets our own chains match against."""
+    return {
+        word
+        for table in tables
+        for chain in ours(table)
+        for rule in table.rules(chain)
+        if "--match-set " in rule
+        for word in [rule.split("--match-set ", 1)[1].split(" ", 1)[0]]
+    }
 
 
 def phases(
@@ -251,23 +301,41 @@ def script(lines: list[str]) -> str:
     return "\n".join(["*filter", *lines, "COMMIT", ""])
 
 
-def after_hooks(table: FilterTable) -> FilterTable:
+def desired_table(desired: dict[str, list[str]]) -> dict[str, list[LiveRule]]:
+    return {c: [LiveRule(c, r) for r in rules] for c, rules in desired.items()}
+
+
+def live_names(live: FilterTable) -> Names:
+    """The chains our live hooks jump to (the defaults when there are none)."""
+    mine = ours(live)
+    found = [
+        next((t for r in live.rules(chain) if is_hook(live, r, mine) and (t := target(r))), None)
+        for chain in (DOCKER_USER, "INPUT")
+    ]
+    return Names(found[0] or FORWARD, found[1] or INPUT)
+
+
+def after_hooks(table: FilterTable, names: Names) -> FilterTable:
     """The table as it will be once our hooks are in, so an undo knows to remove them."""
     chains = {name: list(rules) for name, rules in table.chains.items()}
-    for h in hooks(table):
+    for h in hooks(table, names):
         kept = [r for r in chains.get(h.chain, []) if r.text != h.jump]
         chains[h.chain] = ([LiveRule(h.chain, h.jump)] if h.wanted else []) + kept
     return FilterTable(chains)
 
 
-def hook_changes(family: Family, live: FilterTable) -> list[Change]:
+def hook_changes(family: Family, live: FilterTable, names: Names) -> list[Change]:
     changes: list[Change] = []
     if DOCKER_USER not in live.chains:
         changes.append(Change(family, "add", DOCKER_USER, "(new chain: Docker made none)"))
-    for h in misplaced(live):
+    for h in misplaced(live, names):
         count = live.rules(h.chain).count(h.jump)
         if not h.wanted:
-            why = "(Docker jumps to DOCKER-USER itself now)"
+            why = (
+                "(Docker jumps to DOCKER-USER itself now)"
+                if h.jump == hook(DOCKER_USER)
+                else "(chain no longer in use)"
+            )
             changes += [Change(family, "remove", h.chain, f"{h.jump} {why}")] * count
         elif count == 0:
             changes.append(Change(family, "add", h.chain, f"{h.jump} (first rule)"))
@@ -276,7 +344,7 @@ def hook_changes(family: Family, live: FilterTable) -> list[Change]:
     return changes
 
 
-def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
+def apply_script(live: FilterTable, desired: dict[str, list[str]], names: Names) -> list[str]:
     """Declaring a chain under --noflush empties it, so each changed chain is rebuilt whole;
     unchanged chains are left alone and keep their counters."""
     changed = {
@@ -289,7 +357,7 @@ def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
     lines += [f":{chain} - [0:0]" for chain in stale]
     if DOCKER_USER not in live.chains:
         lines.append(f":{DOCKER_USER} - [0:0]")
-    for h in misplaced(live):
+    for h in misplaced(live, names):
         lines += h.script(live)
     lines += [f"-A {chain} {rule}" for chain, rules in changed.items() for rule in rules]
     lines += [f"-X {chain}" for chain in stale]
@@ -297,21 +365,31 @@ def apply_script(live: FilterTable, desired: dict[str, list[str]]) -> list[str]:
 
 
 def reset_script(family: Family, live: FilterTable) -> tuple[list[str], list[Change]]:
-    """Remove our jumps and chains; drop the DOCKER-USER we created if nothing else uses it."""
+    """Remove our hooks and chains; drop the DOCKER-USER we created if nothing else uses
+    it. Only exact hooks to our own chains go: any other rule stays, whatever its comment."""
     lines: list[str] = []
     changes: list[Change] = []
+    mine = ours(live)
+    created_docker_user = is_created_docker_user(live)
+    targets = [*mine, DOCKER_USER]
     for chain, rules in live.chains.items():
-        for rule in rules:
-            if rule.text.startswith(MARK):
-                lines.append(f"-D {chain} {rule.text}")
-                changes.append(Change(family, "remove", chain, rule.text))
-    docker_jumps = any(
-        rule.text == f"-j {DOCKER_USER}" for rules in live.chains.values() for rule in rules
-    )
-    created_docker_user = hook(DOCKER_USER) in live.rules("FORWARD") and not docker_jumps
-    leftover = [r for r in live.rules(DOCKER_USER) if not r.startswith(MARK)]
-    chains = ours(live) + ([DOCKER_USER] if created_docker_user and not leftover else [])
-    lines += [f":{chain} - [0:0]" for chain in chains if chain.startswith(CHAIN_PREFIX)]
+        if chain in mine:
+            continue
+        for rule in dict.fromkeys(r.text for r in rules):
+            if is_hook(live, rule, targets):
+                lines += [f"-D {chain} {rule}"] * live.rules(chain).count(rule)
+                changes.append(Change(family, "remove", chain, rule))
+    leftover = [r for r in live.rules(DOCKER_USER) if not is_hook(live, r, mine)]
+    chains = mine + ([DOCKER_USER] if created_docker_user and not leftover else [])
+    lines += [f":{chain} - [0:0]" for chain in mine]
     lines += [f"-X {chain}" for chain in chains]
     changes += [Change(family, "remove", chain, "(chain removed)") for chain in chains]
     return lines, changes
+
+
+def is_created_docker_user(live: FilterTable) -> bool:
+    """Our hook FORWARD->DOCKER-USER is there and Docker itself jumps to it nowhere."""
+    docker_jumps = any(
+        rule.text == f"-j {DOCKER_USER}" for rules in live.chains.values() for rule in rules
+    )
+    return hook(DOCKER_USER) in live.rules("FORWARD") and not docker_jumps

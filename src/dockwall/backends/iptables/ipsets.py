@@ -1,15 +1,19 @@
 """Large address lists as ipset hash:net sets, so a rule's cost does not grow with them.
 
 A set is named after its family and members (`dockwall-<16 hex of a SHA-256>`), so a
-name always means the same contents: changing a list makes a new set, the iptables
-transaction switches the rule to it atomically, and the old set is destroyed only after
-no rule uses it. Rollback is then just "put the old rules back, destroy the new sets".
+name always means the same contents, and a set is provably ours when its name is the
+hash of what it holds (or one of our chains matches against it, should someone have
+added to it): any other set, `dockwall-mine` included, is never touched. Changing a
+list makes a new set, the iptables transaction switches the rule to it atomically, and
+the old set is destroyed only after no rule uses it. Rollback is then just "put the old
+rules back, destroy the new sets".
 """
 
 from __future__ import annotations
 
 import hashlib
 import ipaddress
+import re
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -28,6 +32,7 @@ DESTROY_ARGV = ("ipset", "restore")
 DEFAULT_MAXELEM = 65536
 DESTROY_ATTEMPTS = 50
 DESTROY_PAUSE = 0.1
+OUR_NAME = re.compile(r"dockwall-[0-9a-f]{16}")
 
 
 @dataclass(frozen=True)
@@ -61,10 +66,32 @@ def wants_set(networks: Sequence[Network]) -> bool:
     return len(networks) > THRESHOLD and all(n.prefixlen > 0 for n in networks)
 
 
+def set_name(family: Family, members: Iterable[str]) -> str:
+    digest = hashlib.sha256("\n".join([family, *members]).encode()).hexdigest()[:16]
+    return f"{SET_PREFIX}{digest}"
+
+
 def set_for(family: Family, networks: Iterable[Network]) -> IpSet:
     members = tuple(sorted({str(n) for n in networks}))
-    digest = hashlib.sha256("\n".join([family, *members]).encode()).hexdigest()[:16]
-    return IpSet(f"{SET_PREFIX}{digest}", family, members)
+    return IpSet(set_name(family, members), family, members)
+
+
+def ours(live: dict[str, LiveSet], referenced: set[str], wanted: set[str]) -> dict[str, LiveSet]:
+    """The live sets that are provably ours: named after their own contents, or matched
+    by one of our chains. A set we need whose name someone else holds is refused."""
+    mine = {
+        name: found
+        for name, found in live.items()
+        if OUR_NAME.fullmatch(name)
+        and (name in referenced or name == set_name(found.family, sorted(found.members)))
+    }
+    taken = sorted((wanted & live.keys()) - mine.keys())
+    if taken:
+        raise DockwallError(
+            f"ipset set {', '.join(taken)} exists but is not dockwall's (its name is not the "
+            "hash of its contents); dockwall never touches it: rename or remove it"
+        )
+    return mine
 
 
 def normalized(member: str) -> str:

@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
+from dockwall.backends.iptables.ownership import OWNED, PREFIX
 from dockwall.backends.iptables.variant import Family
-from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
+from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset, plain_interface
 from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Bridge, Network
 
@@ -21,9 +22,10 @@ INPUT = "DOCKWALL-INPUT"
 DEFAULT_IN = "DOCKWALL-DEFAULT-I"
 DEFAULT_OUT = "DOCKWALL-DEFAULT-E"
 PEERS = "DOCKWALL-PEERS"
+UNSEEN_IN = "DOCKWALL-UNSEEN-I"
+UNSEEN_OUT = "DOCKWALL-UNSEEN-E"
 DOCKER_BRIDGES = "br-+"
-CHAIN_PREFIX = "DOCKWALL-"
-MARK = "-m comment --comment dockwall"
+CHAIN_PREFIX = PREFIX
 ESTABLISHED = "-m conntrack --ctstate RELATED,ESTABLISHED -j RETURN"
 NEIGHBOUR_DISCOVERY = (133, 134, 135, 136)
 
@@ -133,12 +135,18 @@ def filter_target(
 
 
 def ingress_dispatch(endpoint: Endpoint, target: str) -> str:
+    """By address and bridge; by address alone behind a bridge whose name cannot be
+    written (then traffic within that bridge is judged as ingress too: stricter)."""
     iface = endpoint.interface
+    if not plain_interface(iface):
+        return f"-d {host(endpoint)} {target}"
     return f"-d {host(endpoint)} ! -i {iface} -o {iface} {target}"
 
 
 def egress_dispatch(endpoint: Endpoint, target: str, forwarded: bool) -> str:
     iface = endpoint.interface
+    if not plain_interface(iface):
+        return f"-s {host(endpoint)} {target}"
     out = f"! -o {iface} " if forwarded else ""
     return f"-s {host(endpoint)} -i {iface} {out}{target}"
 
@@ -164,7 +172,7 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
                 chains[INPUT].append(egress_dispatch(endpoint, egress or "-j RETURN", False))
     add_peers(chains, ruleset, family)
     add_defaults(chains, ruleset, family, sets)
-    return Desired(chains, sets)
+    return Desired({name: [OWNED, *rules] for name, rules in chains.items()}, sets)
 
 
 def neighbour_discovery() -> list[str]:
@@ -185,7 +193,7 @@ def add_peers(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) ->
         ports = [proto_match(p, family, original=False) + " " for p in allow.ports] or [""]
         rules += [f"{pair}{port}-j RETURN" for port in ports]
     chains[PEERS] = [*dict.fromkeys(rules), "-j DROP"]
-    for bridge in ruleset.bridges:
+    for bridge in ruleset.known_bridges:
         chains[FORWARD].append(f"-i {bridge.interface} -o {bridge.interface} -g {PEERS}")
 
 
@@ -194,17 +202,42 @@ def add_defaults(
 ) -> None:
     """Whole-bridge rules: they hold containers dockwall has not seen yet (fail-closed).
 
-    Known bridges are named; `br-+` (Docker names its bridges br-<network id>) also holds
-    a network created while no agent was running, so it is never open, not even for a
-    moment. A non-Docker bridge named br-* is held by the defaults too."""
+    Known bridges are named; then every interface that is not the host's own is held
+    too (`add_unseen`), so a Docker network created while no agent was running is never
+    open, whatever its bridge is called, not even for a moment."""
     if ruleset.default_ingress is not None:
         chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s", sets)
     if ruleset.default_egress is not None:
         chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d", sets)
-    for bridge in (*ruleset.bridges, Bridge("", DOCKER_BRIDGES)):
+    hosts = ruleset.plain_host_interfaces
+    fallback = (Bridge("", DOCKER_BRIDGES),) if hosts is None else ()
+    for bridge in (*ruleset.known_bridges, *fallback):
         iface = bridge.interface
         if ruleset.default_ingress is not None:
             chains[FORWARD].append(f"! -i {iface} -o {iface} -g {DEFAULT_IN}")
         if ruleset.default_egress is not None:
             chains[FORWARD].append(f"-i {iface} ! -o {iface} -g {DEFAULT_OUT}")
             chains[INPUT].append(f"-i {iface} -g {DEFAULT_OUT}")
+    if hosts is not None:
+        add_unseen(chains, ruleset, hosts)
+
+
+def add_unseen(chains: dict[str, list[str]], ruleset: Ruleset, hosts: tuple[str, ...]) -> None:
+    """Forwarded traffic from one of the host's own interfaces to one that is neither
+    the host's nor a known bridge (those were dealt with above) is ingress to something
+    unseen; the other way round, egress, as is traffic from such an interface to the
+    host itself. Each is held by the defaults, and each is checked (a jump, not a goto),
+    as for a known bridge. Traffic within one unseen bridge is neither."""
+    if ruleset.default_ingress is not None:
+        chains[UNSEEN_IN] = [
+            *(f"-o {i} -j RETURN" for i in hosts),
+            *(f"-i {i} -g {DEFAULT_IN}" for i in hosts),
+        ]
+        chains[FORWARD].append(f"-j {UNSEEN_IN}")
+    if ruleset.default_egress is not None:
+        chains[UNSEEN_OUT] = [
+            *(f"-i {i} -j RETURN" for i in hosts),
+            *(f"-o {i} -g {DEFAULT_OUT}" for i in hosts),
+        ]
+        chains[FORWARD].append(f"-j {UNSEEN_OUT}")
+        chains[INPUT] += [*(f"-i {i} -j RETURN" for i in hosts), f"-g {DEFAULT_OUT}"]

@@ -12,10 +12,11 @@ from dockwall.backends.nftables.detect import nft_tables
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
 from dockwall.backends.nftables.live import live_objects, rule_counters
 from dockwall.backends.nftables.plan import table_changes
-from dockwall.backends.nftables.render import render
+from dockwall.backends.nftables.render import OWNED, render
 from dockwall.backends.nftables.script import NotScriptable, script
 from dockwall.backends.nftables.view import TableView, table_view
 from dockwall.compile.ir import Ruleset
+from dockwall.errors import DockwallError
 from dockwall.runner import Runner
 
 LOAD_ARGV = ("nft", "-j", "-f", "-")
@@ -35,6 +36,12 @@ class NftablesBackend:
 
     def plan(self, ruleset: Ruleset) -> Plan:
         live = self.live_view()
+        if live is not None and not owned(live):
+            raise DockwallError(
+                f"table {FAMILY} {TABLE} exists but is not dockwall's (it has no chain "
+                f"{OWNED}); dockwall never replaces it: rename or delete that table, or use "
+                "--backend iptables"
+            )
         with gc_paused():
             commands = render(ruleset)
             desired = table_view(added_objects(commands))
@@ -45,7 +52,7 @@ class NftablesBackend:
 
     def plan_reset(self) -> Plan:
         live = self.live_view()
-        if live is None:
+        if live is None or not owned(live):
             return Plan(self.name)
         table = {"table": table_ref()}
         return Plan(
@@ -63,13 +70,20 @@ class NftablesBackend:
         return rule_counters(objects) if objects is not None else []
 
     def installed(self) -> bool:
-        return (FAMILY, TABLE) in nft_tables(self.runner)
+        if (FAMILY, TABLE) not in nft_tables(self.runner):
+            return False
+        live = self.live_view()
+        return live is not None and owned(live)
 
     def live_view(self) -> TableView | None:
         """None when the table is absent: then there is nothing to read or describe."""
         with gc_paused():
             objects = live_objects(self.runner)
             return table_view(objects) if objects is not None else None
+
+
+def owned(live: TableView) -> bool:
+    return OWNED in live.chains
 
 
 @contextmanager

@@ -31,10 +31,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockwall.backends.nftables import expr as e
+from dockwall.backends.nftables import unseen
 from dockwall.backends.nftables.describe import without_implied_family
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
-from dockwall.compile.ir import Allow, Filter, Guard, PeerAllow, PortMatch, Ruleset
+from dockwall.compile.ir import Allow, Filter, Guard, PeerAllow, PortMatch, Ruleset, plain_interface
 from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Network
 
@@ -47,6 +48,7 @@ ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
 NAME_LIMIT = 48
 SET_THRESHOLD = 8
 PEERS = "peers"
+OWNED = "owned-by-dockwall"
 DOCKER_BRIDGES = "br-*"
 L4_PORTS = ("tcp", "udp")
 
@@ -107,12 +109,18 @@ def render(ruleset: Ruleset) -> list[Json]:
 
 
 def table_objects(ruleset: Ruleset) -> list[Json]:
+    """Chain OWNED marks the table as dockwall's: nft 1.0's JSON keeps no table comment,
+    and a table someone else named `inet dockwall` must never be replaced."""
     objects = Objects()
+    objects.chains.append({"chain": chain_ref(OWNED)})
     interfaces = bridge_interfaces(ruleset)
     objects.sets.append(named_set("bridges", "ifname", [], interfaces))
     objects.sets.append(
         named_set("intra", ["ifname", "ifname"], [], [e.concat(i, i) for i in interfaces])
     )
+    hosts = ruleset.plain_host_interfaces
+    if hosts is not None:
+        objects.sets.append(named_set(unseen.HOSTS, "ifname", [], sorted(set(hosts))))
     labels = guard_labels(ruleset.guards)
     for direction, default in (
         (INGRESS, ruleset.default_ingress),
@@ -122,11 +130,19 @@ def table_objects(ruleset: Ruleset) -> list[Json]:
     if ruleset.isolate_peers:
         add_peers(objects, ruleset.peers)
     add_base_chains(objects, ruleset.isolate_peers)
+    objects.rules += [
+        rule("forward", exprs)
+        for exprs in unseen.forward_rules(ruleset, INGRESS.default_chain, EGRESS.default_chain)
+    ]
+    objects.rules += [
+        rule("input", exprs) for exprs in unseen.input_rules(ruleset, EGRESS.default_chain)
+    ]
     return objects.ordered()
 
 
 def add_base_chains(objects: Objects, isolate_peers: bool = False) -> None:
-    """Same-bridge traffic skips the guards: accepted, or judged by `peers` when isolated."""
+    """Same-bridge traffic skips the guards: accepted, or judged by `peers` when isolated.
+    The rules for interfaces not seen yet (`unseen`) follow the jumps."""
     established = e.match(e.ct("state"), ["established", "related"], op="in")
     intra = e.goto(PEERS) if isolate_peers else e.verdict("accept")
     objects.chains.append(base_chain("forward"))
@@ -219,8 +235,8 @@ def add_direction(
     default: Filter | None,
 ) -> None:
     """The dispatch chain of one direction, its verdict maps and the filter chains."""
-    dispatch: list[list[Json]] = []
     chains = filter_chains(direction, ruleset, labels)
+    dispatch = address_only(direction, ruleset, chains)
     for family in (4, 6):
         name = f"{direction.chain}-v{family}"
         elements = dispatch_elements(objects, direction, ruleset, chains, family)
@@ -236,11 +252,34 @@ def add_direction(
                 e.goto(direction.default_chain),
             ]
         )
-        dispatch.append(unseen_bridges(direction))
+        if ruleset.plain_host_interfaces is None:
+            dispatch.append(unseen_bridges(direction))
         add_filter(objects, direction.default_chain, default, direction)
     for flt, chain in chains.values():
         add_filter(objects, chain, flt, direction)
     objects.chain(direction.chain, dispatch)
+
+
+def address_only(
+    direction: Direction, ruleset: Ruleset, chains: dict[int, tuple[Filter, str]]
+) -> list[list[Json]]:
+    """Containers behind a bridge whose name cannot be written, matched by address alone
+    (traffic within that bridge is then judged too: stricter, never looser). What their
+    filter lets through is accepted here, which only ends our base chain: Docker's rules
+    still judge it, and the rules for unseen interfaces, which would hold it, are not
+    reached."""
+    rules: list[list[Json]] = []
+    for guard in ruleset.guards:
+        flt = guard.ingress if direction is INGRESS else guard.egress
+        for endpoint in guard.endpoints:
+            if not plain_interface(endpoint.interface):
+                ip = IP[endpoint.address.version]
+                field = e.payload(ip, direction.container_field)
+                match = e.match(field, str(endpoint.address))
+                if flt is not None:
+                    rules.append([match, e.jump(chains[id(flt)][1])])
+                rules.append([match, e.verdict("accept")])
+    return rules
 
 
 def unseen_bridges(direction: Direction) -> list[Json]:
@@ -282,7 +321,7 @@ def dispatch_elements(
         flt = guard.ingress if direction is INGRESS else guard.egress
         target = e.goto(chains[id(flt)][1]) if flt else e.verdict("return")
         for endpoint in guard.endpoints:
-            if endpoint.address.version == family:
+            if endpoint.address.version == family and plain_interface(endpoint.interface):
                 key = (objects.address(endpoint.address), endpoint.interface)
                 elements.setdefault(key, target)
     return [
@@ -380,7 +419,7 @@ def bridge_interfaces(ruleset: Ruleset) -> list[str]:
     """Every bridge the defaults hold, plus any interface a guard's endpoint sits behind."""
     names = [b.interface for b in ruleset.bridges]
     names += [p.interface for g in ruleset.guards for p in g.endpoints]
-    return sorted(set(names))
+    return sorted({name for name in names if plain_interface(name)})
 
 
 def guard_labels(guards: Sequence[Guard]) -> list[str]:
