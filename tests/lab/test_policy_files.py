@@ -101,10 +101,10 @@ def test_a_50_mb_policy_is_refused_fast_and_the_firewall_untouched(
 
 
 def detach_and_delete(lab: Lab, chain: str = "DOCKWALL-FORWARD") -> None:
-    """Removes our chain by hand, as an admin (or a firewall reload) might."""
-    lab.host.run(["iptables", "-D", "DOCKER-USER", *MARK.split(), "-j", chain])
-    lab.host.run(["iptables", "-F", chain])
-    lab.host.run(["iptables", "-X", chain])
+    """Removes our chain by hand, as an admin (or a firewall reload) might: in one
+    transaction, so the agent cannot put the jump back between the steps."""
+    script = f"*filter\n-D DOCKER-USER {MARK} -j {chain}\n-F {chain}\n-X {chain}\nCOMMIT\n"
+    lab.host.run(["iptables-restore", "--noflush"], input=script)
 
 
 def break_file(path: Path, how: str) -> None:
