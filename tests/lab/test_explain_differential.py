@@ -17,9 +17,7 @@ cannot see another host's sockets.
 from __future__ import annotations
 
 import json
-import os
 import random
-import secrets
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -39,6 +37,7 @@ from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Probe, Prober
 from dockwall.lab.prober import Outcome
 from dockwall.runner import SubprocessRunner
+from tests.conftest import lab_name, own_lab
 
 from .dockwall_cli import Dockwall
 from .explain_scenarios import (
@@ -74,13 +73,9 @@ class Case:
 
 @pytest.fixture(scope="module")
 def elab() -> Iterator[Lab]:
-    lab = Lab(os.environ.get("DOCKWALL_EXPLAIN_LAB_PREFIX", "e") + secrets.token_hex(3))
-    try:
-        lab.up()
+    with own_lab(lab_name("e")) as lab:
         add_closed_ports(lab)
         yield lab
-    finally:
-        lab.down()
 
 
 def add_closed_ports(lab: Lab) -> None:
