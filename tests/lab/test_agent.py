@@ -60,26 +60,6 @@ def lab() -> Iterator[Lab]:
         yield lab
 
 
-@pytest.fixture
-def cli(lab: Lab, tmp_path: Path) -> Iterator[LabCli]:
-    cli = LabCli(lab, tmp_path)
-    cli.cleanup()
-    try:
-        yield cli
-    finally:
-        cli.cleanup()
-
-
-@pytest.fixture
-def agents(cli: LabCli) -> Iterator[Agents]:
-    """Torn down before `cli`, so no agent re-applies rules while the lab is reset."""
-    agents = Agents(cli)
-    try:
-        yield agents
-    finally:
-        agents.stop_all()
-
-
 def both(prober: Prober, destination: str, v4: str, v6: str) -> tuple[bool, bool]:
     return prober.probe(v4, destination), prober.probe(v6, destination)
 

@@ -11,12 +11,11 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from dockwall.backends.iptables.render import MARK
+from dockwall.backends.iptables.ownership import MARK
 from dockwall.lab.lab import Lab
 
 from .agent_helpers import AgentProcess, Agents, LabCli, our_part, wait_until
@@ -31,25 +30,6 @@ containers:
     ingress: [{port: 8080/tcp, from: [192.0.2.100, "2001:db8:100::100"]}]
 """
 GENEROUS = 60.0  # seconds: detects a hang on a busy machine without flaking
-
-
-@pytest.fixture
-def cli(lab: Lab, tmp_path: Path) -> Iterator[LabCli]:
-    cli = LabCli(lab, tmp_path)
-    cli.cleanup()
-    try:
-        yield cli
-    finally:
-        cli.cleanup()
-
-
-@pytest.fixture
-def agents(cli: LabCli) -> Iterator[Agents]:
-    agents = Agents(cli)
-    try:
-        yield agents
-    finally:
-        agents.stop_all()
 
 
 def timed_plan(cli: LabCli, path: Path) -> tuple[int, str, float]:

@@ -19,7 +19,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -63,25 +63,6 @@ def policy_with(count: int, second_octet: int = 0) -> str:
         "version: 1\ndefaults: {ingress: deny}\ncontainers:\n  - name: web\n"
         f"    ingress: [{{port: 8080/tcp, from: [192.0.2.100, {many_sources(count, second_octet)}]}}]\n"
     )
-
-
-@pytest.fixture
-def cli(lab: Lab, tmp_path: Path) -> Iterator[LabCli]:
-    cli = LabCli(lab, tmp_path)
-    cli.cleanup()
-    try:
-        yield cli
-    finally:
-        cli.cleanup()
-
-
-@pytest.fixture
-def agents(cli: LabCli) -> Iterator[Agents]:
-    agents = Agents(cli)
-    try:
-        yield agents
-    finally:
-        agents.stop_all()
 
 
 def start(lab: Lab, *args: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
