@@ -243,16 +243,27 @@ def test_j_non_utf8_policy(dockwall: Dockwall) -> None:
     assert dockwall.firewall() == before
 
 
-def test_two_entries_matching_one_container_is_an_error(dockwall: Dockwall) -> None:
-    before = dockwall.firewall()
+def test_two_entries_matching_one_container_hold_it_closed_and_name_both(
+    dockwall: Dockwall, prober: Prober
+) -> None:
+    """Worker, matched twice, is held closed (no new connections in or out); everyone
+    else is applied as usual."""
     text = (
         "version: 1\ncontainers:\n  - name: worker\n    egress: deny\n"
-        "  - compose: {project: shop}\n    egress: allow\n"
+        "  - compose: {project: shop, service: worker}\n    egress: allow\n"
+        "  - name: web\n    ingress: [{port: 8080/tcp, from: [192.0.2.100]}]\n"
     )
     result = dockwall.run("apply", "-f", str(dockwall.policy(text)), check=False)
-    assert result.returncode == 1
+    assert result.returncode == 0
     assert "policy.yaml:3:" in result.stderr and "policy.yaml:5:" in result.stderr
-    assert dockwall.firewall() == before
+    assert "held closed" in result.stderr and "matches no running container" not in result.stderr
+    strict = dockwall.run("apply", "--strict", "-f", str(dockwall.policy(text)), check=False)
+    assert strict.returncode == 5
+    assert not prober.probe("container:worker", "203.0.113.10:80/tcp")
+    assert prober.probe("192.0.2.100", "host:8080/tcp")
+    assert not prober.probe("198.51.100.7", "host:8080/tcp")
+    dockwall.run("reset")
+    assert prober.probe("container:worker", "203.0.113.10:80/tcp")
 
 
 def test_unmatched_name_is_a_warning(dockwall: Dockwall) -> None:

@@ -5,11 +5,13 @@ with dockwall's), a Docker network with a random Docker-acceptable bridge name a
 container with random labels publishing a port, then applies a policy on a drawn
 backend. After every apply: no user rule changed (byte-identical per chain, in order),
 the plan is in sync, the policy's refusals hold for real packets, and reset gives back
-the exact ruleset of before. Bounded to 20 examples so a run stays within minutes.
+the exact ruleset of before. Bounded to 15 examples (DOCKWALL_HOSTILE_EXAMPLES) so a
+run stays within a few minutes.
 """
 
 from __future__ import annotations
 
+import os
 import secrets
 import string
 from collections.abc import Iterator
@@ -55,10 +57,8 @@ class UserChain:
         source = f"10.{index}.0.1/32" if self.tool == "iptables" else f"2001:db8:{index}::1/128"
         argv = [[self.tool, "-N", self.name]]
         for comment in self.comments:
-            argv.append(
-                [self.tool, "-A", self.name, "-s", source, "-m", "comment", "--comment", comment]
-                + ["-j", "RETURN"]
-            )
+            match = ["-s", source, "-m", "comment", "--comment", comment]
+            argv.append([self.tool, "-A", self.name, *match, "-j", "RETURN"])
         if self.jump_from:
             argv.append([self.tool, "-A", self.jump_from, *self.jump(source)])
         return argv
@@ -69,7 +69,7 @@ class UserChain:
     def remove(self, index: int) -> list[list[str]]:
         source = f"10.{index}.0.1/32" if self.tool == "iptables" else f"2001:db8:{index}::1/128"
         argv = [[self.tool, "-D", self.jump_from, *self.jump(source)]] if self.jump_from else []
-        return argv + [[self.tool, "-F", self.name], [self.tool, "-X", self.name]]
+        return [*argv, [self.tool, "-F", self.name], [self.tool, "-X", self.name]]
 
 
 chain_names = st.builds(
@@ -104,7 +104,7 @@ def lab() -> Iterator[Lab]:
 
 
 @settings(
-    max_examples=20,
+    max_examples=int(os.environ.get("DOCKWALL_HOSTILE_EXAMPLES", "15")),
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

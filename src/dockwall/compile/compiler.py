@@ -9,7 +9,7 @@ ignored, with a warning naming it, and listed in `Compiled.held` for `apply --st
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockwall.compile.ir import (
     Allow,
@@ -55,6 +55,7 @@ class Governed:
     entry: ContainerEntry | None
     labels: LabelRules
     closed: bool = False
+    matched: list[ContainerEntry] = field(default_factory=list)
 
     @property
     def speaks(self) -> bool:
@@ -251,7 +252,9 @@ def governed_one(
         entry = index.entry_for(container)
     except PolicyError as exc:
         held.append(f"{exc}; container {container.name!r} is held closed until then")
-        return Governed(container, None, LabelRules(), closed=True)
+        return Governed(
+            container, None, LabelRules(), closed=True, matched=index.matching(container)
+        )
     try:
         labels = label_rules(container, policy.labels)
     except PolicyError as exc:
@@ -289,7 +292,7 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
     chosen = [g for g in governed if g.speaks]
     keys = guard_keys(chosen)
     guards = tuple(guard(policy, g, filters, keys[g.container.id]) for g in chosen)
-    used = {g.entry.describe() for g in governed if g.entry is not None}
+    used = {e.describe() for g in governed for e in ([g.entry] if g.entry else g.matched)}
     unused = [
         f"{where(e)} matches no running container"
         for e in policy.containers

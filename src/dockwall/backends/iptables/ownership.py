@@ -4,8 +4,9 @@ A chain is dockwall's when its first rule is the exact mark OWNED, which dockwal
 into every chain it creates. A chain someone emptied (`iptables -F`) lost its mark; it
 still counts as dockwall's when it is empty, named exactly as dockwall names its chains,
 and jumped to by dockwall's own rules and by nothing else, so refilling or removing it
-can neither drop a rule of anyone else nor fail. A rule outside those chains is dockwall's only when it is
-exactly `-m comment --comment dockwall -j CHAIN` to one of them (a hook).
+can neither drop a rule of anyone else nor fail. A rule outside those chains is
+dockwall's only when it is exactly `-m comment --comment dockwall -j CHAIN` to one of
+them (a hook).
 
 Everything else (a user chain named DOCKWALL-MINE, a rule commented `dockwall-test`) is
 someone else's and is never deleted, edited or moved. When a name dockwall needs is
