@@ -30,7 +30,7 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from dockwall.backends.base import Plan
 from dockwall.compile.compiler import compile_policy
-from dockwall.engine import BackendChoice, Engine
+from dockwall.engine import BackendChoice, Engine, with_interfaces
 from dockwall.lab.lab import Lab
 from dockwall.policy import load_policy
 from dockwall.sources.docker_state import read_state
@@ -77,7 +77,7 @@ class Converger:
         self.path.write_text(text)
         policy = load_policy(self.path)
         with self.lab.client() as client:
-            state = read_state(client)
+            state = with_interfaces(read_state(client), self.lab.host)
         compiled = compile_policy(policy, state)
         selected, plans = self.engine.plan_ruleset(compiled.ruleset, policy.backend)
         self.engine.load(selected, plans)

@@ -12,7 +12,6 @@ run stays within a few minutes.
 from __future__ import annotations
 
 import os
-import secrets
 import string
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,7 +24,7 @@ from hypothesis import strategies as st
 
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
-from tests.conftest import own_lab
+from tests.conftest import lab_name, own_lab
 
 from .agent_helpers import ALLOWED_V4, OTHER_V4, remove_container, run_container
 from .hostile_helpers import Cli, bridge_network, firewall, saves, untouched, user_rules
@@ -99,10 +98,11 @@ labels = st.dictionaries(
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    with own_lab("owp" + secrets.token_hex(3)) as lab:
+    with own_lab(lab_name("h")) as lab:
         yield lab
 
 
+@pytest.mark.timeout(1500)  # about 15 s an example on a busy machine, lab setup aside
 @settings(
     max_examples=int(os.environ.get("DOCKWALL_HOSTILE_EXAMPLES", "15")),
     deadline=None,

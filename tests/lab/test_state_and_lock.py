@@ -54,7 +54,8 @@ LARGE = 2_000  # addresses in one list: a large ipset and a large transaction
 
 
 def many_sources(count: int, second_octet: int = 0) -> str:
-    return ", ".join(f"10.{second_octet}.{i // 256}.{i % 256}" for i in range(count))
+    """Every other address, so the compiler cannot merge them into a few prefixes."""
+    return ", ".join(f"10.{second_octet}.{2 * i // 256}.{2 * i % 256}" for i in range(count))
 
 
 def policy_with(count: int, second_octet: int = 0) -> str:
