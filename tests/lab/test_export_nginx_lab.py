@@ -6,7 +6,6 @@ hard-coded, default timeouts) runs next to it as the control and fails both."""
 from __future__ import annotations
 
 import re
-import secrets
 import shutil
 import sys
 import time
@@ -18,8 +17,8 @@ import pytest
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
 from dockwall.runner import SubprocessRunner, netns_path
+from tests.conftest import lab_name, own_lab
 
-from ..conftest import own_lab
 from ..unit.nginx_check import main_config
 from .dockwall_cli import Dockwall
 
@@ -57,7 +56,7 @@ server {{
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    with own_lab("xp" + secrets.token_hex(3)) as lab:
+    with own_lab(lab_name("xp")) as lab:
         yield lab
 
 

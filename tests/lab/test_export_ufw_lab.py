@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-import secrets
 import shlex
 import shutil
 import sys
@@ -22,8 +21,7 @@ import pytest
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
 from dockwall.runner import SubprocessRunner
-
-from ..conftest import own_lab
+from tests.conftest import lab_name, own_lab
 
 pytestmark = pytest.mark.lab
 
@@ -46,7 +44,7 @@ COUNTERS = re.compile(r"\[\d+:\d+\]")
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    with own_lab("xp" + secrets.token_hex(3)) as lab:
+    with own_lab(lab_name("xp")) as lab:
         yield lab
 
 

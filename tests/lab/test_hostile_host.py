@@ -7,7 +7,6 @@ same port answers without dockwall, so a refusal is never vacuous.
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,7 +15,7 @@ import pytest
 from dockwall.lab.image import rootfs_tar
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Prober
-from tests.conftest import own_lab
+from tests.conftest import lab_name, own_lab
 
 from .agent_helpers import (
     ALLOWED_V4,
@@ -43,7 +42,7 @@ WEB = (
 
 @pytest.fixture(scope="module")
 def lab() -> Iterator[Lab]:
-    with own_lab("ow" + secrets.token_hex(3)) as lab:
+    with own_lab(lab_name("ow")) as lab:
         yield lab
 
 
