@@ -56,15 +56,6 @@ def cli(lab: Lab, tmp_path: Path, request: pytest.FixtureRequest) -> Iterator[Cl
         cli.cleanup()
 
 
-@pytest.fixture
-def agents(cli: Cli) -> Iterator[Agents]:
-    agents = Agents(cli)
-    try:
-        yield agents
-    finally:
-        agents.stop_all()
-
-
 def refused_then_open(prober: Prober, cli: Cli, source: str, destination: str) -> None:
     """Refused now; open once dockwall is gone (so the refusal meant something)."""
     assert not prober.probe(source, destination), f"{source} reached {destination}"
