@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(docker.io iptables nftables conntrack iproute2 busybox-static ipset iperf3 procps util-linux make nginx ufw)
+packages=(docker.io iptables nftables conntrack iproute2 busybox-static ipset iperf3 procps util-linux make nginx ufw chromium debootstrap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
