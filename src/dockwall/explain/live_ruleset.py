@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockwall.explain.model import Chain, Table
+from dockwall.explain.netfilter import Chain, Table
 
 FAMILY_VERSIONS = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}
 
 
 @dataclass
-class Ruleset:
+class LiveRuleset:
     """Tables plus a cached hook index; the index is built on first use."""
 
     tables: list[Table]

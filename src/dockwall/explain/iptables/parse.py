@@ -14,9 +14,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from dockwall.errors import DockwallError
-from dockwall.explain.iptables_matches import RulesetParseError
-from dockwall.explain.iptables_rule import MEMO, clear_memo, parse_rules
-from dockwall.explain.model import BaseHook, Chain, Family, Origin, Rule, Table
+from dockwall.explain.iptables.matches import RulesetParseError
+from dockwall.explain.iptables.rule import MEMO, clear_memo, parse_rules
+from dockwall.explain.netfilter import BaseHook, Chain, Family, Origin, Rule, Table
 
 __all__ = ["BUILTIN_HOOKS", "MEMO", "RulesetParseError", "clear_memo", "parse_iptables_save"]
 
