@@ -1,6 +1,8 @@
 """Everything explain and audit know about a host, gathered once.
 
-Kept free of subprocess and Docker calls so unit tests build it from saved files.
+Kept free of subprocess and Docker calls so unit tests build it from saved files. Not
+`model.HostState`: the compiler sees networks and selectors, the simulator needs
+addresses as integers, privileges, each container's process and the whole live ruleset.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ class Published:
 
 @dataclass(frozen=True)
 class LiveContainer:
+    """A running container as the simulator needs it (`model.Container` is the compiler's)."""
+
     name: str
     addresses: dict[int, tuple[int, ...]]
     published: tuple[Published, ...] = ()
@@ -36,6 +40,8 @@ class LiveContainer:
 
 @dataclass
 class LiveHost:
+    """The live host: every table of every tool, addresses, routes, sysctls, containers."""
+
     ruleset: LiveRuleset
     net: HostNet
     containers: list[LiveContainer] = field(default_factory=list)

@@ -11,7 +11,8 @@ FAMILY_VERSIONS = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}
 
 @dataclass
 class LiveRuleset:
-    """Tables plus a cached hook index; the index is built on first use."""
+    """Tables plus a cached hook index; the index is built on first use. Read from the
+    kernel, whoever wrote it: not `compile.ir.Ruleset`, which is what dockwall wants."""
 
     tables: list[Table]
     _index: dict[tuple[str, int], list[tuple[Table, Chain]]] = field(default_factory=dict)
