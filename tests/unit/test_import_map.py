@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Iterator
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -67,8 +68,14 @@ def read_map() -> dict[str, set[str]]:
     return allowed
 
 
-def imports(path: Path) -> Iterator[tuple[int, str]]:
-    """(line, module) for every dockwall import in `path`, TYPE_CHECKING ones included."""
+@cache
+def imports(path: Path) -> tuple[tuple[int, str], ...]:
+    """(line, module) for every import in `path`, TYPE_CHECKING ones included; parsed once
+    for all the tests here."""
+    return tuple(walk_imports(path))
+
+
+def walk_imports(path: Path) -> Iterator[tuple[int, str]]:
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Import):
             yield from ((node.lineno, alias.name) for alias in node.names)
