@@ -8,8 +8,8 @@ import pytest
 
 from dockwall.backends.iptables import IptablesBackend
 from dockwall.backends.iptables.render import render
-from dockwall.backends.iptables.ruleset import parse_filter
-from dockwall.backends.iptables.variant import Family, Variant, detect
+from dockwall.backends.iptables.live import parse_filter
+from dockwall.backends.iptables.detect import Family, Variant, detect
 from dockwall.compile.compiler import compile_policy
 from dockwall.compile.ir import Ruleset
 from dockwall.errors import CommandError

@@ -10,7 +10,7 @@ import pytest
 from dockwall.backends.iptables import IptablesBackend, ipsets
 from dockwall.backends.iptables.ipsets import parse_save, set_for
 from dockwall.backends.iptables.render import render
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.iptables.detect import Family
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
 from dockwall.errors import CommandError
 from dockwall.model.state import Bridge, Network

@@ -23,8 +23,8 @@ from dockwall.backends.iptables.canonical import canonical
 from dockwall.backends.iptables.ipsets import IpSet
 from dockwall.backends.iptables.ownership import hook, is_hook, ours, renamed, target
 from dockwall.backends.iptables.render import FORWARD, INPUT, render
-from dockwall.backends.iptables.ruleset import FilterTable, LiveRule, parse_filter
-from dockwall.backends.iptables.variant import Family, Variant, detect
+from dockwall.backends.iptables.live import FilterTable, LiveRule, parse_filter
+from dockwall.backends.iptables.detect import Family, Variant, detect
 from dockwall.compile.ir import Ruleset
 from dockwall.runner import Runner
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.iptables.detect import Family
 from dockwall.errors import CommandError
 from dockwall.runner import Runner
 

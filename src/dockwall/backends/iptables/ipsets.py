@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dockwall.backends.base import Change
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.iptables.detect import Family
 from dockwall.errors import CommandError, DockwallError
 from dockwall.model.state import Network
 from dockwall.runner import Runner

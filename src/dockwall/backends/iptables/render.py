@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.iptables.detect import Family
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset, plain_interface
 from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Bridge, Network
