@@ -6,11 +6,11 @@ and for deciding whether anything needs loading at all.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable, Sequence
 from typing import Literal
 
 from dockwall.backends.base import Change
+from dockwall.backends.linediff import line_changes
 from dockwall.backends.nftables.expr import FAMILY, TABLE
 from dockwall.backends.nftables.view import ChainView, SetView, TableView
 
@@ -68,14 +68,7 @@ def chain_head(name: str, chain: ChainView | None) -> str | None:
 
 
 def rule_changes(where: str, want: Sequence[str], have: Sequence[str]) -> list[Change]:
-    """Order matters in a chain, so a moved rule shows as removed and added again."""
-    found: list[Change] = []
-    matcher = difflib.SequenceMatcher(a=have, b=want, autojunk=False)
-    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
-        if tag != "equal":
-            found += changes("remove", where, have[a1:a2])
-            found += changes("add", where, want[b1:b2])
-    return found
+    return line_changes(FAMILY, where, have, want)
 
 
 def changes(op: Literal["add", "remove"], where: str, texts: Iterable[str]) -> list[Change]:
