@@ -6,7 +6,7 @@ and for deciding whether anything needs loading at all.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Literal
 
 from dockwall.backends.base import Change
@@ -58,17 +58,15 @@ def chain_changes(name: str, want: ChainView | None, have: ChainView | None) -> 
     if want_head != have_head:
         found += changes("remove", where, [have_head] if have_head else [])
         found += changes("add", where, [want_head] if want_head else [])
-    return found + rule_changes(where, want.rules if want else (), have.rules if have else ())
+    return found + line_changes(
+        FAMILY, where, have.rules if have else (), want.rules if want else ()
+    )
 
 
 def chain_head(name: str, chain: ChainView | None) -> str | None:
     if chain is None:
         return None
     return chain.hook or f"chain {name}"
-
-
-def rule_changes(where: str, want: Sequence[str], have: Sequence[str]) -> list[Change]:
-    return line_changes(FAMILY, where, have, want)
 
 
 def changes(op: Literal["add", "remove"], where: str, texts: Iterable[str]) -> list[Change]:
