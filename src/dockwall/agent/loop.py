@@ -23,11 +23,12 @@ from dockwall.agent.events import Disconnected, Event, Item, start_pump
 from dockwall.backends.base import Plan
 from dockwall.compile.compiler import compile_policy
 from dockwall.compile.ir import Ruleset
-from dockwall.engine import BackendChoice, Engine, Selected
+from dockwall.engine import Engine, Selected
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
 from dockwall.model.state import Bridge, Container, HostState
 from dockwall.policy import Policy, read_policy
+from dockwall.policy.model import BackendChoice
 from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import DockerReader, connect
 from dockwall.sources.interfaces import host_interfaces
