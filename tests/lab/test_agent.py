@@ -638,6 +638,7 @@ class WsClient:
         self.proc.wait(timeout=10)
 
 
+@pytest.mark.timeout(900)  # REAPPLIES CLI applies, each a few seconds on a shared, busy machine
 def test_websocket_survives_reapplies_agent_restart_and_tightening(
     lab: Lab, cli: LabCli, agents: Agents, prober: Prober
 ) -> None:
