@@ -19,6 +19,7 @@ from typing import Any
 
 from docker.errors import DockerException
 
+from dockwall.agent.dns import DnsHost
 from dockwall.agent.events import Disconnected, Event, Item, start_pump
 from dockwall.backends.base import Plan
 from dockwall.compile.compiler import compile_policy
@@ -103,10 +104,17 @@ class Agent:
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
+        self.dns = DnsHost(engine.runner, log)
 
     def run(self, stop: threading.Event) -> None:
         """Connect, resync, follow; on any disconnect, back off and start over."""
         self.stop = stop
+        try:
+            self.follow_docker(stop)
+        finally:
+            self.dns.stop()
+
+    def follow_docker(self, stop: threading.Event) -> None:
         backoff = 0.2
         while not stop.is_set():
             try:
@@ -242,8 +250,20 @@ class Agent:
         else:
             plans = self.engine.plan_with(self.selected, ruleset)
         self.ruleset = ruleset
-        self.engine.apply(self.selected, plans, ruleset)
+        try:
+            self.engine.apply(self.selected, plans, ruleset)
+        finally:
+            self.hosted(ruleset)
         return self.selected, plans
+
+    def hosted(self, ruleset: Ruleset) -> None:
+        """Services that follow the ruleset in force: the DNS forwarder."""
+        if self.selected is None:
+            return
+        try:
+            self.dns.after_apply(ruleset.dns, self.selected.backend.name)
+        except OSError as exc:
+            self.trouble(f"DNS forwarder: {exc}")
 
     def check_drift(self) -> None:
         """Someone flushed a chain or deleted the table: put ours back."""

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from dockwall.backends.base import Change, Plan, RuleCounter, Transaction
-from dockwall.backends.iptables import basechains, ipsets
+from dockwall.backends.iptables import basechains, fqdn, ipsets
 from dockwall.backends.iptables.canonical import canonical
 from dockwall.backends.iptables.ipsets import IpSet
 from dockwall.backends.iptables.ownership import hook, is_hook, ours, renamed, target
@@ -124,8 +124,21 @@ class IptablesBackend:
             if diff:
                 changes += diff
                 transactions.append(self.transaction(family, live, desired, names))
-        plan = Plan(self.name, tuple(changes), tuple(transactions))
+        plan = self.with_dns(Plan(self.name, tuple(changes), tuple(transactions)), ruleset)
         return self.with_sets(plan, wanted, set_names(tables))
+
+    def with_dns(self, plan: Plan, ruleset: Ruleset) -> Plan:
+        """Learned sets created first (rules name them), the nat redirect loaded after
+        the filter tables (whose INPUT rules accept what it redirects)."""
+        created, step = fqdn.create_step(self.runner, ruleset)
+        changes = [*created, *plan.changes]
+        transactions = [step] if step else []
+        transactions += plan.transactions
+        for family in FAMILIES:
+            diff, nat = fqdn.nat_plan(self.runner, self.variant, ruleset, family)
+            changes += diff
+            transactions += [nat] if nat else []
+        return Plan(plan.backend, tuple(changes), tuple(transactions))
 
     def plan_reset(self) -> Plan:
         changes: list[Change] = []
@@ -136,7 +149,19 @@ class IptablesBackend:
             if diff:
                 changes += diff
                 transactions.append(Transaction(tuple(self.variant.restore(family)), script(lines)))
-        plan = Plan(self.name, tuple(changes), tuple(transactions))
+        plan = self.with_dns(
+            Plan(self.name, tuple(changes), tuple(transactions)), Ruleset((), (), None, None)
+        )
+        learned = fqdn.ours(fqdn.existing(self.runner))
+        if learned:
+            plan = Plan(
+                plan.backend,
+                (
+                    *plan.changes,
+                    *(Change("ipv4", "remove", f"ipset {n}", "(learned set)") for n in learned),
+                ),
+                (*plan.transactions, Transaction(fqdn.DESTROY_ARGV, fqdn.destroy_script(learned))),
+            )
         return self.with_sets(plan, {}, set_names(tables))
 
     def with_sets(self, plan: Plan, wanted: dict[str, IpSet], referenced: set[str]) -> Plan:
@@ -181,9 +206,13 @@ class IptablesBackend:
             except Exception:
                 self.destroy_new_sets(before)
                 raise
+        nat = [t for t in tables if fqdn.is_nat(t)]
+        tables = [t for t in tables if not fqdn.is_nat(t)]
         if tables:
             self.prepare_base_chains(tables)
             self.load_tables(tables, before)
+        for step in nat:
+            self.runner.run(list(step.argv), input=step.payload)
         for step in after:
             ipsets.destroy(self.runner, ipsets.names_in(step.payload))
         if tables and self.variant.kind == "nft":

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dockwall.backends.iptables import fqdn
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
 from dockwall.backends.iptables.variant import Family
@@ -81,6 +82,10 @@ def allow_rules(allow: Allow, family: Family, peer_flag: str, sets: dict[str, Ip
     """Every (peer, port) combination of one Allow that exists in this family; a long
     peer list is one ipset match instead (added to `sets`), so it costs one lookup."""
     ports = [proto_match(p, family, allow.original) for p in allow.ports] or [""]
+    if allow.fqdns:
+        direction = "src" if peer_flag == "-s" else "dst"
+        names = [fqdn.set_name(pattern, family) for pattern in allow.fqdns]
+        return [set_rule(name, direction, port) for name in names for port in ports]
     if allow.peers is None:
         return [words(port, "-j RETURN") for port in ports]
     mine = [p for p in allow.peers if p.version == version(family)]
@@ -153,7 +158,10 @@ def egress_dispatch(endpoint: Endpoint, target: str, forwarded: bool) -> str:
 
 def render(ruleset: Ruleset, family: Family) -> Desired:
     """FORWARD dispatch by container address first, then the bridge-wide defaults."""
-    chains: dict[str, list[str]] = {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]}
+    chains: dict[str, list[str]] = {
+        FORWARD: [ESTABLISHED, *fqdn.forward_rules(ruleset, family)],
+        INPUT: [ESTABLISHED, *fqdn.input_rules(ruleset)],
+    }
     sets: dict[str, IpSet] = {}
     names: dict[int, str] = {}
     if family == "ipv6":
