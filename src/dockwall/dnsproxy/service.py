@@ -15,6 +15,7 @@ import socket
 import struct
 import threading
 import time
+from typing import cast
 
 from dockwall.dnsproxy.forwarder import Config, Forwarder, Log
 from dockwall.dnsproxy.kernelsets import Element
@@ -31,8 +32,7 @@ class UdpServer(asyncio.DatagramProtocol):
         self.tasks: set[asyncio.Task[None]] = set()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(
         self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]
