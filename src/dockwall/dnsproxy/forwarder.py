@@ -23,6 +23,7 @@ import dns.rcode
 
 from dockwall.compile.ir import DnsClient
 from dockwall.dnsproxy import answers
+from dockwall.dnsproxy.batch import Batcher
 from dockwall.dnsproxy.kernelsets import Element, KernelSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore
 from dockwall.dnsproxy.upstream import UpstreamError, ask
@@ -68,6 +69,7 @@ class Forwarder:
         self.log = log
         self.debug = debug
         self.counts = Counts()
+        self.batcher = Batcher()
 
     async def answer(self, data: bytes, client: str, use_tcp: bool) -> bytes | None:
         """The bytes to send back, or None for a packet that is not a DNS query."""
@@ -137,7 +139,7 @@ class Forwarder:
         ]
         if not elements:
             return
-        await asyncio.to_thread(config.sets.add, elements)
+        await self.batcher.add(config.sets, elements)
         self.store.record(
             [Entry(e.pattern, e.address, found.name, now, now + lifetime) for e in elements]
         )

@@ -21,8 +21,8 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from dnslib import QTYPE, RR, DNSRecord
-from dnslib.server import BaseResolver, DNSServer
+from dnslib import QTYPE, RR, DNSRecord  # type: ignore[import-untyped]
+from dnslib.server import BaseResolver, DNSServer  # type: ignore[import-untyped]
 
 MAX_CHAIN = 16
 

@@ -14,6 +14,7 @@ import asyncio
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
@@ -24,7 +25,8 @@ import dns.rdatatype
 
 from dockwall.lab.prober import tcp_open
 
-PARALLEL = 64
+PARALLEL = 16
+NETSTAT = "/proc/net/netstat"
 
 
 async def lookup(item: dict[str, Any]) -> dict[str, Any]:
@@ -79,9 +81,22 @@ async def run(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return list(await asyncio.gather(*(one(i) for i in items)))
 
 
+def syn_retransmits() -> int:
+    """TCPSynRetrans of this network namespace: a first SYN the firewall dropped shows
+    here (the kernel resends it after a second), whatever the timing on a busy machine."""
+    lines = [line.split() for line in Path(NETSTAT).read_text().splitlines()]
+    for head, values in zip(lines[::2], lines[1::2], strict=False):
+        if head[:1] == ["TcpExt:"] and "TCPSynRetrans" in head:
+            return int(values[head.index("TCPSynRetrans")])
+    return 0
+
+
 def main() -> None:
+    """Prints {"results": [...], "syn_retransmits": N} for the batch on stdin."""
     items = json.loads(sys.stdin.read())
-    print(json.dumps(asyncio.run(run(items))))
+    before = syn_retransmits()
+    results = asyncio.run(run(items))
+    print(json.dumps({"results": results, "syn_retransmits": syn_retransmits() - before}))
 
 
 if __name__ == "__main__":
