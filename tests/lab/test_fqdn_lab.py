@@ -210,7 +210,7 @@ def test_egress_by_name(
     assert outcomes(rotated)["198.51.100.7"] == "open", rotated
 
     check_expiry(lab, prober)
-    check_agent_down(lab, prober, cli, agents, agent, policy, backend)
+    check_agent_down(lab, prober, agents, agent, policy, backend)
 
 
 def check_expiry(lab: Lab, prober: Prober) -> None:
@@ -239,7 +239,6 @@ def check_expiry(lab: Lab, prober: Prober) -> None:
 def check_agent_down(
     lab: Lab,
     prober: Prober,
-    cli: LabCli,
     agents: Agents,
     agent: AgentProcess,
     policy: Path,
@@ -263,4 +262,3 @@ def check_agent_down(
         lambda: tcp(prober, "worker", [("192.0.2.7", 443)]) == ["open"], EVENT_BOUND, 0.5
     )
     assert reopened is not None, restarted.log()
-    cli.run("reset")
