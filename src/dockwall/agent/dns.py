@@ -10,6 +10,7 @@ resolves as before; addresses learned earlier stay open until they expire.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -47,7 +48,7 @@ def config_for(dns: Dns, backend: str, runner: Runner) -> Config:
 
 
 class DnsHost:
-    def __init__(self, runner: Runner, log: Log) -> None:
+    def __init__(self, runner: Callable[[], Runner], log: Log) -> None:
         self.runner = runner
         self.log = log
         self.service: DnsService | None = None
@@ -59,7 +60,7 @@ class DnsHost:
             if self.service is not None:  # no clients left: every question passes through
                 self.service.configure(replace(self.service.forwarder.config, clients={}))
             return
-        config = config_for(dns, backend, self.runner)
+        config = config_for(dns, backend, self.runner())
         if self.service is None:
             service = DnsService(config, dns.port, self.log, self.debug)
             service.start()

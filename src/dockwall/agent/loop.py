@@ -104,7 +104,7 @@ class Agent:
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
-        self.dns = DnsHost(engine.runner, log)
+        self.dns = DnsHost(lambda: self.engine.runner, log)
 
     def run(self, stop: threading.Event) -> None:
         """Connect, resync, follow; on any disconnect, back off and start over."""

@@ -90,11 +90,11 @@ def covers(cap: str, pattern: str) -> bool:
     """Whether every name `pattern` matches is matched by `cap` (for label caps)."""
     if cap == pattern:
         return True
-    if pattern.startswith(ANY_DEPTH):
-        return cap.startswith(ANY_DEPTH) and matches(cap, pattern[len(ANY_DEPTH) :] + ".x")
-    if pattern.startswith(ONE):
-        base = pattern[len(ONE) :]
-        return cap.startswith(ANY_DEPTH) and (base == cap[len(ANY_DEPTH) :] or matches(cap, base))
+    for prefix in (ANY_DEPTH, ONE):
+        if pattern.startswith(prefix):
+            base = pattern[len(prefix) :]
+            inside = base == cap[len(ANY_DEPTH) :] or matches(cap, base)
+            return cap.startswith(ANY_DEPTH) and inside
     return matches(cap, pattern)
 
 

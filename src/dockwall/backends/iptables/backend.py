@@ -124,12 +124,15 @@ class IptablesBackend:
             if diff:
                 changes += diff
                 transactions.append(self.transaction(family, live, desired, names))
-        plan = self.with_dns(Plan(self.name, tuple(changes), tuple(transactions)), ruleset)
+        plan = Plan(self.name, tuple(changes), tuple(transactions))
+        if ruleset.dns is not None or any(fqdn.redirected(t) for t in tables):
+            plan = self.with_dns(plan, ruleset)
         return self.with_sets(plan, wanted, set_names(tables))
 
     def with_dns(self, plan: Plan, ruleset: Ruleset) -> Plan:
         """Learned sets created first (rules name them), the nat redirect loaded after
-        the filter tables (whose INPUT rules accept what it redirects)."""
+        the filter tables (whose INPUT rules accept what it redirects). Only read when
+        DNS is wanted or our INPUT chain shows it was: otherwise there is nothing."""
         created, step = fqdn.create_step(self.runner, ruleset)
         changes = [*created, *plan.changes]
         transactions = [step] if step else []
@@ -152,7 +155,7 @@ class IptablesBackend:
         plan = self.with_dns(
             Plan(self.name, tuple(changes), tuple(transactions)), Ruleset((), (), None, None)
         )
-        learned = fqdn.ours(fqdn.existing(self.runner))
+        learned = fqdn.learned_names(fqdn.existing(self.runner))
         if learned:
             plan = Plan(
                 plan.backend,

@@ -16,7 +16,8 @@ import hashlib
 from collections.abc import Iterable
 
 from dockwall.backends.base import Change, Transaction
-from dockwall.backends.iptables.ownership import MARK, OWNED
+from dockwall.backends.iptables.ownership import MARK, OWNED, ours
+from dockwall.backends.iptables.ruleset import FilterTable
 from dockwall.backends.iptables.variant import Family, Variant
 from dockwall.compile.ir import Dns, Ruleset
 from dockwall.errors import CommandError
@@ -129,6 +130,11 @@ def nat_plan(
     return changes, Transaction(tuple(variant.restore(family)), "\n".join(lines) + "\n")
 
 
+def redirected(live: FilterTable) -> bool:
+    """Whether our chains accept redirected DNS: then a nat chain of ours may exist."""
+    return any("--ctstate DNAT" in rule for chain in ours(live) for rule in live.rules(chain))
+
+
 def is_nat(step: Transaction) -> bool:
     return step.payload.startswith("*nat")
 
@@ -165,5 +171,5 @@ def destroy_script(names: Iterable[str]) -> str:
     return "".join(f"destroy {name}\n" for name in names)
 
 
-def ours(names: Iterable[str]) -> list[str]:
+def learned_names(names: Iterable[str]) -> list[str]:
     return sorted(n for n in names if n.startswith(SET_PREFIX))
