@@ -12,6 +12,8 @@ from dockwall.backends.nftables.render import render as nft_render
 from dockwall.backends.nftables.view import table_view
 from dockwall.compile.compiler import compile_policy
 from dockwall.compile.ir import Ruleset
+from dockwall.export.k8s import export_k8s
+from dockwall.export.view import build_view
 from dockwall.model.state import Attachment, Bridge, Container, HostState
 from dockwall.policy import parse_policy
 
@@ -112,3 +114,17 @@ def test_iptables_matches_learned_ipsets_and_redirects() -> None:
     )
     nat = ipt_fqdn.nat_rules(rules, "ipv6")
     assert f"-s {V6}/128 -p udp -m udp --dport 53 -j REDIRECT --to-ports 53535" in nat
+
+
+def test_k8s_export_writes_names_as_cilium_to_fqdns() -> None:
+    policy = parse_policy(
+        "version: 1\ncontainers:\n  - name: w\n    restrict_dns: true\n    egress:\n"
+        "      - to_fqdn: [api.example.com, '*.example.org']\n        port: 443/tcp\n",
+        "p.yaml",
+    )
+    exported = export_k8s(build_view(policy), "p.yaml")
+    assert "kind: CiliumNetworkPolicy" in exported.text
+    assert "- matchName: api.example.com" in exported.text
+    assert "- matchPattern: '*.example.org'" in exported.text
+    assert "matchPattern: '*'" not in exported.text  # restrict_dns: only its own names
+    assert not exported.warnings
