@@ -17,6 +17,8 @@ from pathlib import Path
 from dockwall.compile.ir import Dns
 from dockwall.dnsproxy.forwarder import Config, Log
 from dockwall.dnsproxy.kernelsets import for_backend
+from dockwall.dnsproxy.libnft import NftLibrary
+from dockwall.dnsproxy.libnft import load as load_library
 from dockwall.dnsproxy.service import DnsService
 from dockwall.runner import Runner
 
@@ -37,13 +39,13 @@ def resolv_conf_servers() -> tuple[str, ...]:
     )
 
 
-def config_for(dns: Dns, backend: str, runner: Runner) -> Config:
+def config_for(dns: Dns, backend: str, runner: Runner, library: NftLibrary | None) -> Config:
     return Config(
         clients={str(c.address): c for c in dns.clients},
         upstreams=dns.upstreams or resolv_conf_servers(),
         min_ttl=dns.min_ttl,
         max_ttl=dns.max_ttl,
-        sets=for_backend(backend, runner),
+        sets=for_backend(backend, runner, library),
     )
 
 
@@ -53,6 +55,18 @@ class DnsHost:
         self.log = log
         self.service: DnsService | None = None
         self.debug = os.environ.get("DOCKWALL_LOG_LEVEL", "").lower() == "debug"
+        self.library: NftLibrary | None = None
+        self.library_tried = False
+
+    def nft_library(self, backend: str, runner: Runner) -> NftLibrary | None:
+        """Loaded once, and only when the runner acts on this process's own namespace
+        (a runner that enters another namespace must go through nft itself)."""
+        if backend != "nftables" or getattr(runner, "netns", None):
+            return None
+        if not self.library_tried:
+            self.library_tried = True
+            self.library = load_library()
+        return self.library
 
     def after_apply(self, dns: Dns | None, backend: str) -> None:
         """Called with each ruleset once it is in force (its sets exist)."""
@@ -60,7 +74,8 @@ class DnsHost:
             if self.service is not None:  # no clients left: every question passes through
                 self.service.configure(replace(self.service.forwarder.config, clients={}))
             return
-        config = config_for(dns, backend, self.runner())
+        runner = self.runner()
+        config = config_for(dns, backend, runner, self.nft_library(backend, runner))
         if self.service is None:
             service = DnsService(config, dns.port, self.log, self.debug)
             service.start()

@@ -19,6 +19,7 @@ from dockwall.backends.iptables import fqdn as ipt
 from dockwall.backends.iptables.variant import Family
 from dockwall.backends.nftables import fqdn as nft
 from dockwall.backends.nftables.expr import FAMILY, TABLE
+from dockwall.dnsproxy.libnft import NftLibrary
 from dockwall.runner import Runner
 
 
@@ -40,8 +41,11 @@ class KernelSets(Protocol):
 
 
 class NftSets:
-    def __init__(self, runner: Runner) -> None:
+    """Through libnftables when it loads (no subprocess per answer), else `nft -f -`."""
+
+    def __init__(self, runner: Runner, library: NftLibrary | None = None) -> None:
         self.runner = runner
+        self.library = library
 
     def script(self, elements: Sequence[Element]) -> str:
         lines = []
@@ -53,7 +57,11 @@ class NftSets:
         return "\n".join(lines) + "\n"
 
     def add(self, elements: Sequence[Element]) -> None:
-        if elements:
+        if not elements:
+            return
+        if self.library is not None:
+            self.library.run(self.script(elements))
+        else:
             self.runner.run(["nft", "-f", "-"], input=self.script(elements))
 
 
@@ -73,5 +81,5 @@ class IpsetSets:
             self.runner.run(["ipset", "-exist", "restore"], input=self.script(elements))
 
 
-def for_backend(name: str, runner: Runner) -> KernelSets:
-    return NftSets(runner) if name == "nftables" else IpsetSets(runner)
+def for_backend(name: str, runner: Runner, library: NftLibrary | None = None) -> KernelSets:
+    return NftSets(runner, library) if name == "nftables" else IpsetSets(runner)
