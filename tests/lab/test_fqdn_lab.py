@@ -9,12 +9,15 @@ backend runs the whole story in one test, so the agent starts only a few times.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from dockwall.backends.iptables import fqdn as ipt_fqdn
+from dockwall.backends.nftables import fqdn as nft_fqdn
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Probe, Prober
@@ -209,13 +212,34 @@ def test_egress_by_name(
     )
     assert outcomes(rotated)["198.51.100.7"] == "open", rotated
 
-    check_expiry(lab, prober)
+    check_expiry(lab, prober, backend)
     check_agent_down(lab, prober, agents, agent, policy, backend)
 
 
-def check_expiry(lab: Lab, prober: Prober) -> None:
-    """TTL 2 s, min_ttl 5 s: open past the TTL, closed after min_ttl for new connections,
-    while an established connection keeps carrying data."""
+def element_timeout(lab: Lab, backend: str, pattern: str, address: str) -> int:
+    """The timeout the kernel holds for a learned address (seconds)."""
+    if backend == "nftables":
+        name = nft_fqdn.set_name(pattern, 4)
+        listing = json.loads(
+            lab.host.run(["nft", "-j", "list", "set", "inet", "dockwall", name]).stdout
+        )
+        for entry in listing["nftables"]:
+            for item in entry.get("set", {}).get("elem", []):
+                if isinstance(item, dict) and item["elem"]["val"] == address:
+                    return int(item["elem"]["timeout"])
+        return 0
+    listing = lab.host.run(["ipset", "list", ipt_fqdn.set_name(pattern, "ipv4")]).stdout
+    for line in listing.splitlines():
+        words = line.split()
+        if words[:1] == [address] and "timeout" in words:
+            return int(words[words.index("timeout") + 1])
+    return 0
+
+
+def check_expiry(lab: Lab, prober: Prober, backend: str) -> None:
+    """TTL 2 s, min_ttl 5 s: the kernel holds the address for 5 s, not 2; after that a new
+    connection is refused while an established one keeps carrying data. (The clamp is read
+    from the kernel: a probe timed between 2 and 5 s is at the mercy of a busy machine.)"""
     (short,) = resolve_connect(
         lab, "worker", [{"name": "short.example.test", "server": EMBEDDED, "port": 8443}]
     )
@@ -224,8 +248,7 @@ def check_expiry(lab: Lab, prober: Prober) -> None:
     held = HeldConnection(lab, "worker", "192.0.2.100", 8443)
     try:
         assert held.wait_connected()
-        time.sleep(max(0.0, learned_at + 3 - time.monotonic()))
-        assert tcp(prober, "worker", [("192.0.2.100", 8443)]) == ["open"]  # past the TTL
+        assert 3 <= element_timeout(lab, backend, "short.example.test", "192.0.2.100") <= 5
         closed = wait_until(
             lambda: tcp(prober, "worker", [("192.0.2.100", 8443)]) == ["timeout"], EVENT_BOUND, 0.5
         )
