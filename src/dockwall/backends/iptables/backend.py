@@ -155,7 +155,8 @@ class IptablesBackend:
         plan = self.with_dns(
             Plan(self.name, tuple(changes), tuple(transactions)), Ruleset((), (), None, None)
         )
-        learned = fqdn.learned_names(fqdn.existing(self.runner))
+        referenced = set_names(tables)
+        learned = [n for n in fqdn.learned_names(fqdn.existing(self.runner)) if n in referenced]
         if learned:
             plan = Plan(
                 plan.backend,

@@ -8,6 +8,8 @@
 - Chain DOCKWALL-DNS in the nat table, jumped to first from PREROUTING, redirects the
   clients' udp/tcp 53 (any destination) to the forwarder's port on the host; our
   INPUT chain lets what was redirected through, and FORWARD drops the clients' 853.
+- Ownership as everywhere: the nat chain starts with the OWNED mark (else it is refused),
+  and `reset` destroys only the learned sets our own chains match against.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dockwall.backends.iptables.ownership import MARK, OWNED, ours
 from dockwall.backends.iptables.ruleset import FilterTable
 from dockwall.backends.iptables.variant import Family, Variant
 from dockwall.compile.ir import Dns, Ruleset
-from dockwall.errors import CommandError
+from dockwall.errors import CommandError, DockwallError
 from dockwall.runner import Runner
 
 SET_PREFIX = "dwfq-"
@@ -112,6 +114,11 @@ def nat_plan(
     wanted = [OWNED, *nat_rules(ruleset, family)] if ruleset.dns is not None else None
     have = live[0] if live else None
     hooks = live[1] if live else 0
+    if have is not None and have[:1] != [OWNED]:
+        raise DockwallError(
+            f"{family} nat chain {NAT_CHAIN} exists but is not dockwall's (its first rule is "
+            f"not {OWNED!r}); dockwall never touches it: rename or delete it"
+        )
     if wanted == have and (wanted is None or hooks == 1):
         return [], None
     where = f"nat {NAT_CHAIN}"
