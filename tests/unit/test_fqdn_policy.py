@@ -8,6 +8,8 @@ from dockwall.errors import PolicyError
 from dockwall.policy import parse_policy
 from dockwall.policy.fields import SpecError
 from dockwall.policy.fqdn import covers, matches, parse_pattern
+from dockwall.policy.lint import policy_warnings
+from dockwall.policy.load import parse_policy_document
 
 MATCHES = [
     ("api.example.com", "api.example.com", True),
@@ -131,3 +133,13 @@ def test_restrict_dns_per_entry_and_default() -> None:
 )
 def test_label_caps_cover(cap: str, pattern: str, expected: bool) -> None:
     assert covers(cap, pattern) is expected
+
+
+def test_check_knows_a_name_rule_allows_something() -> None:
+    text = (
+        "version: 1\ncontainers:\n  - name: worker\n    egress:\n"
+        "      - to: [192.0.2.0/24]\n        port: 443/tcp\n"
+        "      - to_fqdn: [api.example.test]\n        port: 443/tcp\n"
+    )
+    messages = [str(w) for w in policy_warnings(*parse_policy_document(text, "p.yaml"))]
+    assert messages == [], messages
