@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from dockwall.audit.dns import daemon_dns, dns_bypass
 from dockwall.errors import PolicyError
 from dockwall.policy import parse_policy
 from dockwall.policy.fields import SpecError
@@ -143,3 +146,11 @@ def test_check_knows_a_name_rule_allows_something() -> None:
     )
     messages = [str(w) for w in policy_warnings(*parse_policy_document(text, "p.yaml"))]
     assert messages == [], messages
+
+
+def test_audit_says_when_docker_28_resolves_around_the_forwarder(tmp_path: Path) -> None:
+    daemon = tmp_path / "daemon.json"
+    daemon.write_text('{"dns": ["192.0.2.53"]}')
+    assert [f.code for f in dns_bypass("28.0.1", [])] == ["dns-bypasses-forwarder"]
+    assert dns_bypass("28.0.1", daemon_dns(daemon)) == []
+    assert dns_bypass("20.10.24+dfsg1", []) == []
