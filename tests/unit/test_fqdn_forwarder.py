@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from dockwall.dnsproxy import answers, upstream
 from dockwall.dnsproxy.batch import merged
 from dockwall.dnsproxy.forwarder import Config, Forwarder
 from dockwall.dnsproxy.kernelsets import Element, IpsetSets, NftSets
-from dockwall.dnsproxy.learned import LearnedStore, read_entries
+from dockwall.dnsproxy.learned import Entry, LearnedStore, read_entries
+from dockwall.dnsproxy.report import named_destination
 from tests.unit.fakes import FakeRunner
 
 Answer = Callable[[dns.message.Message], dns.message.Message]
@@ -203,3 +205,26 @@ def test_batches_keep_the_longest_lifetime() -> None:
         Element("p", "192.0.2.1", 60),
         Element("q", "x", 1),
     ]
+
+
+def test_explain_takes_a_name_as_its_learned_address() -> None:
+    now = time.time()
+    entries = [
+        Entry("api.example.test", "192.0.2.100", "api.example.test", now - 5, now + 30),
+        Entry("api.example.test", "2001:db8::1", "api.example.test", now - 5, now + 60),
+    ]
+    target, said = named_destination("api.example.test:443/tcp", 4, entries)
+    assert target == "192.0.2.100:443/tcp"
+    assert said and "learned for api.example.test" in said[0] and "expires in" in said[0]
+    target, _ = named_destination("API.example.test:443/tcp", None, entries)
+    assert target == "[2001:db8::1]:443/tcp"
+    assert named_destination("other.example.test:443/tcp", None, entries)[1][0].startswith(
+        "other.example.test: no address learned"
+    )
+    assert named_destination("192.0.2.100:443/tcp", None, entries)[1][0].startswith(
+        "192.0.2.100 was learned for api.example.test"
+    )
+    assert named_destination("container:web:80/tcp", None, entries) == (
+        "container:web:80/tcp",
+        [],
+    )

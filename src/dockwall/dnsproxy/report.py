@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dockwall.dnsproxy.learned import Entry, read_entries
+from dockwall.policy.fqdn import normal_name
 
 
 def learned_rows(
@@ -55,3 +56,64 @@ def names_text(rows: list[dict[str, Any]]) -> str:
         )
         lines.append(f"{row['pattern']}: {addresses}")
     return "\n".join(lines)
+
+
+def address_part(destination: str) -> str:
+    """The host part of `--to`: inside [] for IPv6 with a port, before the one colon of
+    IPv4 with a port, else all of it."""
+    if destination.startswith("["):
+        return destination[1:].partition("]")[0]
+    if destination.count(":") == 1:
+        return destination.partition(":")[0]
+    return destination
+
+
+def is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
+
+
+def split_named(destination: str) -> tuple[str, str] | None:
+    """(name, ':PORT/PROTO' or '') when `--to` names a domain rather than an address, a
+    container or the host."""
+    host = address_part(destination)
+    if destination.startswith(("container:", "host:")) or is_address(host) or "." not in host:
+        return None
+    return normal_name(host), destination[len(host) :]
+
+
+def named_destination(
+    destination: str, family: int | None, entries: list[Entry] | None = None
+) -> tuple[str, list[str]]:
+    """`--to NAME:PORT/PROTO` as the learned address it stands for, with what to say
+    about it; `--to ADDRESS...` unchanged, with the names it was learned for, if any."""
+    found = read_entries() if entries is None else entries
+    named = split_named(destination)
+    if named is None:
+        address = address_part(destination)
+        if not is_address(address):
+            return destination, []
+        return destination, [describe(e) for e in learned_address(address, found)]
+    name, tail = named
+    mine = [e for e in found if e.name == name]
+    if family is not None:
+        mine = [e for e in mine if ipaddress.ip_address(e.address).version == family]
+    if not mine:
+        return destination, [
+            f"{name}: no address learned for it (nothing opens for a name until a container "
+            "resolves it through dockwall's DNS forwarder)"
+        ]
+    best = max(mine, key=lambda e: e.expires)
+    host = f"[{best.address}]" if ":" in best.address else best.address
+    return f"{host}{tail}", [describe(e) for e in mine if e.address == best.address]
+
+
+def describe(entry: Entry) -> str:
+    learned = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(entry.learned))
+    return (
+        f"{entry.address} was learned for {entry.name} (pattern {entry.pattern}) at "
+        f"{learned}, expires in {int(entry.left())} s"
+    )

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
 from dockwall.audit.cli import register as register_audit
+from dockwall.dnsproxy.report import named_destination
 from dockwall.explain.connection import connection
 from dockwall.explain.endpoints import start
 from dockwall.explain.live import gather, one_shot
@@ -26,8 +29,9 @@ def explain(
         str,
         typer.Option(
             "--to",
-            help="IP[:PORT/PROTO] ([v6]:PORT/PROTO), container:NAME[:PORT/PROTO] "
-            "or host:PORT/PROTO.",
+            help="IP[:PORT/PROTO] ([v6]:PORT/PROTO), container:NAME[:PORT/PROTO], "
+            "host:PORT/PROTO, or a domain name NAME:PORT/PROTO (the address dockwall's DNS "
+            "forwarder learned for it, with the most time left).",
         ),
     ],
     family: Annotated[
@@ -43,14 +47,25 @@ def explain(
     one_shot()
     runner = SubprocessRunner()
     state = gather(runner, connect)
+    destination, learned = named_destination(destination, family)
     begin = start(state, source, destination, family)
     result = explain_connection(state, begin.packet, begin.local_origin)
     conn = connection(result, state, lambda netns: read_listeners(runner, netns))
     if as_json:
-        typer.echo(to_json(result, conn))
+        typer.echo(with_learned(to_json(result, conn), learned))
     else:
-        print_explanation(make_console(), result, conn)
+        console = make_console()
+        for line in learned:
+            console.print(f"name: {escape(line)}")
+        print_explanation(console, result, conn)
     raise typer.Exit(EXIT_CODES[result.verdict])
+
+
+def with_learned(document: str, learned: list[str]) -> str:
+    data = json.loads(document)
+    if isinstance(data, dict):
+        data["learned"] = learned
+    return json.dumps(data, indent=2)
 
 
 def register(app: typer.Typer) -> None:
