@@ -87,9 +87,10 @@ def split_named(destination: str) -> tuple[str, str] | None:
 
 def named_destination(
     destination: str, family: int | None, entries: list[Entry] | None = None
-) -> tuple[str, list[str]]:
-    """`--to NAME:PORT/PROTO` as the learned address it stands for, with what to say
-    about it; `--to ADDRESS...` unchanged, with the names it was learned for, if any."""
+) -> tuple[str | None, list[str]]:
+    """`--to NAME:PORT/PROTO` as the learned address it stands for (None when nothing
+    was learned for it), with what to say about it; `--to ADDRESS...` unchanged, with
+    the names it was learned for, if any."""
     found = read_entries() if entries is None else entries
     named = split_named(destination)
     if named is None:
@@ -102,7 +103,7 @@ def named_destination(
     if family is not None:
         mine = [e for e in mine if ipaddress.ip_address(e.address).version == family]
     if not mine:
-        return destination, [
+        return None, [
             f"{name}: no address learned for it (nothing opens for a name until a container "
             "resolves it through dockwall's DNS forwarder)"
         ]

@@ -47,8 +47,11 @@ def explain(
     one_shot()
     runner = SubprocessRunner()
     state = gather(runner, connect)
-    destination, learned = named_destination(destination, family)
-    begin = start(state, source, destination, family)
+    target, learned = named_destination(destination, family)
+    if target is None:
+        typer.echo(json.dumps({"verdict": "drop", "learned": learned}) if as_json else learned[0])
+        raise typer.Exit(EXIT_CODES["drop"])
+    begin = start(state, source, target, family)
     result = explain_connection(state, begin.packet, begin.local_origin)
     conn = connection(result, state, lambda netns: read_listeners(runner, netns))
     if as_json:
