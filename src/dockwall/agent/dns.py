@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from dockwall.agent.services import Enforced, Hosting
 from dockwall.compile.ir import Dns
 from dockwall.dnsproxy.forwarder import Config, Log
 from dockwall.dnsproxy.kernelsets import for_backend
@@ -50,6 +51,11 @@ def config_for(dns: Dns, backend: str, runner: Runner, library: NftLibrary | Non
 
 
 class DnsHost:
+    """An agent service (agent/services.py): the forwarder starts with the first ruleset
+    that has DNS clients (`after_apply`), and stops with the agent."""
+
+    name = "dns-forwarder"
+
     def __init__(self, runner: Callable[[], Runner], log: Log) -> None:
         self.runner = runner
         self.log = log
@@ -89,6 +95,17 @@ class DnsHost:
                 f"warning: dns.port changed to {dns.port}; restart the agent to move the forwarder"
             )
         self.service.configure(config)
+
+    def start(self, hosting: Hosting) -> None:
+        """Nothing to start until a ruleset names domains; the log becomes the agent's."""
+        self.log = hosting.log
+
+    def enforced(self, enforced: Enforced) -> None:
+        """The after-apply hook: the sets of this ruleset exist now."""
+        try:
+            self.after_apply(enforced.compiled.ruleset.dns, enforced.backend)
+        except OSError as exc:
+            self.log(f"error: DNS forwarder: {exc}")
 
     def stop(self) -> None:
         if self.service is not None:

@@ -16,9 +16,10 @@ from dockwall.commands.report import console, warn
 from dockwall.compile.dns import filter_patterns
 from dockwall.compile.ir import Allow, Filter, Ruleset
 from dockwall.dnsproxy.report import learned_rows, names_text
-from dockwall.engine import BackendChoice, default_engine, read_host_state, read_inputs
+from dockwall.engine import default_engine, read_host_state, read_inputs
 from dockwall.errors import DockwallError
 from dockwall.model.state import Container
+from dockwall.policy.model import BackendChoice
 from dockwall.statefile import Applied, load_agent_state, load_applied
 
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from dockwall.backends.iptables import fqdn as ipt
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.iptables.detect import Family
 from dockwall.backends.nftables import fqdn as nft
 from dockwall.backends.nftables.expr import FAMILY, TABLE
 from dockwall.dnsproxy.libnft import NftLibrary

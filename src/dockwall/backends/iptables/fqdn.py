@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 
-from dockwall.backends.base import Change, Transaction
+from dockwall.backends.base import Change
+from dockwall.backends.iptables.detect import Family, Variant
+from dockwall.backends.iptables.live import FilterTable
 from dockwall.backends.iptables.ownership import MARK, OWNED, ours
-from dockwall.backends.iptables.ruleset import FilterTable
-from dockwall.backends.iptables.variant import Family, Variant
+from dockwall.backends.transaction import Load, Step
 from dockwall.compile.ir import Dns, Ruleset
 from dockwall.errors import CommandError, DockwallError
 from dockwall.runner import Runner
@@ -33,7 +35,16 @@ DOT_PORT = 853
 PROTOCOLS = ("tcp", "udp")
 MAXELEM = 262144
 CREATE_ARGV = ("ipset", "-exist", "restore")
-DESTROY_ARGV = ("ipset", "-exist", "restore")
+
+
+@dataclass
+class DnsSteps:
+    """What egress by name adds to a plan: its lines, and steps before and after the
+    filter loads."""
+
+    changes: list[Change] = field(default_factory=list)
+    before: list[Step] = field(default_factory=list)
+    after: list[Step] = field(default_factory=list)
 
 
 def version(family: Family) -> int:
@@ -108,7 +119,7 @@ def live_nat(runner: Runner, variant: Variant, family: Family) -> tuple[list[str
 
 def nat_plan(
     runner: Runner, variant: Variant, ruleset: Ruleset, family: Family
-) -> tuple[list[Change], Transaction | None]:
+) -> tuple[list[Change], Load | None]:
     """The nat chain as wanted: with its hook first in PREROUTING, or gone entirely."""
     live = live_nat(runner, variant, family)
     wanted = [OWNED, *nat_rules(ruleset, family)] if ruleset.dns is not None else None
@@ -134,16 +145,12 @@ def nat_plan(
     else:
         lines.append(f"-X {NAT_CHAIN}")
     lines.append("COMMIT")
-    return changes, Transaction(tuple(variant.restore(family)), "\n".join(lines) + "\n")
+    return changes, Load(tuple(variant.restore(family)), "\n".join(lines) + "\n")
 
 
 def redirected(live: FilterTable) -> bool:
     """Whether our chains accept redirected DNS: then a nat chain of ours may exist."""
     return any("--ctstate DNAT" in rule for chain in ours(live) for rule in live.rules(chain))
-
-
-def is_nat(step: Transaction) -> bool:
-    return step.payload.startswith("*nat")
 
 
 def existing(runner: Runner) -> set[str]:
@@ -154,7 +161,7 @@ def existing(runner: Runner) -> set[str]:
     return set(result.stdout.split()) if result.returncode == 0 else set()
 
 
-def create_step(runner: Runner, ruleset: Ruleset) -> tuple[list[Change], Transaction | None]:
+def create_step(runner: Runner, ruleset: Ruleset) -> tuple[list[Change], Load | None]:
     """The learned sets that do not exist yet, created before any rule names them."""
     have = existing(runner)
     missing: list[tuple[str, Family]] = [
@@ -171,11 +178,7 @@ def create_step(runner: Runner, ruleset: Ruleset) -> tuple[list[Change], Transac
         for name, f in missing
     ]
     changes = [Change(f, "add", f"ipset {name}", "(new learned set)") for name, f in missing]
-    return changes, Transaction(CREATE_ARGV, "\n".join(lines) + "\n")
-
-
-def destroy_script(names: Iterable[str]) -> str:
-    return "".join(f"destroy {name}\n" for name in names)
+    return changes, Load(CREATE_ARGV, "\n".join(lines) + "\n")
 
 
 def learned_names(names: Iterable[str]) -> list[str]:

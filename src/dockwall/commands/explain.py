@@ -8,12 +8,11 @@ from typing import Annotated
 import typer
 from rich.markup import escape
 
-from dockwall.audit.cli import register as register_audit
 from dockwall.dnsproxy.report import named_destination
 from dockwall.explain.connection import connection
 from dockwall.explain.endpoints import start
 from dockwall.explain.live import gather, one_shot
-from dockwall.explain.render import print_explanation, to_json
+from dockwall.explain.output import print_explanation, to_json
 from dockwall.explain.simulate import explain_connection
 from dockwall.explain.sockets import read_listeners
 from dockwall.runner import SubprocessRunner
@@ -69,9 +68,3 @@ def with_learned(document: str, learned: list[str]) -> str:
     if isinstance(data, dict):
         data["learned"] = learned
     return json.dumps(data, indent=2)
-
-
-def register(app: typer.Typer) -> None:
-    """Adds `explain` and `audit` to the main command line."""
-    app.command("explain")(explain)
-    register_audit(app)

@@ -56,7 +56,3 @@ def docker_dns_findings() -> list[Finding]:
     finally:
         client.close()
     return dns_bypass(version, daemon_dns())
-
-
-def register(app: typer.Typer) -> None:
-    app.command("audit")(audit)
