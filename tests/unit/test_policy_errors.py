@@ -149,19 +149,19 @@ CASES: list[tuple[str, str, str]] = [
         "unknown top-level key",
         "version: 1\ndefault:\n  ingress: deny\n",
         "policy.yaml:2:1: default: unknown key 'default'; did you mean 'defaults'? "
-        "(allowed keys: version, backend, defaults, labels, containers)",
+        "(allowed keys: version, backend, defaults, labels, dns, containers)",
     ),
     (
         "unknown key without a near miss",
         HEAD + "    zzz: 1\n",
         "policy.yaml:4:5: containers[0].zzz: unknown key 'zzz' "
-        "(allowed keys: name, compose, label, ingress, egress)",
+        "(allowed keys: name, compose, label, ingress, egress, restrict_dns)",
     ),
     (
         "internal field is not a YAML key",
         HEAD + "    location: here\n",
         "policy.yaml:4:5: containers[0].location: unknown key 'location' "
-        "(allowed keys: name, compose, label, ingress, egress)",
+        "(allowed keys: name, compose, label, ingress, egress, restrict_dns)",
     ),
     (
         "duplicate key",

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import typer
 
+from dockwall.agent.dns import DnsHost
 from dockwall.agent.loop import Agent, AgentConfig
 from dockwall.agent.source import docker_session
 from dockwall.commands.options import DEFAULT, BackendOption, MaxBytesOption, PolicyOption
@@ -53,6 +54,10 @@ def agent(
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
     config = AgentConfig(policy, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes)
-    runner = Agent(config, default_engine(backend), log, connect=docker_session)
+    engine = default_engine(backend)
+    dns = DnsHost(lambda: engine.runner, log)
+    runner = Agent(
+        config, engine, log, connect=docker_session, services=(dns,), after_apply=(dns.enforced,)
+    )
     log(f"started with {policy}")
     runner.run(stop)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import json
 from typing import Annotated
 
 import typer
+from rich.markup import escape
 
+from dockwall.dnsproxy.report import named_destination
 from dockwall.explain.connection import connection
 from dockwall.explain.endpoints import start
 from dockwall.explain.live import gather, one_shot
@@ -25,8 +28,9 @@ def explain(
         str,
         typer.Option(
             "--to",
-            help="IP[:PORT/PROTO] ([v6]:PORT/PROTO), container:NAME[:PORT/PROTO] "
-            "or host:PORT/PROTO.",
+            help="IP[:PORT/PROTO] ([v6]:PORT/PROTO), container:NAME[:PORT/PROTO], "
+            "host:PORT/PROTO, or a domain name NAME:PORT/PROTO (the address dockwall's DNS "
+            "forwarder learned for it, with the most time left).",
         ),
     ],
     family: Annotated[
@@ -42,11 +46,25 @@ def explain(
     one_shot()
     runner = SubprocessRunner()
     state = gather(runner, connect)
-    begin = start(state, source, destination, family)
+    target, learned = named_destination(destination, family)
+    if target is None:
+        typer.echo(json.dumps({"verdict": "drop", "learned": learned}) if as_json else learned[0])
+        raise typer.Exit(EXIT_CODES["drop"])
+    begin = start(state, source, target, family)
     result = explain_connection(state, begin.packet, begin.local_origin)
     conn = connection(result, state, lambda netns: read_listeners(runner, netns))
     if as_json:
-        typer.echo(to_json(result, conn))
+        typer.echo(with_learned(to_json(result, conn), learned))
     else:
-        print_explanation(make_console(), result, conn)
+        console = make_console()
+        for line in learned:
+            console.print(f"name: {escape(line)}")
+        print_explanation(console, result, conn)
     raise typer.Exit(EXIT_CODES[result.verdict])
+
+
+def with_learned(document: str, learned: list[str]) -> str:
+    data = json.loads(document)
+    if isinstance(data, dict):
+        data["learned"] = learned
+    return json.dumps(data, indent=2)

@@ -13,7 +13,9 @@ from rich.table import Table
 
 from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, MaxBytesOption
 from dockwall.commands.report import console, warn
+from dockwall.compile.dns import filter_patterns
 from dockwall.compile.ir import Allow, Filter, Ruleset
+from dockwall.dnsproxy.report import learned_rows, names_text
 from dockwall.engine import default_engine, read_host_state, read_inputs
 from dockwall.errors import DockwallError
 from dockwall.model.state import Container
@@ -32,6 +34,8 @@ def describe_allow(allow: Allow, peer_word: str) -> str:
         or "all ports"
     )
     peers = "any" if allow.peers is None else ", ".join(map(str, allow.peers))
+    if allow.fqdns:
+        peers = "names " + ", ".join(allow.fqdns)
     kind = " (host port)" if allow.original else ""
     return f"{ports}{kind} {peer_word} {peers}"
 
@@ -62,6 +66,7 @@ def container_row(
         "published": list(dict.fromkeys(str(p) for p in container.ports)),
         "ingress": describe(ingress, "from"),
         "egress": describe(egress, "to"),
+        "names": learned_rows(filter_patterns(egress)),
     }
 
 
@@ -229,7 +234,9 @@ def print_report(report: dict[str, Any]) -> None:
                 else "[yellow]changes pending: run dockwall plan[/]"
             )
         )
-    table = Table("container", "entry", "networks", "published", "ingress", "egress")
+    named = any(row.get("names") for row in report["containers"])
+    columns = ["container", "entry", "networks", "published", "ingress", "egress"]
+    table = Table(*columns, *(["learned names"] if named else []))
     for row in report["containers"]:
         nets = "\n".join(
             f"{n['network']} ({n['interface']}) {' '.join(n['addresses'])}" for n in row["networks"]
@@ -241,6 +248,7 @@ def print_report(report: dict[str, Any]) -> None:
             "\n".join(row["published"]),
             escape(row["ingress"]),
             escape(row["egress"]),
+            *([escape(names_text(row.get("names", [])))] if named else []),
         )
     console.print(table)
     console.print(agent_line(report["agent"]))

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 
+from dockwall.compile.dns import dns_plan
 from dockwall.compile.ir import (
     Allow,
     Endpoint,
@@ -97,9 +98,13 @@ def ingress_allows(rule: IngressRule) -> tuple[Allow, ...]:
 
 
 def egress_allows(rule: EgressRule) -> tuple[Allow, ...]:
-    if rule.cidr_destinations == ():
-        return ()
-    return (Allow(peers(rule.cidr_destinations), port_matches(rule.ports)),)
+    """Addresses and names side by side: a rule with both allows either."""
+    found = []
+    if rule.cidr_destinations != ():
+        found.append(Allow(peers(rule.cidr_destinations), port_matches(rule.ports)))
+    if rule.fqdns:
+        found.append(Allow((), port_matches(rule.ports), fqdns=tuple(sorted(rule.fqdns))))
+    return tuple(found)
 
 
 def union(a: Filter | None, b: Filter | None) -> Filter | None:
@@ -299,6 +304,7 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
         if e.describe() not in used
     ]
     ruleset = Ruleset(
+        dns=dns_plan(policy, chosen, guards),
         bridges=tuple(sorted(state.bridges, key=lambda b: b.interface)),
         guards=guards,
         default_ingress=verdict_filter(policy.defaults.ingress),

@@ -52,13 +52,17 @@ class Allow:
     """One allowed kind of new connection. Empty `ports` means any protocol and port.
 
     `peers` is the remote side (sources for ingress, destinations for egress); None is
-    any address of either family. `original` matches the port the client dialled (the
-    published host port, via conntrack's original tuple) instead of the packet's port.
+    any address of either family. `fqdns` (with `peers` empty) are domain-name patterns:
+    the peer is any address the DNS forwarder learned for one of them, held in a kernel
+    set per pattern and family that the forwarder fills. `original` matches the port the
+    client dialled (the published host port, via conntrack's original tuple) instead of
+    the packet's port.
     """
 
     peers: tuple[Network, ...] | None = None
     ports: tuple[PortMatch, ...] = ()
     original: bool = False
+    fqdns: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,38 @@ class PeerAllow:
 
 
 @dataclass(frozen=True)
+class DnsClient:
+    """A container address whose DNS goes through the forwarder: the patterns its egress
+    rules name, and whether it may resolve only those (`restrict`, against tunnelling)."""
+
+    address: Address
+    patterns: tuple[str, ...]
+    restrict: bool = False
+
+
+@dataclass(frozen=True)
+class Dns:
+    """Egress by name. Clients' DNS (udp and tcp 53, to any address) is redirected to the
+    forwarder on `port` of the host and their DNS over TLS (853) is dropped, so they
+    cannot resolve around it; the forwarder asks `upstreams` and puts the addresses of
+    answers for `patterns` into the sets the egress rules match, each for
+    clamp(TTL, min_ttl, max_ttl) seconds."""
+
+    port: int
+    min_ttl: int
+    max_ttl: int
+    upstreams: tuple[str, ...]
+    clients: tuple[DnsClient, ...]
+
+    @property
+    def patterns(self) -> tuple[str, ...]:
+        return tuple(sorted({p for c in self.clients for p in c.patterns}))
+
+    def lifetime(self, ttl: int) -> int:
+        return max(self.min_ttl, min(ttl, self.max_ttl))
+
+
+@dataclass(frozen=True)
 class Ruleset:
     """Everything dockwall wants in force on one host.
 
@@ -111,7 +147,7 @@ class Ruleset:
     ports) when dockwall looked: forwarded traffic to or from any other interface (a
     Docker network created later, whatever its bridge is called) is held by the
     defaults. None (never looked, e.g. a ruleset saved by an older version) falls back
-    to holding bridges named br-*.
+    to holding bridges named br-*. `dns` is None when no container is governed by name.
     """
 
     bridges: tuple[Bridge, ...]
@@ -121,6 +157,7 @@ class Ruleset:
     isolate_peers: bool = False
     peers: tuple[PeerAllow, ...] = ()
     host_interfaces: tuple[str, ...] | None = None
+    dns: Dns | None = None
 
     @property
     def known_bridges(self) -> tuple[Bridge, ...]:

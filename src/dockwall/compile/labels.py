@@ -19,6 +19,7 @@ from dockwall.policy import (
     LabelPolicy,
     parse_label_rules,
 )
+from dockwall.policy.fqdn import covers
 
 INGRESS_LABEL = "dockwall.ingress"
 EGRESS_LABEL = "dockwall.egress"
@@ -74,6 +75,11 @@ def capped_ingress(rule: IngressRule, policy: LabelPolicy) -> IngressRule:
 
 
 def capped_egress(rule: EgressRule, policy: LabelPolicy) -> EgressRule:
+    """CIDRs cut to `egress_to`; domain names kept only where `egress_fqdn` covers them."""
+    if policy.egress_fqdn is not None and rule.fqdns:
+        caps = policy.egress_fqdn
+        kept = tuple(p for p in rule.fqdns if any(covers(cap, p) for cap in caps))
+        rule = rule.model_copy(update={"fqdns": kept})
     if policy.egress_to is None:
         return rule
     destinations = intersect(rule.cidr_destinations, policy.egress_to)

@@ -154,6 +154,12 @@ def egress_rules(view: View, warnings: Warnings) -> tuple[SgRule, ...]:
     for workload in view.workloads:
         if not view.live or workload.containers:
             per_workload[workload.where] = _workload_egress(workload)
+        if workload.egress.mode == "list" and any(r.fqdns for r in workload.egress.rules):
+            warnings.add(
+                workload.where,
+                "a security group cannot name a domain: the to_fqdn part of its egress is "
+                "left out (dockwall on the host enforces it)",
+            )
     if view.defaults.egress == "allow" and (not view.live or view.unmatched):
         per_workload["defaults"] = tuple(_open((), None, "defaults"))
     elif view.defaults.egress == "deny" and (not view.live or view.unmatched):

@@ -17,10 +17,9 @@ would mean "all" in Kubernetes). `defaults.peers: allow` (Docker's behaviour) be
 allow-from/to-all-pods rule on every isolated direction; restricted egress always gets a
 rule for cluster DNS, as Docker's embedded resolver keeps working under dockwall.
 
-Hook for `to_fqdn`: when the policy model gains it, a rule naming FQDNs becomes a
-CiliumNetworkPolicy (`cilium.io/v2`) with `toFQDNs` plus the `dns` rule on kube-dns that
-Cilium's DNS proxy needs, emitted next to the entry's NetworkPolicy by `entry_documents`;
-`egress_rule` then leaves those rules to it. Until then every egress rule is CIDR-based.
+`to_fqdn` rules cannot be a NetworkPolicy: each entry with them also gets a
+CiliumNetworkPolicy with `toFQDNs` (export/cilium.py), and its NetworkPolicy keeps only
+the rules' CIDR and container parts.
 """
 
 from __future__ import annotations
@@ -30,6 +29,7 @@ from typing import Any
 
 import yaml
 
+from dockwall.export.cilium import cilium_document, fqdn_rules
 from dockwall.export.view import (
     Direction,
     Exported,
@@ -129,7 +129,14 @@ def entry_documents(workload: Workload, view: View, warnings: Warnings) -> list[
         spec["ingress"] = ingress_rules(workload, peers, warnings)
     if "egress" in explicit:
         spec["egress"] = egress_rules(workload.egress, workload.where, peers, warnings)
-    return [_policy(title(workload.selector), workload.where, spec)]
+    documents = [_policy(title(workload.selector), workload.where, spec)]
+    named = fqdn_rules(workload.egress)
+    if named:
+        name = PREFIX + slug(title(workload.selector) + " fqdn", 60)
+        documents.append(
+            cilium_document(name, workload.where, selector, named, workload.restrict_dns)
+        )
+    return documents
 
 
 def ingress_rules(workload: Workload, peers: bool, warnings: Warnings) -> list[Document]:
@@ -198,6 +205,8 @@ def egress_rule(rule: EgressRule, where: str, warnings: Warnings) -> Document | 
     document: Document = {}
     if destinations is not None:
         items = [{"ipBlock": {"cidr": str(n)}} for n in destinations] + peers
+        if not items and rule.fqdns:
+            return None  # names only: the CiliumNetworkPolicy carries it
         if not items:
             warnings.add(where, "an egress rule has no expressible destination: it is left out")
             return None

@@ -84,6 +84,7 @@ class Workload:
     ingress: Direction[IngressRule]
     egress: Direction[EgressRule]
     containers: tuple[Container, ...] = ()
+    restrict_dns: bool = False
 
     @property
     def published(self) -> tuple[PublishedPort, ...]:
@@ -124,7 +125,8 @@ def _workload(
     )
     where = f"{entry.location} ({entry.describe()})" if entry.location else entry.describe()
     mine = tuple(c for c in containers if matches(entry, c))
-    return Workload(entry, where, ingress, egress, mine)
+    restrict = defaults.restrict_dns if entry.restrict_dns is None else entry.restrict_dns
+    return Workload(entry, where, ingress, egress, mine, restrict)
 
 
 def label_rule_warnings(view: View, warnings: Warnings) -> None:

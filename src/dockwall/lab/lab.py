@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -62,6 +63,7 @@ class Lab:
                 "DOCKER_HOST": self.names.docker_host,
                 "DOCKWALL_STATE_DIR": str(self.names.state_dir / "dockwall-state"),
                 "DOCKWALL_RUN_DIR": str(self.names.state_dir / "dockwall-run"),
+                "DOCKWALL_RESOLV_CONF": str(self.names.resolv_conf),
             },
         )
 
@@ -94,11 +96,22 @@ class Lab:
             netns.listener_argv(self.names.name, t.INTERNET_V4 + t.INTERNET_V6, ports, ports),
             log_path=str(self.names.state_dir / "internet-listener.log"),
         )
+        self.start_dns_server(inet)
         host_port = (t.HOST_SERVICE_PORT,)
         netns.in_ns(self.names.host_ns).spawn(
             netns.listener_argv(self.names.name, (), host_port, host_port),
             log_path=str(self.names.state_dir / "host-listener.log"),
         )
+
+    def start_dns_server(self, inet: SubprocessRunner) -> None:
+        """The lab's own DNS (dnsserver.py), so containers' lookups never leave the lab."""
+        n = self.names
+        if not n.zone_file.exists():
+            n.zone_file.write_text(json.dumps({"records": []}))
+        n.resolv_conf.write_text(f"nameserver {t.DNS_V4}\n")
+        argv = [sys.executable, "-m", "dockwall.lab.dnsserver", "--lab", n.name]
+        argv += ["--addr", t.DNS_V4, "--addr", t.DNS_V6, "--zone", str(n.zone_file)]
+        inet.spawn(argv, log_path=str(n.state_dir / "dns-server.log"))
 
     def dockerd_argv(self) -> list[str]:
         n = self.names
@@ -114,6 +127,7 @@ class Lab:
             "--ipv6", "--fixed-cidr-v6", t.DOCKER_V6_CIDR,
             "--ip6tables", "--experimental",
             "--live-restore",
+            "--dns", t.DNS_V4,
         ]  # fmt: skip
 
     def start_dockerd(self) -> None:

@@ -81,9 +81,9 @@ def wire_uplink(runner: Runner, names: t.LabNames) -> None:
 
 def add_internet_hosts(runner: Runner, names: t.LabNames) -> None:
     """The internet's addresses live on its loopback; the link route reaches the host."""
-    for address in t.INTERNET_V4:
+    for address in (*t.INTERNET_V4, t.DNS_V4):
         runner.run(["ip", "-n", names.inet_ns, "addr", "add", f"{address}/32", "dev", "lo"])
-    for address in t.INTERNET_V6:
+    for address in (*t.INTERNET_V6, t.DNS_V6):
         runner.run(
             ["ip", "-n", names.inet_ns, "addr", "add", f"{address}/128", "dev", "lo", "nodad"]
         )

@@ -30,6 +30,8 @@ INTERNET_V4 = ("192.0.2.100", "192.0.2.7", "198.51.100.7", "203.0.113.10", "203.
 INTERNET_V6 = ("2001:db8:100::100", "2001:db8:200::7", "2001:db8:203::10", "2001:db8:203::20")
 INTERNET_PORTS = (53, 80, 443, 8443)
 HOST_SERVICE_PORT = 2222
+DNS_V4 = "192.0.2.53"
+DNS_V6 = "2001:db8:53::53"
 
 DOCKER_V6_CIDR = "2001:db8:d0c::/64"
 SHOP_V4_CIDR = "172.30.0.0/24"
@@ -80,6 +82,16 @@ class LabNames:
     @property
     def dockerd_pidfile(self) -> Path:
         return self.state_dir / "docker.pid"
+
+    @property
+    def zone_file(self) -> Path:
+        """The records of the lab's DNS server (dnsserver.py), rewritten by tests."""
+        return self.state_dir / "dns-zone.json"
+
+    @property
+    def resolv_conf(self) -> Path:
+        """The Docker host's resolver list, for dockwall's forwarder: the lab's server."""
+        return self.state_dir / "resolv.conf"
 
     @property
     def cgroup_parent(self) -> str:

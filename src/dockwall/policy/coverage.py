@@ -101,11 +101,23 @@ def kinds_cover(
 
 
 def allows_anything(rule: Rule, peers_isolated: bool) -> bool:
-    """A rule naming only containers allows nothing unless peers are isolated."""
-    return networks_of(rule) != () or (peers_isolated and bool(peer_selectors(rule)))
+    """A rule naming only containers allows nothing unless peers are isolated; one naming
+    domains (`to_fqdn`) allows what their answers hold."""
+    named = bool(getattr(rule, "fqdns", ()))
+    return named or networks_of(rule) != () or (peers_isolated and bool(peer_selectors(rule)))
+
+
+def names_covered(wide: Rule, narrow: Rule) -> bool:
+    """Domains are covered by every address, or by the same patterns."""
+    names = set(getattr(narrow, "fqdns", ()))
+    if not names:
+        return True
+    return networks_of(wide) is None or names <= set(getattr(wide, "fqdns", ()))
 
 
 def addresses_covered(wide: Rule, narrow: Rule) -> bool:
+    if not names_covered(wide, narrow):
+        return False
     narrow_networks = networks_of(narrow)
     if narrow_networks == ():
         return True

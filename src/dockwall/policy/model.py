@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from dockwall.errors import Location
 from dockwall.policy.base import MappingModel
 from dockwall.policy.fields import Network
+from dockwall.policy.fqdn import DnsSettings, patterns
 from dockwall.policy.problems import choice, fail, shown
 from dockwall.policy.rules import (
     VERDICTS,
@@ -26,6 +27,12 @@ BackendChoice = Literal["auto", "iptables", "nftables"]
 BACKENDS: tuple[BackendChoice, ...] = get_args(BackendChoice)
 
 
+def flag(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    return choice(value, ("true", "false")) == "true"
+
+
 class ContainerEntry(ContainerSelector):
     """The policy for the containers one matcher selects; None directions use defaults.
 
@@ -37,11 +44,17 @@ class ContainerEntry(ContainerSelector):
 
     ingress: IngressPolicy | None = None
     egress: EgressPolicy | None = None
+    restrict_dns: bool | None = None
     index: int | None = Field(default=None, exclude=True, repr=False)
     location: Location | None = Field(default=None, exclude=True, repr=False)
 
+    @field_validator("restrict_dns", mode="before")
+    @classmethod
+    def _restrict(cls, value: Any) -> bool | None:
+        return None if value is None else flag(value)
+
     def _meaning(self) -> tuple[object, ...]:
-        return (self.name, self.compose, self.label, self.ingress, self.egress)
+        return (self.name, self.compose, self.label, self.ingress, self.egress, self.restrict_dns)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContainerEntry):
@@ -58,11 +71,17 @@ class Defaults(MappingModel):
     ingress: Literal["allow", "deny"] = "allow"
     egress: Literal["allow", "deny"] = "allow"
     peers: Literal["allow", "deny"] = "allow"
+    restrict_dns: bool = False
 
     @field_validator("ingress", "egress", "peers", mode="before")
     @classmethod
     def _verdict(cls, value: Any) -> str:
         return choice(value, VERDICTS)
+
+    @field_validator("restrict_dns", mode="before")
+    @classmethod
+    def _restrict(cls, value: Any) -> bool:
+        return flag(value)
 
 
 class LabelPolicy(MappingModel):
@@ -77,14 +96,18 @@ class LabelPolicy(MappingModel):
     trust: bool = True
     ingress_from: tuple[Network, ...] | None = None
     egress_to: tuple[Network, ...] | None = None
+    egress_fqdn: tuple[str, ...] | None = None
     containers: bool = False
 
     @field_validator("trust", "containers", mode="before")
     @classmethod
     def _flag(cls, value: Any) -> bool:
-        if isinstance(value, bool):
-            return value
-        return choice(value, ("true", "false")) == "true"
+        return flag(value)
+
+    @field_validator("egress_fqdn", mode="before")
+    @classmethod
+    def _fqdn_cap(cls, value: Any) -> tuple[str, ...] | None:
+        return None if value is None else patterns(value)
 
     @field_validator("ingress_from", "egress_to", mode="before")
     @classmethod
@@ -99,6 +122,7 @@ class Policy(MappingModel):
     backend: BackendChoice = "auto"
     defaults: Defaults = Defaults()
     labels: LabelPolicy = LabelPolicy()
+    dns: DnsSettings = DnsSettings()
     containers: tuple[ContainerEntry, ...] = ()
 
     @classmethod

@@ -26,6 +26,7 @@ from dockwall.policy.fields import (
     parse_network,
     parse_port_range,
 )
+from dockwall.policy.fqdn import patterns
 from dockwall.policy.problems import did_you_mean, fail, shown
 
 __all__ = [
@@ -255,11 +256,13 @@ class EgressRule(MappingModel):
         "port": ("ports", True),
         "ports": ("ports", False),
         "to_containers": ("to_containers", False),
+        "to_fqdn": ("fqdns", False),
     }
 
     ports: tuple[PortRange, ...] = ()
     destinations: tuple[Network, ...] | None = None
     to_containers: tuple[ContainerSelector, ...] = ()
+    fqdns: tuple[str, ...] = ()
 
     @field_validator("to_containers", mode="before")
     @classmethod
@@ -268,10 +271,17 @@ class EgressRule(MappingModel):
 
     @property
     def cidr_destinations(self) -> tuple[Network, ...] | None:
-        """Destinations given as addresses; a rule naming only containers reaches none."""
-        if self.to_containers and "destinations" not in self.model_fields_set:
+        """Destinations given as addresses; a rule naming only containers or only domain
+        names reaches no address by CIDR."""
+        named = self.to_containers or self.fqdns
+        if named and "destinations" not in self.model_fields_set:
             return ()
         return self.destinations
+
+    @field_validator("fqdns", mode="before")
+    @classmethod
+    def _fqdns(cls, value: Any) -> tuple[str, ...]:
+        return patterns(value)
 
     @field_validator("ports", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import Literal
 
 from dockwall.backends.base import Change, Plan, RuleCounter
-from dockwall.backends.iptables import ipsets
+from dockwall.backends.iptables import fqdn, ipsets
 from dockwall.backends.iptables.basechains import BaseChains
 from dockwall.backends.iptables.detect import FAMILIES, Family, Variant, detect
 from dockwall.backends.iptables.hooks import Names, after_hooks, live_names
@@ -55,7 +55,21 @@ class IptablesBackend:
             if diff:
                 changes += diff
                 loads[family] = self.load(family, live, desired, names)
-        return self.with_sets(changes, loads, wanted, set_names(tables))
+        wants_dns = ruleset.dns is not None or any(fqdn.redirected(t) for t in tables)
+        dns = self.dns_steps(ruleset) if wants_dns else fqdn.DnsSteps()
+        return self.with_sets(changes, loads, wanted, set_names(tables), dns)
+
+    def dns_steps(self, ruleset: Ruleset) -> fqdn.DnsSteps:
+        """Learned sets created before the loads (rules name them), the nat redirect
+        loaded after them (their INPUT rules accept what it redirects). Only read when
+        DNS is wanted or our INPUT chain shows it was: otherwise there is nothing."""
+        created, step = fqdn.create_step(self.runner, ruleset)
+        found = fqdn.DnsSteps(list(created), [step] if step else [], [])
+        for family in FAMILIES:
+            diff, nat = fqdn.nat_plan(self.runner, self.variant, ruleset, family)
+            found.changes += diff
+            found.after += [nat] if nat else []
+        return found
 
     def plan_reset(self) -> Plan:
         changes: list[Change] = []
@@ -66,7 +80,15 @@ class IptablesBackend:
             if diff:
                 changes += diff
                 loads[family] = Load(tuple(self.variant.restore(family)), script(lines))
-        return self.with_sets(changes, loads, {}, set_names(tables))
+        dns = self.dns_steps(Ruleset((), (), None, None))
+        referenced = set_names(tables)
+        learned = [n for n in fqdn.learned_names(fqdn.existing(self.runner)) if n in referenced]
+        if learned:
+            dns.changes += [
+                Change("ipv4", "remove", f"ipset {n}", "(learned set)") for n in learned
+            ]
+            dns.after.append(DestroySets(tuple(learned)))
+        return self.with_sets(changes, loads, {}, referenced, dns)
 
     def with_sets(
         self,
@@ -74,6 +96,7 @@ class IptablesBackend:
         loads: dict[Family, Load],
         wanted: dict[str, IpSet],
         referenced: set[str],
+        dns: fqdn.DnsSteps | None = None,
     ) -> Plan:
         """The ipset steps around the loads: missing (or altered) sets are loaded before
         any rule names them, ours that no rule will name go afterwards, and the ones that
@@ -85,17 +108,19 @@ class IptablesBackend:
         before_changes, after_changes = ipsets.set_changes(
             create, {name: live[name] for name in stale}, live
         )
-        before: list[Step] = []
+        dns = dns or fqdn.DnsSteps()
+        before: list[Step] = list(dns.before)
         fail: list[Step] = []
         if create:
             before.append(Load(ipsets.CREATE_ARGV, ipsets.create_script(create, live)))
             fresh = tuple(s.name for s in create if s.name not in live)
             fail += [DestroySets(fresh)] if fresh else []
-        after: list[Step] = [DestroySets(stale)] if stale else []
+        after: list[Step] = [*dns.after, *([DestroySets(stale)] if stale else [])]
         before += self.base_chains("prepare", list(loads))
         after += self.base_chains("tidy", list(FAMILIES) if loads else [])
         transaction = Transaction(tuple(before), tuple(loads.values()), tuple(after), tuple(fail))
-        return Plan(self.name, (*before_changes, *changes, *after_changes), transaction)
+        found = (*dns.changes, *before_changes, *changes, *after_changes)
+        return Plan(self.name, found, transaction)
 
     def base_chains(self, action: Literal["prepare", "tidy"], families: list[Family]) -> list[Step]:
         """iptables-nft would create the base chains our hooks go into and keep them."""

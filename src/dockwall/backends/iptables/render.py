@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dockwall.backends.iptables import fqdn
 from dockwall.backends.iptables.detect import Family
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
@@ -108,8 +109,12 @@ def proto_match(port: PortMatch, family: Family, original: bool) -> str:
 
 def allow_rules(out: Chains, allow: Allow, direction: Direction) -> list[str]:
     """Every (peer, port) combination of one Allow that exists in this family; a long
-    peer list is one ipset match instead (added to `out.sets`), so it costs one lookup."""
+    peer list is one ipset match instead (added to `out.sets`), so it costs one lookup;
+    domain names are their learned-address ipsets (fqdn.py)."""
     ports = [proto_match(p, out.family, allow.original) for p in allow.ports] or [""]
+    if allow.fqdns:
+        names = [fqdn.set_name(pattern, out.family) for pattern in allow.fqdns]
+        return [set_rule(name, direction.set_side, port) for name in names for port in ports]
     if allow.peers is None:
         return [words(port, "-j RETURN") for port in ports]
     mine = [p for p in allow.peers if p.version == out.version]
@@ -174,7 +179,13 @@ def egress_dispatch(endpoint: Endpoint, target: str, forwarded: bool) -> str:
 
 def render(ruleset: Ruleset, family: Family) -> Desired:
     """FORWARD dispatch by container address first, then the bridge-wide defaults."""
-    out = Chains(family, {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]})
+    out = Chains(
+        family,
+        {
+            FORWARD: [ESTABLISHED, *fqdn.forward_rules(ruleset, family)],
+            INPUT: [ESTABLISHED, *fqdn.input_rules(ruleset)],
+        },
+    )
     if family == "ipv6":
         out.chains[INPUT] += neighbour_discovery()
     for guard in ruleset.guards:

@@ -7,6 +7,7 @@ import json
 from dockwall.backends.base import Plan, RuleCounter
 from dockwall.backends.nftables.detect import nft_tables
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
+from dockwall.backends.nftables.fqdn import carried_elements
 from dockwall.backends.nftables.live import live_objects, rule_counters
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import OWNED, render
@@ -31,7 +32,10 @@ class NftablesBackend:
         self.runner = runner
 
     def plan(self, ruleset: Ruleset) -> Plan:
-        live = self.live_view()
+        """The learned addresses of name rules ride along in the replace (`carried`)."""
+        with gc_paused():
+            objects = live_objects(self.runner)
+            live = table_view(objects) if objects is not None else None
         if live is not None and not owned(live):
             raise DockwallError(
                 f"table {FAMILY} {TABLE} exists but is not dockwall's (it has no chain "
@@ -39,7 +43,7 @@ class NftablesBackend:
                 "--backend iptables"
             )
         with gc_paused():
-            commands = render(ruleset)
+            commands = render(ruleset, carried_elements(objects or []))
             desired = table_view(added_objects(commands))
             found = table_changes(desired, live)
             if not found:

@@ -73,6 +73,8 @@ def verdict_text(statement: Json) -> str:
     body = statement[kind]
     if kind in TARGETS and isinstance(body, dict):
         return f"{kind} {body['target']}"
+    if kind == "redirect" and isinstance(body, dict) and set(body) == {"port"}:
+        return f"redirect to :{body['port']}"
     return json.dumps(statement, sort_keys=True)
 
 

@@ -31,11 +31,20 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from dockwall.backends.nftables import expr as e
-from dockwall.backends.nftables import unseen
+from dockwall.backends.nftables import fqdn, unseen
 from dockwall.backends.nftables.describe import without_implied_family
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
-from dockwall.compile.ir import Allow, Filter, Guard, PeerAllow, PortMatch, Ruleset, plain_interface
+from dockwall.compile.ir import (
+    Allow,
+    Dns,
+    Filter,
+    Guard,
+    PeerAllow,
+    PortMatch,
+    Ruleset,
+    plain_interface,
+)
 from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Network
 
@@ -93,22 +102,24 @@ class Objects:
         self.rules.extend(rule(name, exprs) for exprs in exprs_per_rule)
 
 
-def render(ruleset: Ruleset) -> list[Json]:
+def render(ruleset: Ruleset, carried: dict[str, list[Json]] | None = None) -> list[Json]:
     """The one transaction that replaces the table, whether or not it exists yet.
 
     `add` makes the `delete` safe on a host without the table; the delete then drops
-    everything old, so the kernel swaps old for new in a single commit.
+    everything old, so the kernel swaps old for new in a single commit. `carried` are
+    the live elements of the learned-address sets (fqdn.carried_elements), put back in
+    the same commit.
     """
     table = {"table": e.table_ref()}
     return [
         {"add": table},
         {"delete": table},
         {"add": table},
-        *({"add": obj} for obj in table_objects(ruleset)),
+        *({"add": obj} for obj in table_objects(ruleset, carried or {})),
     ]
 
 
-def table_objects(ruleset: Ruleset) -> list[Json]:
+def table_objects(ruleset: Ruleset, carried: dict[str, list[Json]] | None = None) -> list[Json]:
     """Chain OWNED marks the table as dockwall's: nft 1.0's JSON keeps no table comment,
     and a table someone else named `inet dockwall` must never be replaced."""
     objects = Objects()
@@ -129,7 +140,11 @@ def table_objects(ruleset: Ruleset) -> list[Json]:
         add_direction(objects, direction, ruleset, labels, default)
     if ruleset.isolate_peers:
         add_peers(objects, ruleset.peers)
-    add_base_chains(objects, ruleset.isolate_peers)
+    if ruleset.dns is not None:
+        objects.sets += fqdn.dns_sets(ruleset.dns, carried or {})
+        objects.chains.append(fqdn.nat_chain())
+        objects.rules += [rule(fqdn.NAT_CHAIN, exprs) for exprs in fqdn.nat_rules(ruleset.dns)]
+    add_base_chains(objects, ruleset.isolate_peers, ruleset.dns)
     objects.rules += [
         rule("forward", exprs)
         for exprs in unseen.forward_rules(ruleset, INGRESS.default_chain, EGRESS.default_chain)
@@ -140,15 +155,19 @@ def table_objects(ruleset: Ruleset) -> list[Json]:
     return objects.ordered()
 
 
-def add_base_chains(objects: Objects, isolate_peers: bool = False) -> None:
+def add_base_chains(objects: Objects, isolate_peers: bool = False, dns: Dns | None = None) -> None:
     """Same-bridge traffic skips the guards: accepted, or judged by `peers` when isolated.
-    The rules for interfaces not seen yet (`unseen`) follow the jumps."""
+    The rules for interfaces not seen yet (`unseen`) follow the jumps. DNS clients'
+    DNS over TLS is dropped and their redirected DNS accepted before any of that."""
     established = e.match(e.ct("state"), ["established", "related"], op="in")
     intra = e.goto(PEERS) if isolate_peers else e.verdict("accept")
     objects.chains.append(base_chain("forward"))
     objects.chains.append(base_chain("input"))
+    objects.rules.append(rule("forward", [established, e.verdict("accept")]))
+    if dns is not None:
+        objects.rules += [rule("forward", exprs) for exprs in fqdn.forward_rules()]
+        objects.rules += [rule("input", exprs) for exprs in fqdn.input_rules(dns)]
     objects.rules += [
-        rule("forward", [established, e.verdict("accept")]),
         rule(
             "forward",
             [
@@ -353,6 +372,8 @@ def peer_matches(
     first two much faster than thousands of named sets. A /0 is every address of its
     family: a match on the family (`meta nfproto`), never `ip saddr 0.0.0.0/0`.
     """
+    if allow.fqdns:
+        return list(fqdn.pattern_matches(allow.fqdns, direction.peer_field))
     if allow.peers is None:
         return [(None, [])]
     found: list[tuple[int | None, list[Json]]] = []

@@ -166,6 +166,11 @@ def writer(kind: str) -> Callable[[Any], str]:
 def address_text(value: Any) -> str:
     if isinstance(value, str) and ADDRESS.fullmatch(value):
         return value
+    if isinstance(value, dict) and "elem" in value:
+        timeout = value["elem"].get("timeout")
+        if isinstance(timeout, bool) or not isinstance(timeout, int):
+            raise NotScriptable(f"element {value!r}")
+        return f"{address_text(value['elem']['val'])} timeout {timeout}s"
     if isinstance(value, dict) and "prefix" in value:
         return f"{address_text(value['prefix']['addr'])}/{int(value['prefix']['len'])}"
     if isinstance(value, dict) and "range" in value:

@@ -61,7 +61,11 @@ def table_view(objects: Iterable[Json]) -> TableView:
 
 
 def set_view(kind: str, body: Json) -> SetView:
+    """Sets with timeouts are filled at run time (learned addresses): their elements are
+    not part of what an apply decides, so they are never compared."""
     raw: list[Any] = body.get("elem", [])
+    if "timeout" in body.get("flags", []):
+        raw = []
     if kind == "map":
         elements = {f"{value_text(k)} : {map_value_text(v)}" for k, v in raw}
     elif is_address_interval_set(body):

@@ -1,0 +1,112 @@
+"""The agent hosts the DNS forwarder: started with the first ruleset that has DNS
+clients, handed every later ruleset, stopped with the agent.
+
+Agent down means nothing new is learned and nothing new opens: the clients' DNS is
+still redirected to the forwarder's port, where nothing listens, so their lookups fail
+at once (ICMP port unreachable / TCP reset, not a timeout) while every other container
+resolves as before; addresses learned earlier stay open until they expire.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+from dockwall.agent.services import Enforced, Hosting
+from dockwall.compile.ir import Dns
+from dockwall.dnsproxy.forwarder import Config, Log
+from dockwall.dnsproxy.kernelsets import for_backend
+from dockwall.dnsproxy.libnft import NftLibrary
+from dockwall.dnsproxy.libnft import load as load_library
+from dockwall.dnsproxy.service import DnsService
+from dockwall.runner import Runner
+
+RESOLV_CONF = "/etc/resolv.conf"
+
+
+def resolv_conf_servers() -> tuple[str, ...]:
+    """The host's resolvers: the forwarder asks from the host's namespace, so a loopback
+    stub (systemd-resolved's 127.0.0.53) works too. DOCKWALL_RESOLV_CONF overrides the
+    path (the lab points it at its own resolver)."""
+    path = Path(os.environ.get("DOCKWALL_RESOLV_CONF", RESOLV_CONF))
+    try:
+        lines = path.read_text().splitlines()
+    except OSError:
+        return ()
+    return tuple(
+        words[1] for words in (line.split() for line in lines) if words[:1] == ["nameserver"]
+    )
+
+
+def config_for(dns: Dns, backend: str, runner: Runner, library: NftLibrary | None) -> Config:
+    return Config(
+        clients={str(c.address): c for c in dns.clients},
+        upstreams=dns.upstreams or resolv_conf_servers(),
+        min_ttl=dns.min_ttl,
+        max_ttl=dns.max_ttl,
+        sets=for_backend(backend, runner, library),
+    )
+
+
+class DnsHost:
+    """An agent service (agent/services.py): the forwarder starts with the first ruleset
+    that has DNS clients (`after_apply`), and stops with the agent."""
+
+    name = "dns-forwarder"
+
+    def __init__(self, runner: Callable[[], Runner], log: Log) -> None:
+        self.runner = runner
+        self.log = log
+        self.service: DnsService | None = None
+        self.debug = os.environ.get("DOCKWALL_LOG_LEVEL", "").lower() == "debug"
+        self.library: NftLibrary | None = None
+        self.library_tried = False
+
+    def nft_library(self, backend: str, runner: Runner) -> NftLibrary | None:
+        """Loaded once, and only when the runner acts on this process's own namespace
+        (a runner that enters another namespace must go through nft itself)."""
+        if backend != "nftables" or getattr(runner, "netns", None):
+            return None
+        if not self.library_tried:
+            self.library_tried = True
+            self.library = load_library()
+        return self.library
+
+    def after_apply(self, dns: Dns | None, backend: str) -> None:
+        """Called with each ruleset once it is in force (its sets exist)."""
+        if dns is None:
+            if self.service is not None:  # no clients left: every question passes through
+                self.service.configure(replace(self.service.forwarder.config, clients={}))
+            return
+        runner = self.runner()
+        config = config_for(dns, backend, runner, self.nft_library(backend, runner))
+        if self.service is None:
+            service = DnsService(config, dns.port, self.log, self.debug)
+            service.start()
+            self.service = service
+            self.log(
+                f"DNS forwarder listening on port {dns.port} (upstreams: "
+                f"{', '.join(config.upstreams) or 'none'})"
+            )
+        elif dns.port != self.service.port:
+            self.log(
+                f"warning: dns.port changed to {dns.port}; restart the agent to move the forwarder"
+            )
+        self.service.configure(config)
+
+    def start(self, hosting: Hosting) -> None:
+        """Nothing to start until a ruleset names domains; the log becomes the agent's."""
+        self.log = hosting.log
+
+    def enforced(self, enforced: Enforced) -> None:
+        """The after-apply hook: the sets of this ruleset exist now."""
+        try:
+            self.after_apply(enforced.compiled.ruleset.dns, enforced.backend)
+        except OSError as exc:
+            self.log(f"error: DNS forwarder: {exc}")
+
+    def stop(self) -> None:
+        if self.service is not None:
+            self.service.stop()

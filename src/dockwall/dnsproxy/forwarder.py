@@ -1,0 +1,149 @@
+"""The forwarder: answers containers' DNS, holding answers for names their rules name.
+
+Hold, then answer: for a question some pattern of the asking container matches, every
+address on the answer's CNAME chain goes into that pattern's kernel set before the
+answer is released, so the container's first packet to it is already allowed. When the
+set update fails or takes longer than HOLD_LIMIT, the container gets SERVFAIL (fail
+closed: it never holds an address the firewall does not). Questions no pattern of
+the container matches are passed through without waiting, or REFUSED when the
+container may only resolve its allowed names (`restrict_dns`, against DNS tunnelling).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import dns.exception
+import dns.flags
+import dns.message
+import dns.rcode
+
+from dockwall.compile.ir import DnsClient
+from dockwall.dnsproxy import answers
+from dockwall.dnsproxy.batch import Batcher
+from dockwall.dnsproxy.kernelsets import Element, KernelSets
+from dockwall.dnsproxy.learned import Entry, LearnedStore
+from dockwall.dnsproxy.upstream import UpstreamError, ask
+
+HOLD_LIMIT = 1.0
+Log = Callable[[str], None]
+
+
+@dataclass(frozen=True)
+class Config:
+    """Swapped whole after each apply, so a query always sees one consistent version."""
+
+    clients: dict[str, DnsClient]
+    upstreams: tuple[str, ...]
+    min_ttl: int
+    max_ttl: int
+    sets: KernelSets
+
+    def lifetime(self, ttl: int) -> int:
+        return max(self.min_ttl, min(ttl, self.max_ttl))
+
+
+@dataclass
+class Counts:
+    queries: int = 0
+    held: int = 0
+    learned: int = 0
+    refused: int = 0
+    servfail: int = 0
+    hold_ms: list[float] = field(default_factory=list)
+
+
+def reply_with(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
+    response = dns.message.make_response(query)
+    response.set_rcode(rcode)
+    return bytes(response.to_wire())
+
+
+class Forwarder:
+    def __init__(self, config: Config, store: LearnedStore, log: Log, debug: bool = False):
+        self.config = config
+        self.store = store
+        self.log = log
+        self.debug = debug
+        self.counts = Counts()
+        self.batcher = Batcher()
+
+    async def answer(self, data: bytes, client: str, use_tcp: bool) -> bytes | None:
+        """The bytes to send back, or None for a packet that is not a DNS query."""
+        try:
+            query = dns.message.from_wire(data)
+        except dns.exception.DNSException:
+            return None
+        if query.flags & dns.flags.QR:
+            return None
+        self.counts.queries += 1
+        config = self.config
+        name = answers.question_name(query)
+        who = config.clients.get(client)
+        patterns = answers.wanted_patterns(who.patterns, name) if who and name else ()
+        if who is not None and who.restrict and not patterns:
+            self.counts.refused += 1
+            self.log(f"warning: refused DNS question {name!r} from {client}: no rule names it")
+            return reply_with(query, dns.rcode.REFUSED)
+        try:
+            reply = await ask(data, config.upstreams, use_tcp)
+        except UpstreamError as exc:
+            self.counts.servfail += 1
+            self.log(f"warning: SERVFAIL for {name!r} to {client}: {exc}")
+            return reply_with(query, dns.rcode.SERVFAIL)
+        if not patterns:
+            return reply
+        return await self.held(query, reply, patterns, client, config)
+
+    async def held(
+        self,
+        query: dns.message.Message,
+        reply: bytes,
+        patterns: tuple[str, ...],
+        client: str,
+        config: Config,
+    ) -> bytes:
+        """The reply, once its addresses are in the kernel; SERVFAIL if they are not."""
+        try:
+            response = dns.message.from_wire(reply)
+        except dns.exception.DNSException:
+            self.log(f"warning: SERVFAIL to {client}: upstream answer unreadable")
+            return reply_with(query, dns.rcode.SERVFAIL)
+        found = answers.chain(response)
+        if found is None:
+            return reply
+        started = time.perf_counter()
+        try:
+            await asyncio.wait_for(self.learn(found, patterns, config), HOLD_LIMIT)
+        except Exception as exc:  # any failure to update the kernel: fail closed
+            self.counts.servfail += 1
+            self.log(f"warning: SERVFAIL for {found.name!r} to {client}: set update: {exc!r}")
+            return reply_with(query, dns.rcode.SERVFAIL)
+        self.counts.held += 1
+        self.counts.hold_ms = [*self.counts.hold_ms[-999:], (time.perf_counter() - started) * 1e3]
+        return reply
+
+    async def learn(
+        self, found: answers.Learned, patterns: tuple[str, ...], config: Config
+    ) -> None:
+        lifetime = config.lifetime(found.ttl)
+        now = time.time()
+        elements = [
+            Element(p, str(a), lifetime)
+            for p in patterns
+            for a in found.addresses
+            if self.store.needs(p, str(a), lifetime, now)
+        ]
+        if not elements:
+            return
+        await self.batcher.add(config.sets, elements)
+        self.store.record(
+            [Entry(e.pattern, e.address, found.name, now, now + lifetime) for e in elements]
+        )
+        self.counts.learned += len(elements)
+        if self.debug:
+            for e in elements:
+                self.log(f"debug: learned {e.address} for {found.name} ({e.pattern}), {lifetime}s")

@@ -1,0 +1,102 @@
+"""What the forwarder learned: (pattern, address) -> until when, and for which name.
+
+Kept in memory for `status` and `explain`, and written to the run dir (a second after a
+change, atomically) so an agent restart re-adds what had not expired yet. The kernel's
+sets are the truth for packets; this is the record of why each address is there.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from dockwall.statefile import run_dir, write_atomically
+
+FILE = "fqdn-learned.json"
+REFRESH_SLACK = 0.1  # refresh an element when it would fall short by more than this share
+
+
+@dataclass(frozen=True)
+class Entry:
+    pattern: str
+    address: str
+    name: str
+    learned: float
+    expires: float
+
+    def left(self, now: float | None = None) -> float:
+        return self.expires - (time.time() if now is None else now)
+
+
+def learned_path() -> Path:
+    return run_dir() / FILE
+
+
+class LearnedStore:
+    """Thread-safe: the forwarder's loop writes, the agent's loop and status read."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path or learned_path()
+        self.entries: dict[tuple[str, str], Entry] = {}
+        self.lock = threading.Lock()
+        self.dirty = False
+
+    def needs(self, pattern: str, address: str, lifetime: int, now: float) -> bool:
+        """Whether the kernel must hear of it: new, or its time left falls short."""
+        with self.lock:
+            entry = self.entries.get((pattern, address))
+        if entry is None:
+            return True
+        return entry.expires < now + lifetime * (1 - REFRESH_SLACK)
+
+    def record(self, entries: list[Entry]) -> None:
+        with self.lock:
+            for entry in entries:
+                self.entries[(entry.pattern, entry.address)] = entry
+            self.dirty = True
+
+    def live(self, now: float | None = None) -> list[Entry]:
+        moment = time.time() if now is None else now
+        with self.lock:
+            expired = [k for k, e in self.entries.items() if e.expires <= moment]
+            for key in expired:
+                del self.entries[key]
+                self.dirty = True
+            return sorted(self.entries.values(), key=lambda e: (e.pattern, e.address))
+
+    def save(self) -> None:
+        with self.lock:
+            if not self.dirty:
+                return
+            self.dirty = False
+            data = [asdict(e) for e in self.entries.values()]
+        write_atomically(self.path, json.dumps({"learned": data}))
+
+    def load(self) -> None:
+        self.record(read_entries(self.path))
+        self.dirty = False
+
+
+def read_entries(path: Path | None = None) -> list[Entry]:
+    """Unexpired entries of a saved store; a missing or broken file is an empty one."""
+    try:
+        data: Any = json.loads((path or learned_path()).read_text())
+        items = data["learned"]
+        entries = [Entry(**item) for item in items]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+    now = time.time()
+    return [e for e in entries if e.expires > now and valid_address(e.address)]
+
+
+def valid_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

@@ -1,0 +1,287 @@
+"""Egress by name (`to_fqdn`) with real DNS and real packets, both backends.
+
+The lab's authoritative server answers for example.test; the agent's forwarder learns
+from those answers. `worker` sits on a user-defined network (Docker's embedded resolver
+at 127.0.0.11 forwards from the container's namespace), `web` on the default bridge
+(it asks the lab's server directly, over IPv4 and IPv6). One lab for the module; each
+backend runs the whole story in one test, so the agent starts only a few times.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from dockwall.backends.iptables import fqdn as ipt_fqdn
+from dockwall.backends.nftables import fqdn as nft_fqdn
+from dockwall.lab import topology as t
+from dockwall.lab.lab import Lab
+from dockwall.lab.probe import Probe, Prober
+from tests.conftest import lab_name, own_lab
+
+from .agent_helpers import EVENT_BOUND, AgentProcess, Agents, LabCli, run_container, wait_until
+from .fqdn_helpers import (
+    EMBEDDED,
+    MANY_PORT,
+    HeldConnection,
+    a,
+    add_many,
+    cname,
+    learned_file,
+    outcomes,
+    resolve_connect,
+    resolve_connect_counted,
+    write_zone,
+)
+
+pytestmark = pytest.mark.lab
+
+MANY = 200
+POLICY = """\
+version: 1
+dns: {min_ttl: 5, max_ttl: 600}
+containers:
+  - name: worker
+    egress:
+      - to_fqdn: [api.example.test, "*.svc.example.test", "**.deep.example.test",
+                  www.example.test, big.example.test]
+        port: 443/tcp
+      - to_fqdn: [short.example.test]
+        port: 8443/tcp
+      - to: [192.0.2.0/24]
+        ports: [80/tcp, 853/tcp]
+      - to_fqdn: ["*.many.example.test"]
+        port: 9443/tcp
+  - name: web
+    egress:
+      - to_fqdn: [api.example.test, www.example.test]
+        port: 443/tcp
+"""
+EXTRA = """\
+  - name: extra
+    egress: deny
+"""
+
+
+def zone(many: list[str], api_v4: str = "192.0.2.100") -> dict[str, object]:
+    records = [
+        a("api.example.test", api_v4),
+        a("api.example.test", "2001:db8:100::100"),
+        a("one.svc.example.test", "192.0.2.7"),
+        a("two.one.svc.example.test", "198.51.100.7"),
+        a("x.y.deep.example.test", "203.0.113.10"),
+        cname("www.example.test", "edge.cdn.example.test", ttl=30),
+        a("edge.cdn.example.test", "2001:db8:203::10", ttl=20),
+        a("big.example.test", "2001:db8:203::20"),
+        a("short.example.test", "192.0.2.100", ttl=2),
+        a("fresh.svc.example.test", "203.0.113.20"),
+        *(a(f"c{i}.many.example.test", address) for i, address in enumerate(many)),
+    ]
+    return {
+        "records": records,
+        "truncate": ["big.example.test"],
+        "inject": {"api.example.test": [a("evil.example.test", "203.0.113.20")]},
+    }
+
+
+@pytest.fixture(scope="module")
+def fqdn_lab() -> Iterator[tuple[Lab, list[str]]]:
+    with own_lab(lab_name("q")) as lab:
+        yield lab, add_many(lab, MANY)
+
+
+@pytest.fixture
+def lab(fqdn_lab: tuple[Lab, list[str]]) -> Lab:
+    return fqdn_lab[0]
+
+
+def tcp(prober: Prober, container: str, targets: list[tuple[str, int]]) -> list[str]:
+    ns = prober.container_netns(container)
+    return list(prober.outcomes(ns, [Probe(d, p, "tcp") for d, p in targets]))
+
+
+def flush_learned(lab: Lab, backend: str) -> None:
+    """What a reboot does to the kernel's sets (the table restored empty by `--boot`)."""
+    host = lab.host
+    if backend == "nftables":
+        listing = host.run(["nft", "list", "sets", "inet"]).stdout
+        for word in listing.split():
+            if word.startswith("fq-"):
+                host.run(["nft", "flush", "set", "inet", "dockwall", word])
+    else:
+        for name in host.run(["ipset", "list", "-n"]).stdout.split():
+            if name.startswith("dwfq-"):
+                host.run(["ipset", "flush", name])
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("backend", ["nftables", "iptables"])
+def test_egress_by_name(
+    fqdn_lab: tuple[Lab, list[str]], cli: LabCli, agents: Agents, backend: str
+) -> None:
+    lab, many = fqdn_lab
+    learned_file(lab).unlink(missing_ok=True)
+    write_zone(lab, zone(many))
+    policy = cli.policy(POLICY)
+    agent = agents.start(policy, backend=backend)
+    agent.wait_ready()
+    prober = Prober(lab, timeout=1.0)
+
+    # Nothing answered yet: nothing is open.
+    assert tcp(prober, "worker", [("192.0.2.100", 443)]) == ["timeout"]
+
+    got = resolve_connect(
+        lab,
+        "worker",
+        [
+            {"name": "api.example.test", "server": EMBEDDED, "port": 443},
+            {"name": "api.example.test", "type": "AAAA", "server": EMBEDDED, "port": 443},
+            {"name": "api.example.test", "server": EMBEDDED, "port": 8443},
+            {"name": "one.svc.example.test", "server": EMBEDDED, "port": 443},
+            {"name": "two.one.svc.example.test", "server": EMBEDDED, "port": 443},
+            {"name": "x.y.deep.example.test", "server": EMBEDDED, "port": 443},
+            {"name": "www.example.test", "type": "AAAA", "server": EMBEDDED, "port": 443},
+            {"name": "big.example.test", "type": "AAAA", "server": EMBEDDED, "port": 443},
+            {"name": "api.example.test", "server": "198.51.100.7"},
+        ],
+    )
+    api4, api6, api_other_port, one, two, deep, www, big, elsewhere = got
+    assert outcomes(api4) == {"192.0.2.100": "open", "203.0.113.20": "timeout"}, api4
+    assert outcomes(api6)["2001:db8:100::100"] == "open", api6
+    assert outcomes(api_other_port)["192.0.2.100"] == "timeout", api_other_port
+    assert outcomes(one) == {"192.0.2.7": "open"}, one  # *. matches one label
+    assert outcomes(two) == {"198.51.100.7": "timeout"}, two  # ... not two
+    assert outcomes(deep) == {"203.0.113.10": "open"}, deep  # **. any depth
+    assert outcomes(www) == {"2001:db8:203::10": "open"}, www  # CNAME chain, IPv6
+    assert big["tcp"] and outcomes(big) == {"2001:db8:203::20": "open"}, big
+    # A query to another "resolver" (no DNS server there) was answered by the forwarder.
+    assert elsewhere["rcode"] == "NOERROR" and elsewhere["addresses"], elsewhere
+
+    # The default bridge asks the lab's server itself, over IPv4 and IPv6.
+    api_web, api_web6, one_web = resolve_connect(
+        lab,
+        "web",
+        [
+            {"name": "api.example.test", "server": t.DNS_V4, "port": 443},
+            {"name": "api.example.test", "type": "AAAA", "server": t.DNS_V6, "port": 443},
+            {"name": "one.svc.example.test", "server": t.DNS_V4, "port": 443},
+        ],
+    )
+    assert outcomes(api_web)["192.0.2.100"] == "open", api_web
+    assert outcomes(api_web6)["2001:db8:100::100"] == "open", api_web6
+    assert outcomes(one_web) == {"192.0.2.7": "timeout"}, one_web  # not web's pattern
+
+    # DNS over TLS is dropped even where a CIDR rule allows the port.
+    assert tcp(prober, "worker", [("192.0.2.100", 853), ("192.0.2.100", 80)]) == [
+        "timeout",
+        "open",
+    ]
+
+    # 200 names, each resolved and connected to at once: every first SYN gets through.
+    lookups = [
+        {"name": f"c{i}.many.example.test", "type": "AAAA" if ":" in address else "A",
+         "server": EMBEDDED, "port": MANY_PORT, "connect": 3}
+        for i, address in enumerate(many)
+    ]  # fmt: skip
+    started = time.monotonic()
+    results, retransmits = resolve_connect_counted(lab, "worker", lookups)
+    spent = time.monotonic() - started
+    connects = [c for r in results for c in r.get("connects", [])]
+    failed = [r for r in results if [c["outcome"] for c in r.get("connects", [])] != ["open"]]
+    assert not failed, failed[:5]
+    assert retransmits == 0, f"{retransmits} first SYN(s) dropped and sent again"
+    slowest = max(c["ms"] for c in connects)
+    print(f"{backend}: {MANY} resolve+connect in {spent:.2f}s, slowest connect {slowest:.1f} ms")
+
+    # Learned addresses survive an apply that replaces the table (policy reload + a new guard).
+    reconciles = agent.mine().get("reconciles", 0)
+    policy.write_text(POLICY + EXTRA)
+    run_container(lab, "extra", network="shop")
+    agent.wait_reconciled_after(reconciles)
+    assert tcp(prober, "worker", [("192.0.2.7", 443), ("203.0.113.10", 443)]) == ["open"] * 2
+
+    # A rotated record opens its new address once re-resolved.
+    write_zone(lab, zone(many, api_v4="198.51.100.7"))
+    assert tcp(prober, "worker", [("198.51.100.7", 443)]) == ["timeout"]
+    (rotated,) = resolve_connect(
+        lab, "worker", [{"name": "api.example.test", "server": EMBEDDED, "port": 443}]
+    )
+    assert outcomes(rotated)["198.51.100.7"] == "open", rotated
+
+    check_expiry(lab, prober, backend)
+    check_agent_down(lab, prober, agents, agent, policy, backend)
+
+
+def element_timeout(lab: Lab, backend: str, pattern: str, address: str) -> int:
+    """The timeout the kernel holds for a learned address (seconds)."""
+    if backend == "nftables":
+        name = nft_fqdn.set_name(pattern, 4)
+        listing = json.loads(
+            lab.host.run(["nft", "-j", "list", "set", "inet", "dockwall", name]).stdout
+        )
+        for entry in listing["nftables"]:
+            for item in entry.get("set", {}).get("elem", []):
+                if isinstance(item, dict) and item["elem"]["val"] == address:
+                    return int(item["elem"]["timeout"])
+        return 0
+    listing = lab.host.run(["ipset", "list", ipt_fqdn.set_name(pattern, "ipv4")]).stdout
+    for line in listing.splitlines():
+        words = line.split()
+        if words[:1] == [address] and "timeout" in words:
+            return int(words[words.index("timeout") + 1])
+    return 0
+
+
+def check_expiry(lab: Lab, prober: Prober, backend: str) -> None:
+    """TTL 2 s, min_ttl 5 s: the kernel holds the address for 5 s, not 2; after that a new
+    connection is refused while an established one keeps carrying data. (The clamp is read
+    from the kernel: a probe timed between 2 and 5 s is at the mercy of a busy machine.)"""
+    (short,) = resolve_connect(
+        lab, "worker", [{"name": "short.example.test", "server": EMBEDDED, "port": 8443}]
+    )
+    learned_at = time.monotonic()
+    assert outcomes(short) == {"192.0.2.100": "open"}, short
+    held = HeldConnection(lab, "worker", "192.0.2.100", 8443)
+    try:
+        assert held.wait_connected()
+        assert 3 <= element_timeout(lab, backend, "short.example.test", "192.0.2.100") <= 5
+        closed = wait_until(
+            lambda: tcp(prober, "worker", [("192.0.2.100", 8443)]) == ["timeout"], EVENT_BOUND, 0.5
+        )
+        assert closed is not None, "the learned address never expired"
+        assert time.monotonic() - learned_at >= 4.5
+        assert held.echo("still-here") == "still-here"
+    finally:
+        held.close()
+
+
+def check_agent_down(
+    lab: Lab,
+    prober: Prober,
+    agents: Agents,
+    agent: AgentProcess,
+    policy: Path,
+    backend: str,
+) -> None:
+    """Agent killed: a fresh name resolves to nothing and opens nothing. Restarted (after
+    the kernel's sets were emptied), it puts back what it had learned."""
+    agent.kill9()
+    (fresh,) = resolve_connect(
+        lab,
+        "worker",
+        [{"name": "fresh.svc.example.test", "server": EMBEDDED, "port": 443, "timeout": 3}],
+    )
+    assert fresh["rcode"] != "NOERROR" and not fresh["addresses"], fresh
+    assert tcp(prober, "worker", [("203.0.113.20", 443)]) == ["timeout"]
+    flush_learned(lab, backend)
+    assert tcp(prober, "worker", [("192.0.2.7", 443)]) == ["timeout"]
+    restarted = agents.start(policy, backend=backend)
+    restarted.wait_ready()
+    reopened = wait_until(
+        lambda: tcp(prober, "worker", [("192.0.2.7", 443)]) == ["open"], EVENT_BOUND, 0.5
+    )
+    assert reopened is not None, restarted.log()

@@ -1,0 +1,230 @@
+"""The forwarder's decisions: what is learned from an answer, held, refused or SERVFAILed.
+
+The kernel sets are a recording stand-in here (the lab test loads real ones); the
+upstream is a real UDP socket on loopback answering with dnspython messages.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import dns.message
+import dns.rcode
+import dns.rrset
+import pytest
+
+from dockwall.compile.ir import DnsClient
+from dockwall.dnsproxy import answers, upstream
+from dockwall.dnsproxy.batch import merged
+from dockwall.dnsproxy.forwarder import Config, Forwarder
+from dockwall.dnsproxy.kernelsets import Element, IpsetSets, NftSets
+from dockwall.dnsproxy.learned import Entry, LearnedStore, read_entries
+from dockwall.dnsproxy.report import named_destination
+from tests.unit.fakes import FakeRunner
+
+Answer = Callable[[dns.message.Message], dns.message.Message]
+CLIENT = "172.17.0.2"
+
+
+def response(
+    query: dns.message.Message, *records: tuple[str, int, str, str]
+) -> dns.message.Message:
+    reply = dns.message.make_response(query)
+    for name, ttl, kind, value in records:
+        reply.answer.append(dns.rrset.from_text(name, ttl, "IN", kind, value))
+    return reply
+
+
+def asked(name: str, kind: str = "A") -> dns.message.Message:
+    return dns.message.make_query(name, kind)
+
+
+def test_only_the_chain_from_the_question_counts() -> None:
+    query = asked("www.example.test")
+    reply = response(
+        query,
+        ("www.example.test.", 300, "CNAME", "edge.cdn.example.test."),
+        ("edge.cdn.example.test.", 20, "A", "203.0.113.10"),
+        ("evil.example.test.", 300, "A", "203.0.113.20"),
+    )
+    found = answers.chain(reply)
+    assert found == answers.Learned("www.example.test", (ipaddress.ip_address("203.0.113.10"),), 20)
+
+
+def test_a_cname_loop_ends() -> None:
+    query = asked("a.example.test")
+    reply = response(
+        query,
+        ("a.example.test.", 60, "CNAME", "b.example.test."),
+        ("b.example.test.", 60, "CNAME", "a.example.test."),
+    )
+    assert answers.chain(reply) is None
+
+
+class Recording:
+    def __init__(self, fail: bool = False) -> None:
+        self.added: list[Element] = []
+        self.fail = fail
+
+    def add(self, elements: Sequence[Element]) -> None:
+        if self.fail:
+            raise OSError("set is gone")
+        self.added += elements
+
+
+@pytest.fixture
+def upstream_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Answer]]:
+    """A loopback resolver answering with whatever the test puts in the list."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    sock.settimeout(0.2)
+    monkeypatch.setattr(upstream, "DNS_PORT", sock.getsockname()[1])
+    handlers: list[Answer] = []
+    stop = threading.Event()
+
+    def serve() -> None:
+        while not stop.is_set():
+            try:
+                data, peer = sock.recvfrom(65535)
+            except TimeoutError:
+                continue
+            query = dns.message.from_wire(data)
+            sock.sendto(handlers[0](query).to_wire(), peer)
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield handlers
+    stop.set()
+    thread.join(2)
+    sock.close()
+
+
+def forwarder(
+    tmp_path: Path, sets: Recording, patterns: tuple[str, ...], restrict: bool = False
+) -> tuple[Forwarder, list[str]]:
+    logged: list[str] = []
+    client = DnsClient(ipaddress.ip_address(CLIENT), patterns, restrict)
+    config = Config({CLIENT: client}, ("127.0.0.1",), 5, 600, sets)
+    return Forwarder(config, LearnedStore(tmp_path / "learned.json"), logged.append), logged
+
+
+def ask(fwd: Forwarder, query: dns.message.Message, client: str = CLIENT) -> dns.message.Message:
+    reply = asyncio.run(fwd.answer(query.to_wire(), client, use_tcp=False))
+    assert reply is not None
+    return dns.message.from_wire(reply)
+
+
+def test_learned_before_the_answer_with_clamped_ttl(
+    tmp_path: Path, upstream_server: list[Answer]
+) -> None:
+    upstream_server.append(
+        lambda q: response(
+            q,
+            ("api.example.test.", 2, "A", "192.0.2.100"),
+            ("evil.example.test.", 300, "A", "203.0.113.20"),
+        )
+    )
+    sets = Recording()
+    fwd, _ = forwarder(tmp_path, sets, ("api.example.test", "*.example.test"))
+    reply = ask(fwd, asked("api.example.test"))
+    assert reply.rcode() == dns.rcode.NOERROR
+    assert sorted(sets.added, key=lambda e: e.pattern) == [
+        Element("*.example.test", "192.0.2.100", 5),
+        Element("api.example.test", "192.0.2.100", 5),
+    ]
+    fwd.store.save()
+    assert {e.address for e in read_entries(tmp_path / "learned.json")} == {"192.0.2.100"}
+
+
+def test_names_no_rule_mentions_pass_without_learning(
+    tmp_path: Path, upstream_server: list[Answer]
+) -> None:
+    upstream_server.append(lambda q: response(q, ("other.test.", 60, "A", "198.51.100.7")))
+    sets = Recording()
+    fwd, _ = forwarder(tmp_path, sets, ("api.example.test",))
+    assert ask(fwd, asked("other.test")).rcode() == dns.rcode.NOERROR
+    assert ask(fwd, asked("other.test"), client="172.17.0.9").rcode() == dns.rcode.NOERROR
+    assert sets.added == []
+
+
+def test_restricted_client_gets_refused_for_other_names(
+    tmp_path: Path, upstream_server: list[Answer]
+) -> None:
+    upstream_server.append(lambda q: response(q, ("leak.attacker.test.", 60, "A", "198.51.100.7")))
+    fwd, logged = forwarder(tmp_path, Recording(), ("api.example.test",), restrict=True)
+    assert ask(fwd, asked("c2VjcmV0.attacker.test")).rcode() == dns.rcode.REFUSED
+    assert any("refused" in line for line in logged)
+
+
+def test_failed_set_update_is_servfail(tmp_path: Path, upstream_server: list[Answer]) -> None:
+    upstream_server.append(lambda q: response(q, ("api.example.test.", 60, "A", "192.0.2.100")))
+    fwd, logged = forwarder(tmp_path, Recording(fail=True), ("api.example.test",))
+    assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.SERVFAIL
+    assert any(line.startswith("warning: SERVFAIL") for line in logged)
+
+
+def test_no_upstream_is_servfail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream, "TIMEOUT", 0.2)
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("127.0.0.1", 0))
+    monkeypatch.setattr(upstream, "DNS_PORT", sock.getsockname()[1])
+    try:
+        fwd, _ = forwarder(tmp_path, Recording(), ("api.example.test",))
+        assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.SERVFAIL
+    finally:
+        sock.close()
+
+
+def test_nft_refresh_is_add_delete_add_in_one_transaction() -> None:
+    runner = FakeRunner(lambda argv, text: (0, ""))
+    NftSets(runner).add([Element("api.example.test", "192.0.2.100", 30)])
+    ((_, script),) = runner.calls
+    assert script is not None
+    lines = script.splitlines()
+    assert [line.split()[0] for line in lines] == ["add", "delete", "add"]
+    assert lines[0] == lines[2] and lines[0].endswith("{ 192.0.2.100 timeout 30s }")
+
+
+def test_ipset_refresh_uses_exist_with_timeout() -> None:
+    runner = FakeRunner(lambda argv, text: (0, ""))
+    IpsetSets(runner).add([Element("api.example.test", "2001:db8::1", 30)])
+    ((argv, script),) = runner.calls
+    assert argv[:3] == ["ipset", "-exist", "restore"]
+    assert script is not None and script.endswith("-6 2001:db8::1 timeout 30\n")
+
+
+def test_batches_keep_the_longest_lifetime() -> None:
+    elements = [Element("p", "192.0.2.1", 5), Element("p", "192.0.2.1", 60), Element("q", "x", 1)]
+    assert sorted(merged(elements), key=lambda e: e.pattern) == [
+        Element("p", "192.0.2.1", 60),
+        Element("q", "x", 1),
+    ]
+
+
+def test_explain_takes_a_name_as_its_learned_address() -> None:
+    now = time.time()
+    entries = [
+        Entry("api.example.test", "192.0.2.100", "api.example.test", now - 5, now + 30),
+        Entry("api.example.test", "2001:db8::1", "api.example.test", now - 5, now + 60),
+    ]
+    target, said = named_destination("api.example.test:443/tcp", 4, entries)
+    assert target == "192.0.2.100:443/tcp"
+    assert said and "learned for api.example.test" in said[0] and "expires in" in said[0]
+    target, _ = named_destination("API.example.test:443/tcp", None, entries)
+    assert target == "[2001:db8::1]:443/tcp"
+    assert named_destination("other.example.test:443/tcp", None, entries)[1][0].startswith(
+        "other.example.test: no address learned"
+    )
+    assert named_destination("192.0.2.100:443/tcp", None, entries)[1][0].startswith(
+        "192.0.2.100 was learned for api.example.test"
+    )
+    assert named_destination("container:web:80/tcp", None, entries) == (
+        "container:web:80/tcp",
+        [],
+    )
