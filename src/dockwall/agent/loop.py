@@ -26,11 +26,12 @@ from dockwall.compile.ir import Ruleset
 from dockwall.engine import BackendChoice, Engine, Selected
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
-from dockwall.model.state import Bridge, Container, HostState
+from dockwall.model.state import Bridge, Container, HostState, Mesh
 from dockwall.policy import Policy, read_policy
 from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import DockerReader, connect
 from dockwall.sources.interfaces import host_interfaces
+from dockwall.sources.swarm import GWBRIDGE, read_mesh
 from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
@@ -100,6 +101,7 @@ class Agent:
         self.bridges: dict[str, Bridge] = {}
         self.containers: dict[str, Container] = {}
         self.interfaces: tuple[str, ...] | None = None
+        self.mesh: Mesh | None = None
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
@@ -141,6 +143,7 @@ class Agent:
         self.bridges = {b.network: b for b in state.bridges}
         self.containers = {c.id: c for c in state.containers}
         self.interfaces = self.read_interfaces()
+        self.mesh = state.mesh
 
     def read_interfaces(self) -> tuple[str, ...] | None:
         bridges = {b.interface for b in self.bridges.values()}
@@ -192,6 +195,8 @@ class Agent:
         if bridges_changed:
             self.bridges = reader.bridges()
             self.interfaces = self.read_interfaces()
+        if GWBRIDGE in self.bridges:  # a worker hears of no service: read the mesh each time
+            self.mesh = read_mesh(reader.client)
         for container_id in ids:
             container = reader.container(container_id, self.bridges)
             if container is None:
@@ -204,7 +209,10 @@ class Agent:
         started = time.perf_counter()
         try:
             state = HostState(
-                tuple(self.bridges.values()), tuple(self.containers.values()), self.interfaces
+                tuple(self.bridges.values()),
+                tuple(self.containers.values()),
+                self.interfaces,
+                self.mesh,
             )
             compiled = compile_policy(self.policy, state)
             for warning in compiled.warnings:
