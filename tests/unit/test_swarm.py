@@ -244,3 +244,43 @@ def test_worker_reads_the_ingress_networks_verbose_view_for_both_protocols() -> 
         MeshPort("web", None, 8080, 80, "tcp"),
         MeshPort("web", None, 8080, 80, "udp"),
     ]
+
+
+def spec_with(config: str) -> dict[str, object]:
+    file = {"Name": "/etc/dockwall/policy.yaml"}
+    return {"ContainerSpec": {"Configs": [{"ConfigName": config, "File": file}]}}
+
+
+def test_status_swarm_rows_show_each_nodes_policy_version_and_sync() -> None:
+    from dockwall.sources.swarm_cluster import agent_service, node_rows
+
+    service = {"ID": "s1", "Spec": {"Name": "dockwall_agent", "TaskTemplate": spec_with("v2")}}
+    other = {"ID": "s2", "Spec": {"Name": "web", "TaskTemplate": {"ContainerSpec": {}}}}
+    assert agent_service([other, service]) is service
+    nodes = [
+        {"ID": f"n{i}", "Description": {"Hostname": f"h{i}"}, "Status": {"State": "ready"}}
+        for i in (1, 2, 3)
+    ]
+    tasks = [
+        {
+            "NodeID": "n1",
+            "CreatedAt": "1",
+            "Spec": spec_with("v1"),
+            "Status": {"State": "shutdown"},
+        },
+        {"NodeID": "n1", "CreatedAt": "2", "Spec": spec_with("v2"), "Status": {"State": "running"}},
+        {"NodeID": "n2", "CreatedAt": "1", "Spec": spec_with("v1"), "Status": {"State": "running"}},
+    ]
+    rows = node_rows(nodes, service, tasks)
+    assert [(r.hostname, r.agent, r.policy_version, r.in_sync) for r in rows] == [
+        ("h1", "running", "v2", True),
+        ("h2", "running", "v1", False),
+        ("h3", "none", "", False),
+    ]
+
+
+def test_status_swarm_needs_exactly_one_agent_service() -> None:
+    from dockwall.sources.swarm_cluster import agent_service
+
+    with pytest.raises(Exception, match="found none"):
+        agent_service([])
