@@ -10,6 +10,7 @@ makes it pass.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,12 +18,14 @@ from typing import Any
 
 import pytest
 
-from dockwall.lab.cluster import OVERLAY, Cluster, node_address
+from dockwall.lab.cluster import NODE_DOCKER_HOST, OVERLAY, Cluster, node_address
+from dockwall.lab.container_image import IMAGE, base_tarball, build_image
 from dockwall.lab.lab import Lab
-from dockwall.lab.probe import Prober
+from dockwall.lab.probe import Probe, Prober
+from dockwall.sources.swarm_cluster import POLICY_TARGET
 from tests.conftest import lab_name, lab_preconditions
 
-from .agent_helpers import EVENT_BOUND, AgentProcess, LabCli, wait_until
+from .agent_helpers import EVENT_BOUND, AgentProcess, LabCli, ProbeLoop, wait_until
 
 pytestmark = pytest.mark.lab
 ALLOWED, OTHER = "192.0.2.100", "198.51.100.7"
@@ -198,3 +201,72 @@ def test_killed_agent_leaves_rules_and_a_restarted_one_is_in_sync(nodes: Nodes) 
     assert not prober.probe(OTHER, f"{nodes.addresses[1]}:8081/tcp")
     agent.start().wait_ready()
     assert wait_until(lambda: in_sync(nodes) == [0, 0, 0], EVENT_BOUND, 0.5) is not None
+
+
+POLICY_V2 = POLICY.replace("from: [192.0.2.100/32]", "from: [192.0.2.100/32, 192.0.2.7/32]", 1)
+
+
+def share_image(nodes: Nodes) -> None:
+    """Built once on node 1, then `docker save | docker load` into the others: a cluster
+    without a registry has to carry its images by hand."""
+    with nodes.cluster.first.client() as client:
+        build_image(client, base_tarball())
+        data = b"".join(client.images.get(IMAGE).save())
+    for lab in nodes.labs[1:]:
+        with lab.client() as client:
+            client.images.load(data)
+
+
+def swarm_status(nodes: Nodes) -> dict[str, Any]:
+    result = nodes.clis[0].run("status", "--swarm", "--json", check=False)
+    return json.loads(result.stdout) if result.stdout.strip().startswith("{") else {}
+
+
+def cluster_in_sync(nodes: Nodes, version: str, policy: Path) -> bool:
+    report = swarm_status(nodes)
+    return (
+        report.get("policy_version") == version
+        and bool(report.get("in_sync"))
+        and all(cli.plan_exit(policy) == 0 for cli in nodes.clis)
+    )
+
+
+@pytest.mark.timeout(1200)
+def test_policy_distributed_by_swarm_configs_and_rolled_without_a_gap(
+    nodes: Nodes, tmp_path: Path
+) -> None:
+    """The agent as a global service from the image, the policy a Swarm config; a new
+    config rolled onto the service reaches every node, and no refused source gets through
+    on any node while it rolls (probed continuously)."""
+    share_image(nodes)
+    for agent in nodes.agents:
+        agent.stop()
+    v1, v2 = tmp_path / "v1.yaml", tmp_path / "v2.yaml"
+    v1.write_text(POLICY)
+    v2.write_text(POLICY_V2)
+    nodes.docker("config", "create", "dockwall-policy-v1", str(v1))
+    nodes.docker("service", "create", "--detach", "--no-resolve-image", "--name", "dwagent",
+                 "--mode", "global", "--network", "host", "--cap-add", "NET_ADMIN",
+                 "--env", f"DOCKER_HOST={NODE_DOCKER_HOST}", "--update-order", "stop-first",
+                 "--config", f"source=dockwall-policy-v1,target={POLICY_TARGET}",
+                 IMAGE, "agent", "-f", POLICY_TARGET, "--backend", "iptables")  # fmt: skip
+    try:
+        synced = wait_until(lambda: cluster_in_sync(nodes, "dockwall-policy-v1", v1), 120, 1)
+        assert synced is not None, swarm_status(nodes)
+        targets = [(a, Probe(a, 8081, "tcp", OTHER)) for a in nodes.addresses]
+        with ProbeLoop(nodes.cluster.first, lambda: targets, max_seconds=300).running() as loop:
+            nodes.docker("config", "create", "dockwall-policy-v2", str(v2))
+            nodes.docker("service", "update", "--detach", "--config-rm", "dockwall-policy-v1",
+                         "--config-add", f"source=dockwall-policy-v2,target={POLICY_TARGET}",
+                         "dwagent")  # fmt: skip
+            rolled = wait_until(lambda: cluster_in_sync(nodes, "dockwall-policy-v2", v2), 180, 1)
+        assert rolled is not None, swarm_status(nodes)
+        assert loop.rounds > 10
+        leaks = [o for o in loop.outcomes if o.ok]
+        assert not leaks, f"refused source got through during the roll: {leaks[:5]}"
+        prober = Prober(nodes.cluster.first)
+        for address in nodes.addresses:
+            assert prober.probe("192.0.2.7", f"{address}:8081/tcp"), address
+            assert not prober.probe(OTHER, f"{address}:8081/tcp"), address
+    finally:
+        nodes.docker("service", "rm", "dwagent")

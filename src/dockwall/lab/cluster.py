@@ -27,6 +27,7 @@ CLUSTER_FILE = "cluster.json"
 OVERLAY = "appnet"
 OVERLAY_V4 = "10.20.0.0/24"
 CLOSED_PROXY = f"http://{t.INET_UPLINK_V4}:9"
+NODE_DOCKER_HOST = "tcp://127.0.0.1:2375"
 SWARM_TIMEOUT = 60.0
 
 
@@ -52,7 +53,11 @@ class SwarmNode(Lab):
     """A lab host that runs Swarm: no live-restore, registry traffic kept in the lab."""
 
     def dockerd_argv(self) -> list[str]:
-        return [arg for arg in super().dockerd_argv() if arg != "--live-restore"]
+        """Also on the node's own loopback, so one global service reaches each node's
+        dockerd at one address (the lab's sockets have a path per node); only the node's
+        namespace, and containers sharing it, can connect there."""
+        argv = [arg for arg in super().dockerd_argv() if arg != "--live-restore"]
+        return [*argv, "--host", NODE_DOCKER_HOST]
 
     def dockerd_env(self) -> dict[str, str]:
         return {"HTTP_PROXY": CLOSED_PROXY, "HTTPS_PROXY": CLOSED_PROXY, "NO_PROXY": ""}
