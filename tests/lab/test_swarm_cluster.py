@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -184,6 +185,15 @@ def test_rescheduled_task_gets_its_rules_on_its_new_node(nodes: Nodes) -> None:
     finally:
         nodes.docker("node", "update", "--availability", "active", target)
         nodes.docker("service", "rm", "shop_mover")
+        nodes.wait_tasks("hostweb", [1, 1, 1])  # a drain stops the global service's task too
+
+
+def started_at(task: dict[str, Any]) -> float:
+    """Docker's RFC 3339 start time (nanoseconds) as a Unix time, for the delay."""
+    stamp = str(task["State"]["StartedAt"])
+    head, _, fraction = stamp.rstrip("Z").partition(".")
+    whole = datetime.fromisoformat(head).replace(tzinfo=UTC).timestamp()
+    return whole + float(f"0.{fraction or 0}")
 
 
 def gateway_of(lab: Lab, container_id: str) -> str:
@@ -194,6 +204,8 @@ def gateway_of(lab: Lab, container_id: str) -> str:
 
 @pytest.mark.timeout(600)
 def test_killed_agent_leaves_rules_and_a_restarted_one_is_in_sync(nodes: Nodes) -> None:
+    nodes.wait_tasks("hostweb", [1, 1, 1])
+    assert wait_until(lambda: in_sync(nodes) == [0, 0, 0], EVENT_BOUND, 0.5) is not None
     agent = nodes.agents[1]
     agent.kill9()
     assert nodes.clis[1].plan_exit(nodes.policy) == 0, "rules gone with the agent"
