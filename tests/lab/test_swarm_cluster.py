@@ -172,12 +172,10 @@ def test_rescheduled_task_gets_its_rules_on_its_new_node(nodes: Nodes) -> None:
             a["IPAddress"] for n, a in task["NetworkSettings"]["Networks"].items() if n == OVERLAY
         )
         gateway = gateway_of(lab, task["Id"])
-        started = time.monotonic()
         ruled = wait_until(lambda: gateway in lab.host.run(["iptables-save"]).stdout, EVENT_BOUND)
         assert ruled is not None, f"no rule for {gateway} (overlay {address})"
-        print(
-            f"rules for the rescheduled task in force {time.monotonic() - started:.2f} s after seen"
-        )
+        delay = time.time() - started_at(task)
+        print(f"rules for the rescheduled task in force at most {delay:.2f} s after its start")
         name = task["Name"].lstrip("/")
         local = Prober(lab)
         assert local.probe(f"container:{name}", "203.0.113.10:443/tcp")
@@ -223,7 +221,7 @@ def share_image(nodes: Nodes) -> None:
     without a registry has to carry its images by hand."""
     with nodes.cluster.first.client() as client:
         build_image(client, base_tarball())
-        data = b"".join(client.images.get(IMAGE).save())
+        data = b"".join(client.images.get(IMAGE).save(named=True))
     for lab in nodes.labs[1:]:
         with lab.client() as client:
             client.images.load(data)
@@ -264,7 +262,7 @@ def test_policy_distributed_by_swarm_configs_and_rolled_without_a_gap(
                  IMAGE, "agent", "-f", POLICY_TARGET, "--backend", "iptables")  # fmt: skip
     try:
         synced = wait_until(lambda: cluster_in_sync(nodes, "dockwall-policy-v1", v1), 120, 1)
-        assert synced is not None, swarm_status(nodes)
+        assert synced is not None, json.dumps(swarm_status(nodes))
         targets = [(a, Probe(a, 8081, "tcp", OTHER)) for a in nodes.addresses]
         with ProbeLoop(nodes.cluster.first, lambda: targets, max_seconds=300).running() as loop:
             nodes.docker("config", "create", "dockwall-policy-v2", str(v2))
@@ -272,7 +270,7 @@ def test_policy_distributed_by_swarm_configs_and_rolled_without_a_gap(
                          "--config-add", f"source=dockwall-policy-v2,target={POLICY_TARGET}",
                          "dwagent")  # fmt: skip
             rolled = wait_until(lambda: cluster_in_sync(nodes, "dockwall-policy-v2", v2), 180, 1)
-        assert rolled is not None, swarm_status(nodes)
+        assert rolled is not None, json.dumps(swarm_status(nodes))
         assert loop.rounds > 10
         leaks = [o for o in loop.outcomes if o.ok]
         assert not leaks, f"refused source got through during the roll: {leaks[:5]}"
