@@ -284,3 +284,28 @@ def test_status_swarm_needs_exactly_one_agent_service() -> None:
 
     with pytest.raises(Exception, match="found none"):
         agent_service([])
+
+
+def test_cluster_node_links_never_cover_an_internet_host_address() -> None:
+    from dockwall.lab import topology as t
+    from dockwall.lab.cluster import MAX_NODES, node_address
+
+    links = [
+        ipaddress.ip_interface(f"{node_address(i).host}/30").network
+        for i in range(1, MAX_NODES + 1)
+    ]
+    assert len(set(links)) == MAX_NODES
+    hosts = [ipaddress.ip_address(a) for a in t.INTERNET_V4]
+    assert not [(h, link) for h in hosts for link in links if h in link]
+    assert [node_address(i).inet in [str(h) for h in links[i - 1].hosts()] for i in (1, 2, 3)] == [
+        True
+    ] * 3
+
+
+def test_cluster_refuses_what_it_cannot_name() -> None:
+    from dockwall.lab.cluster import Cluster
+
+    with pytest.raises(Exception, match="2 to 5 nodes"):
+        Cluster("c", 6)
+    with pytest.raises(Exception, match="at most 8 characters"):
+        Cluster("abcdefghi", 3)
