@@ -22,7 +22,6 @@ from pathlib import Path
 import docker
 from docker.errors import DockerException
 
-import dockwall
 from dockwall.errors import DockwallError
 from dockwall.runner import Runner, SubprocessRunner
 
@@ -37,7 +36,7 @@ REQUIREMENT = re.compile(r"^([A-Za-z0-9_.-]+)")
 
 def project_root() -> Path:
     """The checkout dockwall runs from: the lab builds what is being tested."""
-    root = Path(dockwall.__file__).resolve().parents[2]
+    root = Path(__file__).resolve().parents[3]
     if not (root / "deploy" / "Dockerfile").is_file():
         raise DockwallError(f"{root}: no deploy/Dockerfile; build the image from a checkout")
     return root
