@@ -12,7 +12,7 @@ from dockwall.backends.base import Change, Plan, RuleCounter
 from dockwall.compile.ir import Ruleset
 from dockwall.engine import BackendChoice, Selected
 from dockwall.errors import DockwallError
-from dockwall.model.state import Bridge, Container, HostState
+from dockwall.model.state import Bridge, Container, HostState, Mesh
 
 from .fakes import FakeRunner
 
@@ -123,6 +123,9 @@ class FakeSession:
 
     def container(self, container_id: str, bridges: dict[str, Bridge]) -> Container | None:
         return self.host.containers.get(container_id)
+
+    def mesh(self) -> Mesh | None:
+        return None
 
     def next_item(self, timeout: float) -> Item | None:
         if self.script and self.script[0][0] <= self.clock.t + timeout:

@@ -155,13 +155,13 @@ CASES: list[tuple[str, str, str]] = [
         "unknown key without a near miss",
         HEAD + "    zzz: 1\n",
         "policy.yaml:4:5: containers[0].zzz: unknown key 'zzz' "
-        "(allowed keys: name, compose, label, ingress, egress, restrict_dns)",
+        "(allowed keys: name, compose, label, service, stack, ingress, egress, restrict_dns)",
     ),
     (
         "internal field is not a YAML key",
         HEAD + "    location: here\n",
         "policy.yaml:4:5: containers[0].location: unknown key 'location' "
-        "(allowed keys: name, compose, label, ingress, egress, restrict_dns)",
+        "(allowed keys: name, compose, label, service, stack, ingress, egress, restrict_dns)",
     ),
     (
         "duplicate key",
@@ -197,13 +197,13 @@ CASES: list[tuple[str, str, str]] = [
         "entry without a matcher",
         "version: 1\ncontainers:\n  - ingress: deny\n",
         "policy.yaml:3:5: containers[0]: "
-        "needs one of name, compose or label to say which containers it is for",
+        "needs one of name, compose, label, service or stack to say which containers it is for",
     ),
     (
         "entry with two matchers",
         HEAD + "    label: a=b\n",
         "policy.yaml:4:5: containers[0].label: "
-        "give only one of name, compose or label (this entry has name and label)",
+        "give only one of name, compose, label, service or stack (this entry has name and label)",
     ),
     (
         "missing version",

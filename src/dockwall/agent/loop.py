@@ -40,9 +40,10 @@ from dockwall.compile.ir import Ruleset
 from dockwall.engine import Selected
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
-from dockwall.model.state import Bridge, Container, HostState
+from dockwall.model.state import Bridge, Container, HostState, Mesh
 from dockwall.policy import Policy, read_policy
 from dockwall.sources.interfaces import host_interfaces
+from dockwall.sources.swarm import GWBRIDGE
 from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
@@ -133,6 +134,7 @@ class Agent:
         self.bridges: dict[str, Bridge] = {}
         self.containers: dict[str, Container] = {}
         self.interfaces: tuple[str, ...] | None = None
+        self.mesh: Mesh | None = None
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
@@ -180,6 +182,7 @@ class Agent:
         self.bridges = {b.network: b for b in state.bridges}
         self.containers = {c.id: c for c in state.containers}
         self.interfaces = self.read_interfaces()
+        self.mesh = state.mesh
 
     def read_interfaces(self) -> tuple[str, ...] | None:
         bridges = {b.interface for b in self.bridges.values()}
@@ -216,6 +219,8 @@ class Agent:
         if bridges_changed:
             self.bridges = session.bridges()
             self.interfaces = self.read_interfaces()
+        if GWBRIDGE in self.bridges:  # a worker hears of no service: read the mesh each time
+            self.mesh = session.mesh()
         for container_id in ids:
             container = session.container(container_id, self.bridges)
             if container is None:
@@ -225,7 +230,10 @@ class Agent:
 
     def host_state(self) -> HostState:
         return HostState(
-            tuple(self.bridges.values()), tuple(self.containers.values()), self.interfaces
+            tuple(self.bridges.values()),
+            tuple(self.containers.values()),
+            self.interfaces,
+            self.mesh,
         )
 
     def reconcile(self, reason: str, *, everything: bool = False) -> None:

@@ -17,7 +17,7 @@ from dockwall.agent.events import Item
 from dockwall.backends.base import Plan
 from dockwall.compile.ir import Ruleset
 from dockwall.engine import Selected
-from dockwall.model.state import Bridge, Container, HostState
+from dockwall.model.state import Bridge, Container, HostState, Mesh
 from dockwall.policy.model import BackendChoice
 from dockwall.runner import Runner
 
@@ -33,6 +33,11 @@ class Session(Protocol):
 
     def container(self, container_id: str, bridges: dict[str, Bridge]) -> Container | None:
         """None when the container is gone."""
+        ...
+
+    def mesh(self) -> Mesh | None:
+        """The Swarm routing mesh now; None off Swarm. No event announces a service's
+        ports on a worker, so the loop reads it with every refresh."""
         ...
 
     def next_item(self, timeout: float) -> Item | None:

@@ -8,8 +8,9 @@ import time
 import docker
 
 from dockwall.agent.events import Item, start_pump
-from dockwall.model.state import Bridge, Container, HostState
+from dockwall.model.state import Bridge, Container, HostState, Mesh
 from dockwall.sources.docker_state import DockerReader, connect
+from dockwall.sources.swarm import read_mesh
 
 
 class DockerSession:
@@ -30,6 +31,9 @@ class DockerSession:
 
     def container(self, container_id: str, bridges: dict[str, Bridge]) -> Container | None:
         return self.reader.container(container_id, bridges)
+
+    def mesh(self) -> Mesh | None:
+        return read_mesh(self.reader.client)
 
     def next_item(self, timeout: float) -> Item | None:
         try:

@@ -13,6 +13,7 @@ from rich.table import Table
 from rich.text import Text
 
 from dockwall.lab import matrix as m
+from dockwall.lab.cluster import Cluster, cluster_nodes
 from dockwall.lab.demo import run_demo
 from dockwall.lab.lab import Lab, json_status, known_labs
 from dockwall.lab.probe import Prober
@@ -33,8 +34,23 @@ NameOption = Annotated[str, typer.Option("--name", "-n", help="Lab name (1-10 of
 def up(
     name: NameOption = "lab",
     samples: Annotated[bool, typer.Option(help="Start the sample containers.")] = True,
+    nodes: Annotated[
+        int,
+        typer.Option(
+            help="More than 1: a Swarm cluster of this many Docker hosts (2-5), each in its "
+            "own namespace behind the one lab internet, node 1 the manager, with the overlay "
+            "network appnet; nodes 2.. are the labs NAMEn2, NAMEn3, ... (no sample containers)."
+        ),
+    ] = 1,
 ) -> None:
     """Create the lab: namespaces, uplink to a fake internet, dockerd, image, containers."""
+    if nodes != 1:
+        cluster = Cluster(name, nodes)
+        with console.status(f"bringing cluster {name} up ({nodes} nodes)"):
+            cluster.up()
+        for node in cluster.nodes:
+            console.print(f"node [bold]{node.names.name}[/]: DOCKER_HOST={node.names.docker_host}")
+        return
     lab = Lab(name)
     with console.status(f"bringing lab {name} up"):
         lab.up(samples=samples)
@@ -47,8 +63,9 @@ def down(
     name: NameOption = "lab",
     all_labs: Annotated[bool, typer.Option("--all", help="Every lab, also crashed ones.")] = False,
 ) -> None:
-    """Remove the lab and every namespace, mount, process and file it made."""
-    names = known_labs(SubprocessRunner()) if all_labs else [name]
+    """Remove the lab (a cluster's every node) and every namespace, mount, process and
+    file it made."""
+    names = known_labs(SubprocessRunner()) if all_labs else cluster_nodes(name)
     for each in names:
         with console.status(f"tearing lab {each} down"):
             Lab(each).down()

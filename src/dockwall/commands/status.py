@@ -13,6 +13,7 @@ from rich.table import Table
 
 from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, MaxBytesOption
 from dockwall.commands.report import console, warn
+from dockwall.commands.swarm_status import swarm_status
 from dockwall.compile.dns import filter_patterns
 from dockwall.compile.ir import Allow, Filter, Ruleset
 from dockwall.dnsproxy.report import learned_rows, names_text
@@ -131,6 +132,15 @@ def status(
     backend: BackendOption = None,
     as_json: JsonOption = False,
     max_policy_bytes: MaxBytesOption = None,
+    swarm: Annotated[
+        bool,
+        typer.Option(
+            "--swarm",
+            help="On a Swarm manager: every node, its dockwall agent task, the policy "
+            "version (the Swarm config) it runs and whether that is the service's current "
+            "one. Exit 1 while any node is not in sync (a rolling update under way).",
+        ),
+    ] = False,
 ) -> None:
     """Containers, networks, published ports, who may reach them, egress, rule counters.
 
@@ -139,6 +149,8 @@ def status(
     force (dockwall's last applied ones, or Docker's defaults when there are none), and
     dockwall's rules if any.
     """
+    if swarm:
+        raise typer.Exit(swarm_status(as_json))
     if policy is None and not DEFAULT.exists():
         report = live_report(DEFAULT, backend)
     else:

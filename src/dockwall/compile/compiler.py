@@ -25,6 +25,7 @@ from dockwall.compile.ir import (
 from dockwall.compile.labels import LabelRules, label_rules
 from dockwall.compile.matching import EntryIndex, selected, where
 from dockwall.compile.normalize import peers, ports
+from dockwall.compile.swarm import mesh_entries, mesh_guard
 from dockwall.errors import PolicyError
 from dockwall.model.state import Container, HostState
 from dockwall.policy import (
@@ -291,13 +292,23 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
     """Containers with neither entry nor labels are left to the defaults, which cover
     whole bridges (and every interface that is not the host's own)."""
     held: list[str] = []
+    default_in = verdict_filter(policy.defaults.ingress)
     governed = governed_containers(policy, state, held)
     held += odd_interfaces(state)
     filters = Filters()
     chosen = [g for g in governed if g.speaks]
     keys = guard_keys(chosen)
     guards = tuple(guard(policy, g, filters, keys[g.container.id]) for g in chosen)
+    index = EntryIndex.of(policy)
+    mesh = mesh_guard(
+        index,
+        state.mesh,
+        held,
+        lambda e: filters.ingress(e.ingress) if e and e.ingress else default_in,
+        verdict_filter(policy.defaults.egress),
+    )
     used = {e.describe() for g in governed for e in ([g.entry] if g.entry else g.matched)}
+    used |= mesh_entries(index, state.mesh)
     unused = [
         f"{where(e)} matches no running container"
         for e in policy.containers
@@ -306,7 +317,7 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
     ruleset = Ruleset(
         dns=dns_plan(policy, chosen, guards),
         bridges=tuple(sorted(state.bridges, key=lambda b: b.interface)),
-        guards=guards,
+        guards=(*guards, mesh) if mesh else guards,
         default_ingress=verdict_filter(policy.defaults.ingress),
         default_egress=verdict_filter(policy.defaults.egress),
         isolate_peers=policy.defaults.peers == "deny",

@@ -6,8 +6,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from dockwall.errors import Location, PolicyError
-from dockwall.model.state import COMPOSE_PROJECT, COMPOSE_SERVICE, Container
+from dockwall.model.state import (
+    COMPOSE_PROJECT,
+    COMPOSE_SERVICE,
+    STACK_NAMESPACE,
+    SWARM_SERVICE,
+    Container,
+)
 from dockwall.policy import ContainerEntry, ContainerSelector, Policy
+
+SWARM_KEYS = (("service", SWARM_SERVICE), ("stack", STACK_NAMESPACE))
 
 
 def matches(selector: ContainerSelector, container: Container) -> bool:
@@ -25,6 +33,10 @@ def matches(selector: ContainerSelector, container: Container) -> bool:
     if selector.label is not None:
         key, value = selector.label
         return labels.get(key) == value
+    if selector.service is not None:
+        return labels.get(SWARM_SERVICE) == selector.service
+    if selector.stack is not None:
+        return labels.get(STACK_NAMESPACE) == selector.stack
     return False
 
 
@@ -52,6 +64,10 @@ class EntryIndex:
             return ("compose", selector.compose.project, selector.compose.service)
         if selector.label is not None:
             return ("label", *selector.label)
+        if selector.service is not None:
+            return ("service", selector.service, None)
+        if selector.stack is not None:
+            return ("stack", selector.stack, None)
         return ("name", str(selector.name), None)
 
     @classmethod
@@ -68,6 +84,7 @@ class EntryIndex:
         if project is not None:
             keys += [("compose", project, None), ("compose", project, labels.get(COMPOSE_SERVICE))]
         keys += [("label", k, v) for k, v in labels.items()]
+        keys += [(kind, labels[key], None) for kind, key in SWARM_KEYS if key in labels]
         found = [entry for key in dict.fromkeys(keys) for entry in self.by_key.get(key, [])]
         return sorted(found, key=lambda e: e.index or 0)
 

@@ -259,8 +259,10 @@ def match_labels(selector: ContainerSelector) -> dict[str, str] | None:
             labels[NAME_LABEL] = selector.compose.service
     elif selector.label is not None:
         labels = {selector.label[0]: selector.label[1]}
+    elif selector.stack is not None:
+        labels = {PART_OF_LABEL: selector.stack}
     else:
-        labels = {NAME_LABEL: str(selector.name)}
+        labels = {NAME_LABEL: str(selector.service or selector.name)}
     if all(valid_label_key(k) and valid_label_value(v) for k, v in labels.items()):
         return labels
     return None

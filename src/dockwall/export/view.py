@@ -240,7 +240,9 @@ def title(selector: ContainerSelector) -> str:
         return "-".join(filter(None, (selector.compose.project, selector.compose.service)))
     if selector.label is not None:
         return "-".join(filter(None, ("label", *selector.label)))
-    return str(selector.name)
+    if selector.stack is not None:
+        return f"stack-{selector.stack}"
+    return str(selector.service or selector.name)
 
 
 _SLUG = re.compile(r"[^a-z0-9]+")

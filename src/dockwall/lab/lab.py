@@ -130,11 +130,14 @@ class Lab:
             "--dns", t.DNS_V4,
         ]  # fmt: skip
 
+    def dockerd_env(self) -> dict[str, str]:
+        """Extra environment for dockerd (a cluster node's keeps registry lookups in the lab)."""
+        return {}
+
     def start_dockerd(self) -> None:
         """dockerd runs under nsenter --net only, so it still sees the host's cgroup mounts."""
-        pid = netns.in_ns(self.names.host_ns).spawn(
-            self.dockerd_argv(), log_path=str(self.names.state_dir / "dockerd.log")
-        )
+        runner = SubprocessRunner(netns=netns_path(self.names.host_ns), env=self.dockerd_env())
+        pid = runner.spawn(self.dockerd_argv(), log_path=str(self.names.state_dir / "dockerd.log"))
         deadline = time.monotonic() + DOCKERD_START_TIMEOUT
         while time.monotonic() < deadline and processes.is_running(pid):
             try:

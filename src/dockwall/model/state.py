@@ -15,6 +15,8 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 COMPOSE_PROJECT = "com.docker.compose.project"
 COMPOSE_SERVICE = "com.docker.compose.service"
+SWARM_SERVICE = "com.docker.swarm.service.name"
+STACK_NAMESPACE = "com.docker.stack.namespace"
 
 
 @dataclass(frozen=True)
@@ -72,10 +74,43 @@ class Container:
 
 
 @dataclass(frozen=True)
+class MeshPort:
+    """A port a Swarm service publishes in ingress mode: the routing mesh opens it on
+    every node of the cluster, whether or not a task of the service runs there."""
+
+    service: str
+    stack: str | None
+    published: int
+    target: int
+    proto: str
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels Swarm sets on the service's tasks, so entries match it the same way."""
+        found = {SWARM_SERVICE: self.service}
+        if self.stack is not None:
+            found[STACK_NAMESPACE] = self.stack
+        return found
+
+
+@dataclass(frozen=True)
+class Mesh:
+    """The routing mesh on this node: the host DNATs each ingress port to the ingress
+    sandbox's address on `interface` (docker_gwbridge), where IPVS balances it to a task
+    on any node and source-NATs it. Only here is the client's address still visible."""
+
+    interface: str
+    addresses: tuple[Address, ...]
+    ports: tuple[MeshPort, ...] = ()
+
+
+@dataclass(frozen=True)
 class HostState:
     """`interfaces`: the host's own network interfaces (not Docker bridges, not bridge
-    ports), or None when they were not read."""
+    ports), or None when they were not read. `mesh`: the Swarm routing mesh, when this
+    host is a Swarm node with the ingress network."""
 
     bridges: tuple[Bridge, ...] = ()
     containers: tuple[Container, ...] = ()
     interfaces: tuple[str, ...] | None = None
+    mesh: Mesh | None = None

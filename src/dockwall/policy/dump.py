@@ -66,6 +66,10 @@ def _selector(selector: ContainerSelector) -> dict[str, Any]:
         return {"compose": selector.compose.model_dump(exclude_none=True)}
     if selector.label is not None:
         return {"label": "=".join(selector.label)}
+    if selector.service is not None:
+        return {"service": selector.service}
+    if selector.stack is not None:
+        return {"stack": selector.stack}
     return {"name": selector.name}
 
 

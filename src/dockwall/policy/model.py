@@ -13,6 +13,7 @@ from dockwall.policy.fields import Network
 from dockwall.policy.fqdn import DnsSettings, patterns
 from dockwall.policy.problems import choice, fail, shown
 from dockwall.policy.rules import (
+    OVERLAY_PEERS,
     VERDICTS,
     ContainerSelector,
     EgressPolicy,
@@ -54,7 +55,26 @@ class ContainerEntry(ContainerSelector):
         return None if value is None else flag(value)
 
     def _meaning(self) -> tuple[object, ...]:
-        return (self.name, self.compose, self.label, self.ingress, self.egress, self.restrict_dns)
+        selector = (self.name, self.compose, self.label, self.service, self.stack)
+        return (*selector, self.ingress, self.egress, self.restrict_dns)
+
+    @model_validator(mode="after")
+    def _swarm_peers(self) -> Self:
+        """A task reaches its peers over overlay networks, out of the host's sight."""
+        if not self.swarm:
+            return self
+        for key, direction, field in (
+            ("ingress", self.ingress, "from_containers"),
+            ("egress", self.egress, "to_containers"),
+        ):
+            for index, rule in enumerate(direction.rules if direction else ()):
+                if getattr(rule, field):
+                    raise fail(
+                        f"{field} cannot be enforced for {self.describe()}: {OVERLAY_PEERS}",
+                        at=(key, index, field),
+                        on_key=True,
+                    )
+        return self
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContainerEntry):

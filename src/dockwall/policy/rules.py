@@ -43,7 +43,12 @@ __all__ = [
     "addresses",
 ]
 
-MATCHERS = ("name", "compose", "label")
+MATCHERS = ("name", "compose", "label", "service", "stack")
+SWARM_MATCHERS = ("service", "stack")
+OVERLAY_PEERS = (
+    "traffic between Swarm tasks travels inside the overlay network's VXLAN tunnel and never "
+    "meets the host's forward path, so no host firewall can enforce it"
+)
 VERDICTS = ("allow", "deny")
 
 T = TypeVar("T")
@@ -144,33 +149,42 @@ class ComposeMatch(MappingModel):
 
 
 class ContainerSelector(MappingModel):
-    """Which containers are meant: by name, by compose project (and service), or by label."""
+    """Which containers are meant: by name, by compose project (and service), by label,
+    or by Swarm service or stack (the labels Swarm sets on every task's container)."""
 
     name: str | None = None
     compose: ComposeMatch | None = None
     label: tuple[str, str] | None = None
+    service: str | None = None
+    stack: str | None = None
 
     @classmethod
     def _check_yaml(cls, data: dict[str, Any]) -> None:
         given = [key for key in data if key in MATCHERS]
         if not given:
-            raise fail("needs one of name, compose or label to say which containers it is for")
+            raise fail(
+                "needs one of name, compose, label, service or stack to say which containers "
+                "it is for"
+            )
         if len(given) > 1:
             raise fail(
-                f"give only one of name, compose or label (this entry has {given[0]} and "
-                f"{given[1]})",
+                f"give only one of name, compose, label, service or stack (this entry has "
+                f"{given[0]} and {given[1]})",
                 at=(given[1],),
                 on_key=True,
             )
 
-    @field_validator("name", mode="before")
+    @field_validator("name", "service", "stack", mode="before")
     @classmethod
-    def _name(cls, value: Any) -> Any:
+    def _name(cls, value: Any, info: ValidationInfo) -> Any:
         if value is None:
             return None
+        what = {"name": "container name", "service": "Swarm service name"}.get(
+            str(info.field_name), "Swarm stack name"
+        )
         if not isinstance(value, str):
-            raise fail(f"expected a container name, got {shown(value)}")
-        return _spec(lambda text: check_name(text, "container name"), value)
+            raise fail(f"expected a {what}, got {shown(value)}")
+        return _spec(lambda text: check_name(text, what), value)
 
     @field_validator("label", mode="before")
     @classmethod
@@ -183,9 +197,15 @@ class ContainerSelector(MappingModel):
 
     @model_validator(mode="after")
     def _one_matcher(self) -> Self:
-        if sum(matcher is not None for matcher in (self.name, self.compose, self.label)) != 1:
-            raise fail("needs exactly one of name, compose or label")
+        chosen = (self.name, self.compose, self.label, self.service, self.stack)
+        if sum(matcher is not None for matcher in chosen) != 1:
+            raise fail("needs exactly one of name, compose, label, service or stack")
         return self
+
+    @property
+    def swarm(self) -> bool:
+        """Whether it selects Swarm tasks, whose peers sit on overlay networks."""
+        return self.service is not None or self.stack is not None
 
     def describe(self) -> str:
         """The matcher as the user would write it: `name=web`, `compose=shop/worker`."""
@@ -194,6 +214,10 @@ class ContainerSelector(MappingModel):
             return f"compose={self.compose.project}{service}"
         if self.label is not None:
             return f"label={self.label[0]}={self.label[1]}"
+        if self.service is not None:
+            return f"service={self.service}"
+        if self.stack is not None:
+            return f"stack={self.stack}"
         return f"name={self.name}"
 
 
@@ -202,6 +226,16 @@ def _selectors(value: Any) -> Any:
     if isinstance(value, list):
         return [{"name": item} if isinstance(item, str) else item for item in value]
     return value
+
+
+def no_swarm_peers(selectors: tuple[ContainerSelector, ...], key: str) -> None:
+    """Refused rather than compiled into rules that would never see a packet."""
+    for index, selector in enumerate(selectors):
+        if selector.swarm:
+            raise fail(
+                f"{selector.describe()} cannot be enforced: {OVERLAY_PEERS}",
+                at=(key, index),
+            )
 
 
 class IngressRule(MappingModel):
@@ -229,6 +263,11 @@ class IngressRule(MappingModel):
     @classmethod
     def _from_containers(cls, value: Any) -> Any:
         return _selectors(value)
+
+    @model_validator(mode="after")
+    def _enforceable(self) -> Self:
+        no_swarm_peers(self.from_containers, "from_containers")
+        return self
 
     @property
     def cidr_sources(self) -> tuple[Network, ...] | None:
@@ -268,6 +307,11 @@ class EgressRule(MappingModel):
     @classmethod
     def _to_containers(cls, value: Any) -> Any:
         return _selectors(value)
+
+    @model_validator(mode="after")
+    def _enforceable(self) -> Self:
+        no_swarm_peers(self.to_containers, "to_containers")
+        return self
 
     @property
     def cidr_destinations(self) -> tuple[Network, ...] | None:

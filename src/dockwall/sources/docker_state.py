@@ -10,6 +10,7 @@ import hashlib
 import ipaddress
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from docker.errors import DockerException, NotFound
 
 from dockwall.errors import DockwallError
 from dockwall.model.state import Address, Attachment, Bridge, Container, HostState, PublishedPort
+from dockwall.sources.swarm import GWBRIDGE, gateway_addresses, read_mesh
 
 DEFAULT_SOCKET = "unix:///var/run/docker.sock"
 
@@ -156,25 +158,42 @@ class DockerReader:
                 return {}
         return self.image_labels[image]
 
-    def container(self, container_id: str, bridges: dict[str, Bridge]) -> Container | None:
-        """The container if it is running; None once it stopped or went away."""
+    def container(
+        self,
+        container_id: str,
+        bridges: dict[str, Bridge],
+        gateways: dict[str, tuple[Address, ...]] | None = None,
+    ) -> Container | None:
+        """The container if it is running; None once it stopped or went away. A Swarm
+        task's address on docker_gwbridge (`gateways`, read when not given) is one of its
+        attachments: its egress to the outside leaves through it."""
         try:
             attrs = self.client.api.inspect_container(container_id)
         except NotFound:
             return None
         if not (attrs.get("State") or {}).get("Running"):
             return None
-        return container_of(attrs, bridges, self.labels_of_image(str(attrs.get("Image", ""))))
+        found = container_of(attrs, bridges, self.labels_of_image(str(attrs.get("Image", ""))))
+        if GWBRIDGE not in bridges or any(a.network == GWBRIDGE for a in found.attachments):
+            return found
+        gateways = gateway_addresses(self.client) if gateways is None else gateways
+        if found.id not in gateways:
+            return found
+        gateway = Attachment(GWBRIDGE, bridges[GWBRIDGE].interface, gateways[found.id])
+        return replace(found, attachments=(*found.attachments, gateway))
 
     def state(self) -> HostState:
-        """Running containers and bridge networks, as the firewall needs them."""
+        """Running containers and bridge networks, as the firewall needs them, and the
+        Swarm routing mesh when this host is a Swarm node."""
         bridges = self.bridges()
+        gateways = gateway_addresses(self.client) if GWBRIDGE in bridges else {}
         containers = [
             c
             for summary in self.client.api.containers()
-            if (c := self.container(summary["Id"], bridges)) is not None
+            if (c := self.container(summary["Id"], bridges, gateways)) is not None
         ]
-        return HostState(tuple(bridges.values()), tuple(containers))
+        mesh = read_mesh(self.client) if GWBRIDGE in bridges else None
+        return HostState(tuple(bridges.values()), tuple(containers), mesh=mesh)
 
 
 def read_state(client: docker.DockerClient) -> HostState:
