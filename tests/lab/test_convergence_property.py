@@ -43,7 +43,7 @@ from .policy_strategies import EXTRA, policy_texts
 pytestmark = pytest.mark.lab
 
 FIXED_SEED = 20261201
-EXAMPLES = int(os.environ.get("DOCKWALL_PROPERTY_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("DOCKWALL_PROPERTY_EXAMPLES", "30"))
 CHECK_CLI_EVERY = 15
 
 
