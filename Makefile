@@ -13,7 +13,7 @@ lint: setup
 	.venv/bin/mypy
 
 test: lint
-	.venv/bin/pytest -n 2 -m "not exclusive" tests
+	.venv/bin/pytest -n 2 --dist loadgroup --durations=30 -m "not exclusive" tests
 	.venv/bin/pytest -m exclusive tests
 	.venv/bin/dockwall lab down --all
 

@@ -23,7 +23,10 @@ from tests.conftest import lab_name, own_lab
 
 from .test_core_policies import EXAMPLE, V4, V6
 
-pytestmark = pytest.mark.lab
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.xdist_group("image-lab"),
+]  # one image build, not one per worker
 AGENT = "dockwall-agent"
 
 

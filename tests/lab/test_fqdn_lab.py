@@ -38,7 +38,10 @@ from .fqdn_helpers import (
     write_zone,
 )
 
-pytestmark = pytest.mark.lab
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.xdist_group("fqdn-lab"),
+]  # one module lab, not one per worker
 
 MANY = 200
 POLICY = """\

@@ -28,7 +28,10 @@ from tests.conftest import lab_name, lab_preconditions
 
 from .agent_helpers import EVENT_BOUND, AgentProcess, LabCli, ProbeLoop, wait_until
 
-pytestmark = pytest.mark.lab
+pytestmark = [
+    pytest.mark.lab,
+    pytest.mark.xdist_group("swarm-cluster"),
+]  # one cluster, not one per worker
 ALLOWED, OTHER = "192.0.2.100", "198.51.100.7"
 IPVS = Path("/proc/sys/net/ipv4/vs").exists()
 POLICY = """\
