@@ -3,25 +3,53 @@ leave them, plus the defaults and how far container labels are trusted."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Literal, Self
 
 from pydantic import Field, field_validator, model_validator
 
 from dockwall.errors import Location
 from dockwall.policy.base import MappingModel
-from dockwall.policy.fields import Network
-from dockwall.policy.problems import choice, fail, shown
+from dockwall.policy.fields import Network, SpecError, check_name
+from dockwall.policy.listfile import ListContents
+from dockwall.policy.problems import PathStep, choice, fail, shown
 from dockwall.policy.rules import (
     VERDICTS,
     ContainerSelector,
     EgressPolicy,
     IngressPolicy,
-    addresses,
+    ListRef,
+    networks,
 )
 
-__all__ = ["ContainerEntry", "Defaults", "LabelPolicy", "Policy"]
+__all__ = ["ContainerEntry", "Defaults", "LabelPolicy", "ListSpec", "Policy"]
 
 BACKENDS = ("auto", "iptables", "nftables")
+DENY_WITH = ("drop", "reject")
+ON_ERROR = ("fail", "skip")
+DenyWith = Literal["drop", "reject"]
+MAX_LIST_NAME = 24
+
+
+class ListSpec(MappingModel):
+    """A named address list kept in a file (threat feeds, country ranges): one address
+    or CIDR per line. `on_error: skip` leaves bad lines out with a warning instead of
+    refusing the whole policy; a relative `file` is relative to the policy file."""
+
+    file: str
+    on_error: Literal["fail", "skip"] = "fail"
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _file(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise fail(f"expected a file path, got {shown(value)}")
+        return value
+
+    @field_validator("on_error", mode="before")
+    @classmethod
+    def _on_error(cls, value: Any) -> str:
+        return choice(value, ON_ERROR)
 
 
 class ContainerEntry(ContainerSelector):
@@ -35,11 +63,17 @@ class ContainerEntry(ContainerSelector):
 
     ingress: IngressPolicy | None = None
     egress: EgressPolicy | None = None
+    deny_with: DenyWith | None = None
     index: int | None = Field(default=None, exclude=True, repr=False)
     location: Location | None = Field(default=None, exclude=True, repr=False)
 
+    @field_validator("deny_with", mode="before")
+    @classmethod
+    def _deny_with(cls, value: Any) -> str | None:
+        return None if value is None else choice(value, DENY_WITH)
+
     def _meaning(self) -> tuple[object, ...]:
-        return (self.name, self.compose, self.label, self.ingress, self.egress)
+        return (self.name, self.compose, self.label, self.ingress, self.egress, self.deny_with)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ContainerEntry):
@@ -56,11 +90,17 @@ class Defaults(MappingModel):
     ingress: Literal["allow", "deny"] = "allow"
     egress: Literal["allow", "deny"] = "allow"
     peers: Literal["allow", "deny"] = "allow"
+    deny_with: DenyWith = "drop"
 
     @field_validator("ingress", "egress", "peers", mode="before")
     @classmethod
     def _verdict(cls, value: Any) -> str:
         return choice(value, VERDICTS)
+
+    @field_validator("deny_with", mode="before")
+    @classmethod
+    def _deny_with(cls, value: Any) -> str:
+        return choice(value, DENY_WITH)
 
 
 class LabelPolicy(MappingModel):
@@ -87,7 +127,7 @@ class LabelPolicy(MappingModel):
     @field_validator("ingress_from", "egress_to", mode="before")
     @classmethod
     def _caps(cls, value: Any) -> tuple[Network, ...] | None:
-        return addresses(value)
+        return networks(value)
 
 
 class Policy(MappingModel):
@@ -97,7 +137,10 @@ class Policy(MappingModel):
     backend: Literal["auto", "iptables", "nftables"] = "auto"
     defaults: Defaults = Defaults()
     labels: LabelPolicy = LabelPolicy()
+    lists: dict[str, ListSpec] = Field(default_factory=dict)
     containers: tuple[ContainerEntry, ...] = ()
+    loaded_lists: Mapping[str, ListContents] = Field(default_factory=dict, exclude=True, repr=False)
+    _internal: ClassVar[frozenset[str]] = frozenset({"loaded_lists"})
 
     @classmethod
     def _check_yaml(cls, data: dict[str, Any]) -> None:
@@ -116,6 +159,47 @@ class Policy(MappingModel):
     @classmethod
     def _backend(cls, value: Any) -> str:
         return choice(value, BACKENDS)
+
+    @field_validator("lists", mode="before")
+    @classmethod
+    def _list_names(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise fail(f"expected a mapping of list names to {{file: ...}}, got {shown(value)}")
+        for name in value:
+            try:
+                check_name(str(name), "list name")
+            except SpecError as exc:
+                raise fail(str(exc), at=(name,), on_key=True) from None
+            if len(str(name)) > MAX_LIST_NAME:
+                raise fail(
+                    f"list names have at most {MAX_LIST_NAME} characters (kernel set names "
+                    "are short)",
+                    at=(name,),
+                    on_key=True,
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _lists_defined(self) -> Self:
+        """Every `list:NAME` names a list of `lists`; the first one that does not fails."""
+        for path, name in self.list_uses():
+            if name not in self.lists:
+                known = ", ".join(sorted(self.lists)) or "none defined"
+                raise fail(f"list:{name} is not defined under lists ({known})", at=path)
+        return self
+
+    def list_uses(self) -> Iterator[tuple[tuple[PathStep, ...], str]]:
+        """(where, list name) for every list an entry names, in from/to and except."""
+        for index, entry in enumerate(self.containers):
+            for direction in ("ingress", "egress"):
+                policy = getattr(entry, direction)
+                if policy is None:
+                    continue
+                for number, rule in enumerate(policy.rules):
+                    for field in ("sources", "destinations", "excepts"):
+                        for at, peer in enumerate(getattr(rule, field, None) or ()):
+                            if isinstance(peer, ListRef):
+                                yield ("containers", index, direction, number, field, at), peer.name
 
     @model_validator(mode="after")
     def _distinct_matchers(self) -> Self:

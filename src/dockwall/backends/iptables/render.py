@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
+from dockwall.backends.iptables.lists import except_match, list_ipsets, list_match, refusal
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
 from dockwall.backends.iptables.variant import Family
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset, plain_interface
@@ -79,37 +80,51 @@ def proto_match(port: PortMatch, family: Family, original: bool) -> str:
 
 def allow_rules(allow: Allow, family: Family, peer_flag: str, sets: dict[str, IpSet]) -> list[str]:
     """Every (peer, port) combination of one Allow that exists in this family; a long
-    peer list is one ipset match instead (added to `sets`), so it costs one lookup."""
-    ports = [proto_match(p, family, allow.original) for p in allow.ports] or [""]
+    peer list is one ipset match instead (added to `sets`), so it costs one lookup, and
+    so is each named list. `except` entries are `! --match-set` matches (see lists.py).
+    Parts go in iptables-save's order: addresses and `-p` first, then the matches."""
+    direction = "src" if peer_flag == "-s" else "dst"
+    carve = except_match(allow, family, direction, sets)
+    ports = [split_proto(proto_match(p, family, allow.original)) for p in allow.ports]
+    ports = ports or [("", "")]
     if allow.peers is None:
-        return [words(port, "-j RETURN") for port in ports]
+        return [words(proto, carve, rest, "-j RETURN") for proto, rest in ports]
     mine = [p for p in allow.peers if p.version == version(family)]
+    named = [list_match(name, family, direction) for name in allow.lists]
     if wants_set(mine):
         found = set_for(family, mine)
         sets[found.name] = found
-        direction = "src" if peer_flag == "-s" else "dst"
-        return [set_rule(found.name, direction, port) for port in ports]
-    return [words(address_match(peer_flag, p), port, "-j RETURN") for p in mine for port in ports]
+        named.insert(0, f"-m set --match-set {found.name} {direction}")
+        mine = []
+    return [
+        *(
+            words(address_match(peer_flag, p), proto, carve, rest, "-j RETURN")
+            for p in mine
+            for proto, rest in ports
+        ),
+        *(
+            words(proto, match, carve, rest, "-j RETURN")
+            for match in named
+            for proto, rest in ports
+        ),
+    ]
+
+
+def split_proto(match: str) -> tuple[str, str]:
+    """`-p tcp -m tcp --dport 80` as (`-p tcp`, `-m tcp --dport 80`)."""
+    parts = match.split(" ", 2)
+    return " ".join(parts[:2]), parts[2] if len(parts) > 2 else ""
 
 
 def words(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
 
-def set_rule(name: str, direction: str, port: str) -> str:
-    """iptables-save's order: `-p PROTO` first, then the matches as given."""
-    match = f"-m set --match-set {name} {direction}"
-    parts = port.split(" ", 2)
-    if len(parts) < 2:
-        return f"{match} -j RETURN"
-    return words(parts[0], parts[1], match, *parts[2:], "-j RETURN")
-
-
 def filter_rules(
     filter_: Filter, family: Family, peer_flag: str, sets: dict[str, IpSet]
 ) -> list[str]:
     rules = [r for allow in filter_.allows for r in allow_rules(allow, family, peer_flag, sets)]
-    return [*dict.fromkeys(rules), "-j DROP"]
+    return [*dict.fromkeys(rules), *refusal(filter_.reject, family)]
 
 
 def filter_target(
@@ -172,6 +187,7 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
                 chains[INPUT].append(egress_dispatch(endpoint, egress or "-j RETURN", False))
     add_peers(chains, ruleset, family)
     add_defaults(chains, ruleset, family, sets)
+    sets.update(list_ipsets(ruleset.lists, family))
     return Desired({name: [OWNED, *rules] for name, rules in chains.items()}, sets)
 
 

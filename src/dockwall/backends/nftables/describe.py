@@ -73,7 +73,18 @@ def verdict_text(statement: Json) -> str:
     body = statement[kind]
     if kind in TARGETS and isinstance(body, dict):
         return f"{kind} {body['target']}"
+    if kind == "reject" and isinstance(body, dict):
+        return reject_text(body) or json.dumps(statement, sort_keys=True)
     return json.dumps(statement, sort_keys=True)
+
+
+def reject_text(body: Json) -> str | None:
+    """The two rejects dockwall writes, as nft prints them."""
+    if body.get("type") == "tcp reset" and body.get("expr") is None:
+        return "reject with tcp reset"
+    if body.get("type") == "icmpx" and isinstance(body.get("expr"), str):
+        return f"reject with icmpx {body['expr']}"
+    return None
 
 
 def right_text(value: Any) -> str:
