@@ -74,7 +74,7 @@ def test_except_and_lists_become_set_lookups_and_not_equal_matches(tmp_path: Pat
     chains = rule_texts(tmp_path)
     web = chains["in-web"]
     assert (
-        "meta nfproto ipv4 ip saddr != 192.0.2.0/28 ip saddr != @list-feeds-v4 meta l4proto "
+        "ip saddr != 192.0.2.0/28 ip saddr != @list-feeds-v4 meta l4proto "
         "tcp ct original proto-dst 8080 counter return"
     ) in web
     assert any("ip6 saddr != 2001:db8:bad::/48 ip6 saddr != @list-feeds-v6" in r for r in web)

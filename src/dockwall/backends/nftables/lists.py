@@ -8,6 +8,11 @@ that gains its first IPv6 entry changes elements only, never a rule.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from dockwall.backends.base import Change
 from dockwall.backends.nftables import expr as e
 from dockwall.backends.nftables.expr import Json
 from dockwall.compile.ir import AddressSet, Allow
@@ -88,3 +93,94 @@ def refusal(reject: bool) -> list[list[Json]]:
         [e.match(e.meta("l4proto"), "tcp"), e.counter(), {"reject": {"type": "tcp reset"}}],
         [e.counter(), {"reject": {"type": "icmpx", "expr": "admin-prohibited"}}],
     ]
+
+
+def element_text(value: Any) -> str:
+    """An element as nft lists it (a host bare, a prefix as address/length), so the
+    elements of a list set compare as plain strings, without a view per element."""
+    if isinstance(value, dict):
+        if "prefix" in value:
+            return f"{value['prefix']['addr']}/{value['prefix']['len']}"
+        if "range" in value:
+            return f"{value['range'][0]}-{value['range'][1]}"
+        if "elem" in value:
+            return element_text(value["elem"]["val"])
+    return str(value)
+
+
+def is_list_set(obj: Json) -> bool:
+    body = obj.get("set")
+    return isinstance(body, dict) and str(body.get("name", "")).startswith(LIST_PREFIX)
+
+
+def split_lists(objects: list[Json]) -> tuple[list[Json], dict[str, frozenset[str]]]:
+    """The objects with the list sets' elements taken out, and those elements as texts.
+
+    The rest of the table is compared as a view (rule texts, merged intervals); a list
+    of a million elements is compared as two sets of strings, which is what makes a
+    plan of a big list cheap and its changes exact element for element."""
+    rest: list[Json] = []
+    elements: dict[str, frozenset[str]] = {}
+    for obj in objects:
+        if not is_list_set(obj):
+            rest.append(obj)
+            continue
+        body = obj["set"]
+        elements[body["name"]] = frozenset(element_text(v) for v in body.get("elem", ()))
+        rest.append({"set": {k: v for k, v in body.items() if k != "elem"}})
+    return rest, elements
+
+
+@dataclass(frozen=True)
+class ListDelta:
+    """What changes in one list set: elements to delete and to add."""
+
+    name: str
+    removed: frozenset[str]
+    added: frozenset[str]
+    size: int
+
+
+def list_deltas(
+    want: Mapping[str, frozenset[str]], have: Mapping[str, frozenset[str]]
+) -> list[ListDelta]:
+    found = []
+    for name in sorted(want):
+        before = have.get(name, frozenset())
+        after = want[name]
+        if before != after:
+            found.append(ListDelta(name, before - after, after - before, len(after)))
+    return found
+
+
+def list_changes(deltas: list[ListDelta], in_place: bool) -> list[Change]:
+    """One line per list and family, `list feeds: +120 -45`, never the elements."""
+    how = "in place" if in_place else "table replaced"
+    return [
+        Change(
+            family=e.FAMILY,
+            op="add",
+            where=f"set {d.name}",
+            text=(
+                f"list {d.name.removeprefix(LIST_PREFIX).rsplit('-v', 1)[0]}: "
+                f"+{len(d.added)} -{len(d.removed)} ({how}, {d.size} entries)"
+            ),
+        )
+        for d in deltas
+    ]
+
+
+def update_script(deltas: list[ListDelta]) -> str:
+    """The in-place update, one nft transaction: deletions first, so an added network
+    never collides with an element on its way out."""
+    lines = [
+        f"delete element {e.FAMILY} {e.TABLE} {d.name} {{ {', '.join(sorted(d.removed))} }}"
+        for d in deltas
+        if d.removed
+    ]
+    lines += [
+        f"add element {e.FAMILY} {e.TABLE} {d.name} {{ {', '.join(sorted(d.added))} }}"
+        for d in deltas
+        if d.added
+    ]
+    return "\n".join([*lines, ""])
