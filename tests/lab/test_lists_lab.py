@@ -14,6 +14,7 @@ from dockwall.lab.lab import Lab
 from dockwall.lab.probe import Probe, Prober
 from dockwall.runner import netns_path
 
+from .agent_helpers import EVENT_BOUND, Agents, LabCli, wait_until
 from .dockwall_cli import Dockwall, Held
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
@@ -225,3 +226,21 @@ def test_bad_list_lines(dockwall: Dockwall) -> None:
     applied = dockwall.apply(skipping)
     assert "feeds.txt:2" in applied.stderr + applied.stdout
     assert dockwall.firewall() != before
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_the_agent_applies_a_changed_list_file(
+    lab: Lab, cli: LabCli, agents: Agents, backend: str
+) -> None:
+    (cli.workdir / "feeds.txt").write_text(FEEDS)
+    agent = agents.start(cli.policy(CARVED), backend=backend)
+    agent.wait_ready()
+    quick = Prober(lab, timeout=2)
+    probes = [("198.51.100.7", "8080/tcp"), ("203.0.113.20", "8080/tcp")]
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["timeout", "open"]
+    (cli.workdir / "feeds.txt").write_text("203.0.113.20\n")
+
+    def swapped() -> bool:
+        return list(inet_outcomes(lab, quick, probes).values()) == ["open", "timeout"]
+
+    assert wait_until(swapped, EVENT_BOUND, interval=0.5) is not None, agent.log()

@@ -130,3 +130,15 @@ def test_iptables_rules_match_list_sets_and_carve_with_negated_sets(tmp_path: Pa
     v6 = render_iptables(ruleset, "ipv6")
     assert v6.sets["dwl-partners-v6"].members == ("2001:db8:1::9",)
     assert any(r.endswith("icmp6-adm-prohibited") for rules in v6.chains.values() for r in rules)
+
+
+def test_every_set_a_rule_matches_counts_as_referenced() -> None:
+    from dockwall.backends.iptables.backend import set_names
+    from dockwall.backends.iptables.ownership import OWNED
+    from dockwall.backends.iptables.ruleset import parse_filter
+
+    rule = "-p tcp -m set ! --match-set dockwall-0123456789abcdef src -m set ! --match-set dwl-feeds-v4 src -j RETURN"
+    table = parse_filter(
+        f"*filter\n:DOCKWALL-I-x - [0:0]\n-A DOCKWALL-I-x {OWNED}\n-A DOCKWALL-I-x {rule}\nCOMMIT\n"
+    )
+    assert set_names([table]) == {"dockwall-0123456789abcdef", "dwl-feeds-v4"}

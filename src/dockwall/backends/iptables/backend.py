@@ -14,6 +14,7 @@ order: one `ipset restore` creating the new sets, the iptables-restore of each f
 from __future__ import annotations
 
 import difflib
+import re
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -29,6 +30,7 @@ from dockwall.compile.ir import Ruleset
 from dockwall.runner import Runner
 
 FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
+MATCH_SET = re.compile(r"--match-set (\S+)")
 DOCKER_USER = "DOCKER-USER"
 
 
@@ -236,7 +238,7 @@ def set_names(tables: list[FilterTable]) -> set[str]:
         for chain in ours(table)
         for rule in table.rules(chain)
         if "--match-set " in rule
-        for word in [rule.split("--match-set ", 1)[1].split(" ", 1)[0]]
+        for word in MATCH_SET.findall(rule)
     }
 
 
