@@ -142,3 +142,19 @@ def test_every_set_a_rule_matches_counts_as_referenced() -> None:
         f"*filter\n:DOCKWALL-I-x - [0:0]\n-A DOCKWALL-I-x {OWNED}\n-A DOCKWALL-I-x {rule}\nCOMMIT\n"
     )
     assert set_names([table]) == {"dockwall-0123456789abcdef", "dwl-feeds-v4"}
+
+
+def test_exports_expand_lists_map_except_to_ipblock_and_others_leave_the_rule_out(
+    tmp_path: Path,
+) -> None:
+    from dockwall.export.k8s import export_k8s
+    from dockwall.export.ufw import export_ufw
+    from dockwall.export.view import build_view
+
+    view = build_view(read_policy(write_policy(tmp_path)).policy)
+    k8s = export_k8s(view, "policy.yaml")
+    assert "except:\n        - 203.0.113.0/28\n        - 192.0.2.0/28" in k8s.text
+    assert "cidr: 198.51.100.9/32" in k8s.text
+    ufw = export_ufw(view, "policy.yaml")
+    assert any("cannot carve addresses out" in str(w) for w in ufw.warnings)
+    assert "8080" not in ufw.text
