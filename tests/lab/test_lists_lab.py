@@ -4,6 +4,7 @@ reset or an ICMP error (a drop a timeout), and a 200,000-entry list changes in p
 
 from __future__ import annotations
 
+import json
 import re
 import time
 from pathlib import Path
@@ -142,6 +143,17 @@ def test_reject_refuses_at_once_and_drop_times_out(
     assert time.monotonic() - started < 30
     egress = egress_outcomes(quick, "web", ["203.0.113.10:443/tcp", "[2001:db8:203::10]:443/tcp"])
     assert set(egress.values()) == {"refused"}, egress
+    explained = {
+        (source, target): json.loads(
+            dockwall.run("explain", "--from", source, "--to", target, "--json", check=False).stdout
+        )["connection"]
+        for source, target in [
+            ("198.51.100.7", "host:8080/tcp"),
+            ("2001:db8:200::7", "host:8080/tcp"),
+            ("198.51.100.7", "host:5432/tcp"),
+        ]
+    }
+    assert list(explained.values()) == ["rejected", "rejected", "dropped"], explained
 
 
 BIG = """\
