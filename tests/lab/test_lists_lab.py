@@ -95,6 +95,11 @@ def test_except_carves_cidrs_and_lists_out_of_from_and_to(
         "203.0.113.10:443/tcp",
         "[2001:db8:203::10]:443/tcp",
     ], egress
+    status = json.loads(dockwall.run("status", "-f", str(dockwall.policy(CARVED)), "--json").stdout)
+    (feeds,) = status["lists"]
+    assert (feeds["name"], feeds["entries"], feeds["ipv4"], feeds["ipv6"]) == ("feeds", 2, 1, 1)
+    assert feeds["file"].endswith("feeds.txt") and feeds["last_load"] is not None
+    assert feeds["used_by"] == ["name=web ingress[0] except", "name=web egress[0] except"]
 
 
 REJECTING = """\
