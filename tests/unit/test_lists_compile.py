@@ -158,3 +158,35 @@ def test_exports_expand_lists_map_except_to_ipblock_and_others_leave_the_rule_ou
     ufw = export_ufw(view, "policy.yaml")
     assert any("cannot carve addresses out" in str(w) for w in ufw.warnings)
     assert "8080" not in ufw.text
+
+
+@pytest.mark.parametrize(
+    ("extra", "label", "problem"),
+    [
+        ("", "[{from: [list:partners], port: 80/tcp}]", None),
+        ("", "[{from: [list:nope], port: 80/tcp}]", "list:nope is not defined in the policy"),
+        (
+            "labels: {ingress_from: [192.0.2.0/24]}\n",
+            "[{from: [list:partners], port: 80/tcp}]",
+            "a label cannot allow list:partners",
+        ),
+    ],
+)
+def test_labels_may_name_defined_lists_but_not_under_caps(
+    tmp_path: Path, extra: str, label: str, problem: str | None
+) -> None:
+    from dataclasses import replace
+
+    from dockwall.model.state import HostState
+    from tests.unit.state_samples import WEB
+
+    text = POLICY.split("containers:", maxsplit=1)[0] + extra + "containers: []\n"
+    policy = read_policy(write_policy(tmp_path, text)).policy
+    web = replace(WEB, labels={"dockwall.ingress": label})
+    compiled = compile_policy(policy, HostState(STATE.bridges, (web,)))
+    if problem is None:
+        assert compiled.held == ()
+        assert [s.name for s in compiled.ruleset.lists] == ["partners"]
+    else:
+        assert any(problem in h and "label ignored" in h for h in compiled.held), compiled.held
+        assert compiled.ruleset.lists == ()

@@ -285,7 +285,7 @@ def label_lists(container: Container, labels: LabelRules, policy: Policy) -> Non
     for direction, found in (("ingress", labels.ingress), ("egress", labels.egress)):
         if found is not None:
             where = f"label dockwall.{direction} on container {container.name}"
-            check_label_lists(found.rules, policy, policy.labels, where)
+            check_label_lists(found.rules, policy, where)
 
 
 def odd_interfaces(state: HostState) -> list[str]:

@@ -16,7 +16,7 @@ from dockwall.compile.normalize import peers
 from dockwall.errors import DockwallError, Location, PolicyError
 from dockwall.model.state import Network
 from dockwall.policy.listfile import ListContents
-from dockwall.policy.model import LabelPolicy, Policy
+from dockwall.policy.model import Policy
 from dockwall.policy.rules import EgressRule, IngressRule, Peer, list_names, only_networks
 
 
@@ -92,21 +92,10 @@ def address_sets(
 
 
 def check_label_lists(
-    rules: Iterable[IngressRule | EgressRule], policy: Policy, caps: LabelPolicy, where: str
+    rules: Iterable[IngressRule | EgressRule], policy: Policy, where: str
 ) -> None:
-    """A label may name a list the policy defines (never a file), and only where the
-    policy does not cap label addresses: a cap limits labels to CIDRs inside it, and a
-    list's contents are not something a label writer can be held to."""
+    """A label may name a list the policy defines, never a file (caps: labels.py)."""
     for rule in rules:
-        given = rule.sources if isinstance(rule, IngressRule) else rule.destinations
-        cap = caps.ingress_from if isinstance(rule, IngressRule) else caps.egress_to
         for name in rule.named_lists:
             if name not in policy.lists:
                 raise PolicyError(Location(where), "", f"list:{name} is not defined in the policy")
-        if cap is not None and list_names(given):
-            raise PolicyError(
-                Location(where),
-                "",
-                "labels are capped to addresses (labels.ingress_from / egress_to): a label "
-                f"cannot allow list:{list_names(given)[0]}",
-            )
