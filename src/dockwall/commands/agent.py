@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from dockwall.agent.loop import Agent, AgentConfig
+from dockwall.agent.source import docker_session
 from dockwall.commands.options import DEFAULT, BackendOption, MaxBytesOption, PolicyOption
 from dockwall.engine import default_engine
 
@@ -51,9 +52,7 @@ def agent(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    config = AgentConfig(
-        policy, backend, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes
-    )
-    runner = Agent(config, default_engine(backend), log)
+    config = AgentConfig(policy, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes)
+    runner = Agent(config, default_engine(backend), log, connect=docker_session)
     log(f"started with {policy}")
     runner.run(stop)

@@ -4,7 +4,7 @@ leave them, plus the defaults and how far container labels are trusted."""
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -22,9 +22,19 @@ from dockwall.policy.rules import (
     networks,
 )
 
-__all__ = ["ContainerEntry", "Defaults", "LabelPolicy", "ListSpec", "Policy"]
+__all__ = [
+    "BACKENDS",
+    "BackendChoice",
+    "ContainerEntry",
+    "Defaults",
+    "LabelPolicy",
+    "ListSpec",
+    "Policy",
+]
 
-BACKENDS = ("auto", "iptables", "nftables")
+BackendChoice = Literal["auto", "iptables", "nftables"]
+"""The one spelling of the backend choice: the policy's `backend:`, `--backend`, the engine."""
+BACKENDS: tuple[BackendChoice, ...] = get_args(BackendChoice)
 DENY_WITH = ("drop", "reject")
 ON_ERROR = ("fail", "skip")
 DenyWith = Literal["drop", "reject"]
@@ -134,7 +144,7 @@ class Policy(MappingModel):
     """A whole policy file."""
 
     version: Literal[1]
-    backend: Literal["auto", "iptables", "nftables"] = "auto"
+    backend: BackendChoice = "auto"
     defaults: Defaults = Defaults()
     labels: LabelPolicy = LabelPolicy()
     lists: dict[str, ListSpec] = Field(default_factory=dict)

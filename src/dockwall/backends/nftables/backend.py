@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from dockwall.backends.base import Plan, RuleCounter, Transaction
+from dockwall.backends.base import Plan, RuleCounter
 from dockwall.backends.nftables.detect import nft_tables
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
 from dockwall.backends.nftables.lists import (
@@ -21,8 +18,10 @@ from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import OWNED, render
 from dockwall.backends.nftables.script import NotScriptable, script
 from dockwall.backends.nftables.view import TableView, table_view
+from dockwall.backends.transaction import Load, Transaction
 from dockwall.compile.ir import Ruleset
 from dockwall.errors import DockwallError
+from dockwall.gcpause import gc_paused
 from dockwall.runner import Runner
 
 LOAD_ARGV = ("nft", "-j", "-f", "-")
@@ -37,9 +36,6 @@ class NftablesBackend:
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
         self.live_elements: dict[str, frozenset[str]] = {}
-
-    def render(self, ruleset: Ruleset) -> list[Json]:
-        return render(ruleset)
 
     def plan(self, ruleset: Ruleset) -> Plan:
         live = self.live_view()
@@ -58,10 +54,11 @@ class NftablesBackend:
             if not found and not deltas:
                 return Plan(self.name)
             if not found:
-                step = Transaction(SCRIPT_ARGV, update_script(deltas))
-                return Plan(self.name, tuple(list_changes(deltas, True)), (step,))
+                update = Load(SCRIPT_ARGV, update_script(deltas))
+                changes = tuple(list_changes(deltas, True))
+                return Plan(self.name, changes, Transaction(rules=(update,)))
             changes = (*found, *list_changes(deltas, False))
-            return Plan(self.name, changes, (load(commands, desired),))
+            return Plan(self.name, changes, Transaction(rules=(load(commands, desired),)))
 
     def plan_reset(self) -> Plan:
         live = self.live_view()
@@ -71,12 +68,11 @@ class NftablesBackend:
         return Plan(
             self.name,
             tuple(table_changes(None, live)),
-            (transaction([{"add": table}, {"delete": table}]),),
+            Transaction(rules=(json_load([{"add": table}, {"delete": table}]),)),
         )
 
     def apply(self, plan: Plan) -> None:
-        for step in plan.transactions:
-            self.runner.run(list(step.argv), input=step.payload)
+        plan.transaction.run(self.runner)
 
     def counters(self) -> list[RuleCounter]:
         objects = live_objects(self.runner)
@@ -90,7 +86,8 @@ class NftablesBackend:
 
     def live_view(self) -> TableView | None:
         """None when the table is absent: then there is nothing to read or describe.
-        The named lists' elements are kept aside as strings (`live_elements`)."""
+        The named lists' elements are kept aside as strings (`live_elements`): a list of
+        a million elements is compared as two sets of strings, not as a view."""
         with gc_paused():
             objects = live_objects(self.runner)
             if objects is None:
@@ -104,32 +101,19 @@ def owned(live: TableView) -> bool:
     return OWNED in live.chains
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """A plan builds hundreds of thousands of small dicts, lists and strings, none of them
-    cyclic; the collector's passes over them cost about as much as building them."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def added_objects(commands: list[Json]) -> list[Json]:
     """What a replace transaction creates inside the table (the table itself aside)."""
     return [c["add"] for c in commands if "add" in c and "table" not in c["add"]]
 
 
-def load(commands: list[Json], desired: TableView) -> Transaction:
+def load(commands: list[Json], desired: TableView) -> Load:
     """As an nft script, which nft parses twice as fast, unless something in the table is
     outside what the script writer knows: then as the JSON document, which holds anything."""
     try:
-        return Transaction(SCRIPT_ARGV, script(commands, desired))
+        return Load(SCRIPT_ARGV, script(commands, desired))
     except NotScriptable:
-        return transaction(commands)
+        return json_load(commands)
 
 
-def transaction(commands: list[Json]) -> Transaction:
-    return Transaction(LOAD_ARGV, json.dumps({"nftables": commands}, separators=(",", ":")))
+def json_load(commands: list[Json]) -> Load:
+    return Load(LOAD_ARGV, json.dumps({"nftables": commands}, separators=(",", ":")))
