@@ -133,9 +133,9 @@ def test_iptables_rules_match_list_sets_and_carve_with_negated_sets(tmp_path: Pa
 
 
 def test_every_set_a_rule_matches_counts_as_referenced() -> None:
-    from dockwall.backends.iptables.plan import set_names
-    from dockwall.backends.iptables.ownership import OWNED
     from dockwall.backends.iptables.live import parse_filter
+    from dockwall.backends.iptables.ownership import OWNED
+    from dockwall.backends.iptables.plan import set_names
 
     rule = "-p tcp -m set ! --match-set dockwall-0123456789abcdef src -m set ! --match-set dwl-feeds-v4 src -j RETURN"
     table = parse_filter(

@@ -13,8 +13,8 @@ every carve-out is a `-m set ! --match-set` match, next to those of excepted lis
 
 from __future__ import annotations
 
-from dockwall.backends.iptables.ipsets import LIST_PREFIX, IpSet, set_for
 from dockwall.backends.iptables.detect import Family
+from dockwall.backends.iptables.ipsets import LIST_PREFIX, IpSet, set_for
 from dockwall.compile.ir import AddressSet, Allow
 
 REJECT_ICMP = {"ipv4": "icmp-admin-prohibited", "ipv6": "icmp6-adm-prohibited"}

@@ -133,7 +133,11 @@ def allow_rules(out: Chains, allow: Allow, direction: Direction) -> list[str]:
             for p in mine
             for proto, rest in ports
         ),
-        *(words(proto, match, carve, rest, "-j RETURN") for match in named for proto, rest in ports),
+        *(
+            words(proto, match, carve, rest, "-j RETURN")
+            for match in named
+            for proto, rest in ports
+        ),
     ]
 
 
