@@ -143,25 +143,26 @@ CASES: list[tuple[str, str, str]] = [
         "unknown key in a rule",
         HEAD + "    ingress:\n      - prot: 80/tcp\n",
         "policy.yaml:5:9: containers[0].ingress[0].prot: unknown key 'prot'; did you mean "
-        "'port'? (allowed keys: port, ports, container_port, container_ports, from, from_containers)",
+        "'port'? (allowed keys: port, ports, container_port, container_ports, from, from_containers, "
+        "except)",
     ),
     (
         "unknown top-level key",
         "version: 1\ndefault:\n  ingress: deny\n",
         "policy.yaml:2:1: default: unknown key 'default'; did you mean 'defaults'? "
-        "(allowed keys: version, backend, defaults, labels, dns, containers)",
+        "(allowed keys: version, backend, defaults, labels, dns, lists, containers)",
     ),
     (
         "unknown key without a near miss",
         HEAD + "    zzz: 1\n",
         "policy.yaml:4:5: containers[0].zzz: unknown key 'zzz' "
-        "(allowed keys: name, compose, label, service, stack, ingress, egress, restrict_dns)",
+        "(allowed keys: name, compose, label, service, stack, ingress, egress, restrict_dns, deny_with)",
     ),
     (
         "internal field is not a YAML key",
         HEAD + "    location: here\n",
         "policy.yaml:4:5: containers[0].location: unknown key 'location' "
-        "(allowed keys: name, compose, label, service, stack, ingress, egress, restrict_dns)",
+        "(allowed keys: name, compose, label, service, stack, ingress, egress, restrict_dns, deny_with)",
     ),
     (
         "duplicate key",

@@ -36,13 +36,13 @@ CASES: list[tuple[str, str, str]] = [
         "top level is a list",
         "- version: 1\n",
         "policy.yaml:1:1: the top level must be a mapping with "
-        "version, backend, defaults, labels, dns, containers, not a list",
+        "version, backend, defaults, labels, dns, lists, containers, not a list",
     ),
     (
         "top level is a word",
         "hello\n",
         "policy.yaml:1:1: the top level must be a mapping with "
-        "version, backend, defaults, labels, dns, containers, not 'hello'",
+        "version, backend, defaults, labels, dns, lists, containers, not 'hello'",
     ),
     (
         "syntax error",
@@ -144,13 +144,13 @@ LABEL_CASES: list[tuple[str, str, str, str]] = [
         "unknown key",
         "[{to: [any], port: 1/tcp, form: x}]",
         "egress",
-        "label web:1:27: egress[0].form: unknown key 'form' (allowed keys: to, port, ports, to_containers, to_fqdn)",
+        "label web:1:27: egress[0].form: unknown key 'form' (allowed keys: to, port, ports, to_containers, to_fqdn, except)",
     ),
     (
         "from is ingress only",
         "[{from: [any]}]",
         "egress",
-        "label web:1:3: egress[0].from: unknown key 'from' (allowed keys: to, port, ports, to_containers, to_fqdn)",
+        "label web:1:3: egress[0].from: unknown key 'from' (allowed keys: to, port, ports, to_containers, to_fqdn, except)",
     ),
     (
         "word",

@@ -23,6 +23,7 @@ from docker.errors import DockerException
 
 from dockwall.agent import timing
 from dockwall.agent.events import Disconnected
+from dockwall.agent.listwatch import ListWatch
 from dockwall.agent.seams import Clock, Connect, Firewall, Session, SystemClock
 from dockwall.agent.services import (
     AfterApply,
@@ -128,6 +129,7 @@ class Agent:
         self.policy_seen = file_version(config.policy_path)
         loaded = read_policy(config.policy_path, config.max_policy_bytes)
         self.policy: Policy = loaded.policy
+        self.lists = ListWatch(config.policy_path, self.policy)
         for warning in loaded.warnings:
             self.log(f"warning: {warning}")
         self.stop = threading.Event()
@@ -331,7 +333,8 @@ class Agent:
         an empty or oversized or broken file), the last good policy stays in force and
         each change of the file's state is logged once."""
         seen = file_version(self.config.policy_path)
-        if seen == self.policy_seen:
+        lists_changed = self.lists.changed(self.policy)
+        if seen == self.policy_seen and not lists_changed:
             return False
         self.policy_seen = seen
         try:
@@ -344,10 +347,11 @@ class Agent:
             self.save()
             return False
         self.stats.policy_problem = None
-        self.log(f"policy reloaded from {self.config.policy_path}")
+        self.log(f"policy reloaded from {self.config.policy_path} (and its lists)")
         for warning in loaded.warnings:
             self.log(f"warning: {warning}")
         self.policy = loaded.policy
+        self.lists.changed(self.policy)
         return True
 
     def trouble(self, message: str) -> None:

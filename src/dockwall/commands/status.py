@@ -13,6 +13,7 @@ from rich.table import Table
 
 from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, MaxBytesOption
 from dockwall.commands.report import console, warn
+from dockwall.commands.status_lists import list_rows, lists_table
 from dockwall.commands.swarm_status import swarm_status
 from dockwall.compile.dns import filter_patterns
 from dockwall.compile.ir import Allow, Filter, Ruleset
@@ -177,6 +178,7 @@ def policy_report(
         "agent": agent_report(),
         "containers": rows,
         "counters": [c.__dict__ for c in selected.backend.counters()],
+        "lists": list_rows(inputs.policy),
         "warnings": list(inputs.warnings),
     }
 
@@ -263,6 +265,8 @@ def print_report(report: dict[str, Any]) -> None:
             *([escape(names_text(row.get("names", [])))] if named else []),
         )
     console.print(table)
+    if report.get("lists"):
+        console.print(lists_table(report["lists"]))
     console.print(agent_line(report["agent"]))
     if not report["counters"]:
         console.print("rule counters: none (no dockwall rules in force)")

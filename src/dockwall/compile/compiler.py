@@ -24,7 +24,14 @@ from dockwall.compile.ir import (
 )
 from dockwall.compile.labels import LabelRules, label_rules
 from dockwall.compile.matching import EntryIndex, selected, where
-from dockwall.compile.normalize import peers, ports
+from dockwall.compile.normalize import ports
+from dockwall.compile.peers import (
+    address_sets,
+    check_label_lists,
+    names_used,
+    peer_spec,
+    with_peers,
+)
 from dockwall.compile.swarm import mesh_entries, mesh_guard
 from dockwall.errors import PolicyError
 from dockwall.model.state import Container, HostState
@@ -85,24 +92,25 @@ def port_matches(given: tuple[PortRange, ...]) -> tuple[PortMatch, ...]:
 
 def ingress_allows(rule: IngressRule) -> tuple[Allow, ...]:
     """A rule naming host and container ports allows either; naming none allows any port."""
-    if rule.cidr_sources == ():
+    if rule.peer_sources == ():
         return ()
-    sources = peers(rule.cidr_sources)
+    sources = peer_spec(rule.peer_sources, rule.excepts)
     if not rule.host_ports and not rule.container_ports:
-        return (Allow(sources),)
+        return (with_peers(sources),)
     allows = []
     if rule.host_ports:
-        allows.append(Allow(sources, port_matches(rule.host_ports), original=True))
+        allows.append(with_peers(sources, port_matches(rule.host_ports), original=True))
     if rule.container_ports:
-        allows.append(Allow(sources, port_matches(rule.container_ports)))
+        allows.append(with_peers(sources, port_matches(rule.container_ports)))
     return tuple(allows)
 
 
 def egress_allows(rule: EgressRule) -> tuple[Allow, ...]:
-    """Addresses and names side by side: a rule with both allows either."""
+    """Addresses, lists and names side by side: a rule with both allows either."""
     found = []
-    if rule.cidr_destinations != ():
-        found.append(Allow(peers(rule.cidr_destinations), port_matches(rule.ports)))
+    if rule.peer_destinations != ():
+        spec = peer_spec(rule.peer_destinations, rule.excepts)
+        found.append(with_peers(spec, port_matches(rule.ports)))
     if rule.fqdns:
         found.append(Allow((), port_matches(rule.ports), fqdns=tuple(sorted(rule.fqdns))))
     return tuple(found)
@@ -112,23 +120,29 @@ def union(a: Filter | None, b: Filter | None) -> Filter | None:
     """Both allow-lists together; allowing everything absorbs any list."""
     if a is None or b is None:
         return None
-    return Filter(tuple(dict.fromkeys(a.allows + b.allows)))
+    return Filter(tuple(dict.fromkeys(a.allows + b.allows)), a.reject)
 
 
-def ingress_filter(direction: IngressPolicy) -> Filter | None:
+def ingress_filter(direction: IngressPolicy, reject: bool = False) -> Filter | None:
     if direction.mode == "allow":
         return None
-    return Filter(tuple(a for rule in direction.rules for a in ingress_allows(rule)))
+    return Filter(tuple(a for rule in direction.rules for a in ingress_allows(rule)), reject)
 
 
-def egress_filter(direction: EgressPolicy) -> Filter | None:
+def egress_filter(direction: EgressPolicy, reject: bool = False) -> Filter | None:
     if direction.mode == "allow":
         return None
-    return Filter(tuple(a for rule in direction.rules for a in egress_allows(rule)))
+    return Filter(tuple(a for rule in direction.rules for a in egress_allows(rule)), reject)
 
 
-def verdict_filter(verdict: str) -> Filter | None:
-    return None if verdict == "allow" else Filter()
+def verdict_filter(verdict: str, reject: bool = False) -> Filter | None:
+    return None if verdict == "allow" else Filter((), reject)
+
+
+def rejects(policy: Policy, entry: ContainerEntry | None) -> bool:
+    """`deny_with` of the entry, else of the defaults: whether refusals are rejects."""
+    chosen = entry.deny_with if entry and entry.deny_with else policy.defaults.deny_with
+    return chosen == "reject"
 
 
 def endpoints(container: Container) -> tuple[Endpoint, ...]:
@@ -153,18 +167,18 @@ class Filters:
     (10,000 replicas of 100 services compile 100 filters, not 10,000)."""
 
     def __init__(self) -> None:
-        self.done: dict[int, Filter | None] = {}
+        self.done: dict[tuple[int, bool], Filter | None] = {}
 
-    def ingress(self, direction: IngressPolicy) -> Filter | None:
-        key = id(direction)
+    def ingress(self, direction: IngressPolicy, reject: bool) -> Filter | None:
+        key = (id(direction), reject)
         if key not in self.done:
-            self.done[key] = ingress_filter(direction)
+            self.done[key] = ingress_filter(direction, reject)
         return self.done[key]
 
-    def egress(self, direction: EgressPolicy) -> Filter | None:
-        key = id(direction)
+    def egress(self, direction: EgressPolicy, reject: bool) -> Filter | None:
+        key = (id(direction), reject)
         if key not in self.done:
-            self.done[key] = egress_filter(direction)
+            self.done[key] = egress_filter(direction, reject)
         return self.done[key]
 
 
@@ -179,20 +193,24 @@ def guard_keys(governed: list[Governed]) -> dict[str, str]:
 
 
 def guard(policy: Policy, governed: Governed, filters: Filters, key: str) -> Guard:
+    entry, labels, defaults = governed.entry, governed.labels, policy.defaults
+    reject = rejects(policy, entry)
     if governed.closed:
         container = governed.container
-        return Guard(key, container.name, governed.origin, endpoints(container), Filter(), Filter())
-    entry, labels, defaults = governed.entry, governed.labels, policy.defaults
+        closed = Filter((), reject)
+        return Guard(key, container.name, governed.origin, endpoints(container), closed, closed)
     base_in = (
-        filters.ingress(entry.ingress)
+        filters.ingress(entry.ingress, reject)
         if entry and entry.ingress
-        else verdict_filter(defaults.ingress)
+        else verdict_filter(defaults.ingress, reject)
     )
     base_out = (
-        filters.egress(entry.egress) if entry and entry.egress else verdict_filter(defaults.egress)
+        filters.egress(entry.egress, reject)
+        if entry and entry.egress
+        else verdict_filter(defaults.egress, reject)
     )
-    label_in = ingress_filter(labels.ingress) if labels.ingress else None
-    label_out = egress_filter(labels.egress) if labels.egress else None
+    label_in = ingress_filter(labels.ingress, reject) if labels.ingress else None
+    label_out = egress_filter(labels.egress, reject) if labels.egress else None
     container = governed.container
     return Guard(
         key,
@@ -263,10 +281,18 @@ def governed_one(
         )
     try:
         labels = label_rules(container, policy.labels)
+        label_lists(container, labels, policy)
     except PolicyError as exc:
         held.append(f"{exc} (label ignored)")
         labels = LabelRules()
     return Governed(container, entry, labels)
+
+
+def label_lists(container: Container, labels: LabelRules, policy: Policy) -> None:
+    for direction, found in (("ingress", labels.ingress), ("egress", labels.egress)):
+        if found is not None:
+            where = f"label dockwall.{direction} on container {container.name}"
+            check_label_lists(found.rules, policy, where)
 
 
 def odd_interfaces(state: HostState) -> list[str]:
@@ -292,7 +318,8 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
     """Containers with neither entry nor labels are left to the defaults, which cover
     whole bridges (and every interface that is not the host's own)."""
     held: list[str] = []
-    default_in = verdict_filter(policy.defaults.ingress)
+    reject = policy.defaults.deny_with == "reject"
+    default_in = verdict_filter(policy.defaults.ingress, reject)
     governed = governed_containers(policy, state, held)
     held += odd_interfaces(state)
     filters = Filters()
@@ -304,24 +331,27 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
         index,
         state.mesh,
         held,
-        lambda e: filters.ingress(e.ingress) if e and e.ingress else default_in,
-        verdict_filter(policy.defaults.egress),
+        lambda e: filters.ingress(e.ingress, rejects(policy, e)) if e and e.ingress else default_in,
+        verdict_filter(policy.defaults.egress, reject),
     )
-    used = {e.describe() for g in governed for e in ([g.entry] if g.entry else g.matched)}
-    used |= mesh_entries(index, state.mesh)
+    matched = {e.describe() for g in governed for e in ([g.entry] if g.entry else g.matched)}
+    matched |= mesh_entries(index, state.mesh)
     unused = [
         f"{where(e)} matches no running container"
         for e in policy.containers
-        if e.describe() not in used
+        if e.describe() not in matched
     ]
+    every_guard = (*guards, mesh) if mesh else guards
+    used = names_used(f for g in every_guard for f in (g.ingress, g.egress))
     ruleset = Ruleset(
         dns=dns_plan(policy, chosen, guards),
         bridges=tuple(sorted(state.bridges, key=lambda b: b.interface)),
-        guards=(*guards, mesh) if mesh else guards,
-        default_ingress=verdict_filter(policy.defaults.ingress),
-        default_egress=verdict_filter(policy.defaults.egress),
+        guards=every_guard,
+        default_ingress=default_in,
+        default_egress=verdict_filter(policy.defaults.egress, reject),
         isolate_peers=policy.defaults.peers == "deny",
         peers=peer_allows(governed, state) if policy.defaults.peers == "deny" else (),
         host_interfaces=state.interfaces,
+        lists=address_sets(used, policy.loaded_lists),
     )
     return Compiled(ruleset, tuple(held + unused), tuple(held))

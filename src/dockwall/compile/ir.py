@@ -9,7 +9,12 @@ real packets. Semantics every backend must keep:
 - Replies and established connections always pass; filters act on new connections.
 - Ingress is traffic forwarded to a container from outside its bridge. Egress is traffic
   from a container leaving its bridge, forwarded or addressed to the host itself.
-- A Filter allows what one of its rules matches and drops every other new connection.
+- A Filter allows what one of its rules matches and drops (or, with `reject`, refuses:
+  TCP reset, ICMP admin-prohibited) every other new connection.
+- An Allow's peers are its CIDRs and named lists together, minus its `except` CIDRs and
+  lists, exactly Kubernetes' ipBlock `cidr` minus `except`. A named list is one kernel
+  set per family (`Ruleset.lists`), shared by every rule naming it, so its elements can
+  be updated in place without touching any rule.
 """
 
 from __future__ import annotations
@@ -63,13 +68,44 @@ class Allow:
     ports: tuple[PortMatch, ...] = ()
     original: bool = False
     fqdns: tuple[str, ...] = ()
+    lists: tuple[str, ...] = ()
+    excepts: tuple[Network, ...] = ()
+    except_lists: tuple[str, ...] = ()
+
+    @property
+    def carved(self) -> bool:
+        """Whether `except` takes anything out of the peers."""
+        return bool(self.excepts or self.except_lists)
 
 
 @dataclass(frozen=True)
 class Filter:
-    """Allow what a rule matches, drop every other new connection."""
+    """Allow what a rule matches, drop (or reject) every other new connection."""
 
     allows: tuple[Allow, ...] = ()
+    reject: bool = False
+
+
+@dataclass(frozen=True)
+class AddressSet:
+    """A named list as the kernel holds it: element texts per family (a host bare, a
+    network as address/length), disjoint, and whether a family needs ranges. `digest`
+    is the list file's SHA-256 when loaded: a plan compares it, not a million elements.
+    """
+
+    name: str
+    file: str
+    digest: str
+    v4: tuple[str, ...] = ()
+    v6: tuple[str, ...] = ()
+    interval4: bool = False
+    interval6: bool = False
+
+    def elements(self, family: int) -> tuple[str, ...]:
+        return self.v4 if family == 4 else self.v6
+
+    def interval(self, family: int) -> bool:
+        return self.interval4 if family == 4 else self.interval6
 
 
 @dataclass(frozen=True)
@@ -158,6 +194,7 @@ class Ruleset:
     peers: tuple[PeerAllow, ...] = ()
     host_interfaces: tuple[str, ...] | None = None
     dns: Dns | None = None
+    lists: tuple[AddressSet, ...] = ()
 
     @property
     def known_bridges(self) -> tuple[Bridge, ...]:

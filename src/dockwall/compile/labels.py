@@ -20,6 +20,7 @@ from dockwall.policy import (
     parse_label_rules,
 )
 from dockwall.policy.fqdn import covers
+from dockwall.policy.rules import list_names
 
 INGRESS_LABEL = "dockwall.ingress"
 EGRESS_LABEL = "dockwall.egress"
@@ -67,6 +68,29 @@ def check_containers(container: Container, label: str, named: bool, policy: Labe
         )
 
 
+def check_capped_lists(
+    container: Container,
+    label: str,
+    rules: tuple[IngressRule, ...] | tuple[EgressRule, ...],
+    cap: tuple[Network, ...] | None,
+) -> None:
+    """Under a cap labels allow CIDRs inside it only: a list's contents are nothing a
+    label writer can be held to, so a label allowing a list is refused, not narrowed
+    silently (a list in `except` only narrows, and stays)."""
+    if cap is None:
+        return
+    for rule in rules:
+        given = rule.sources if isinstance(rule, IngressRule) else rule.destinations
+        named = list_names(given)
+        if named:
+            raise PolicyError(
+                Location(source(container, label)),
+                label.removeprefix("dockwall."),
+                "labels are capped to addresses (labels.ingress_from / egress_to): a label "
+                f"cannot allow list:{named[0]}",
+            )
+
+
 def capped_ingress(rule: IngressRule, policy: LabelPolicy) -> IngressRule:
     if policy.ingress_from is None:
         return rule
@@ -104,6 +128,7 @@ def read_ingress(container: Container, policy: LabelPolicy) -> IngressPolicy | N
         capped = capped_all("ingress", policy)
         return capped if isinstance(capped, IngressPolicy) else parsed
     check_containers(container, INGRESS_LABEL, any(r.from_containers for r in parsed.rules), policy)
+    check_capped_lists(container, INGRESS_LABEL, parsed.rules, policy.ingress_from)
     return parsed.model_copy(
         update={"rules": tuple(capped_ingress(r, policy) for r in parsed.rules)}
     )
@@ -118,6 +143,7 @@ def read_egress(container: Container, policy: LabelPolicy) -> EgressPolicy | Non
         capped = capped_all("egress", policy)
         return capped if isinstance(capped, EgressPolicy) else parsed
     check_containers(container, EGRESS_LABEL, any(r.to_containers for r in parsed.rules), policy)
+    check_capped_lists(container, EGRESS_LABEL, parsed.rules, policy.egress_to)
     return parsed.model_copy(
         update={"rules": tuple(capped_egress(r, policy) for r in parsed.rules)}
     )

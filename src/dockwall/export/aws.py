@@ -29,6 +29,7 @@ from dockwall.export.view import (
     families,
     host_ports,
     label_rule_warnings,
+    without_excepts,
 )
 from dockwall.policy import Network, PortRange
 
@@ -75,6 +76,7 @@ def export_aws(
     """The rules in the requested form; DockwallError when AWS's limits are exceeded."""
     warnings = Warnings()
     label_rule_warnings(view, warnings)
+    view = without_excepts(view, warnings, "AWS security groups (no deny rules)")
     rules = Rules(ingress_rules(view, warnings), egress_rules(view, warnings))
     check_limits(rules)
     if fmt == "json":

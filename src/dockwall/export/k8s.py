@@ -24,6 +24,7 @@ the rules' CIDR and container parts.
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Any
 
@@ -42,7 +43,8 @@ from dockwall.export.view import (
     title,
     unmapped_host_ports,
 )
-from dockwall.policy import ContainerSelector, EgressRule, IngressRule, PortRange
+from dockwall.policy import ContainerSelector, EgressRule, IngressRule, Network, PortRange
+from dockwall.policy.rules import ListRef, Peer
 
 Document = dict[str, Any]
 
@@ -176,8 +178,8 @@ def ingress_rule(rule: IngressRule, workload: Workload, warnings: Warnings) -> D
     peers = _peers(rule.from_containers, where, warnings)
     sources = rule.cidr_sources
     document: Document = {}
-    if sources is not None:
-        items = [{"ipBlock": {"cidr": str(n)}} for n in sources] + peers
+    if sources is not None or rule.excepts:
+        items = ip_blocks(sources, rule.excepts) + peers
         if not items:
             warnings.add(where, "an ingress rule has no expressible source: it is left out")
             return None
@@ -203,8 +205,8 @@ def egress_rule(rule: EgressRule, where: str, warnings: Warnings) -> Document | 
     peers = _peers(rule.to_containers, where, warnings)
     destinations = rule.cidr_destinations
     document: Document = {}
-    if destinations is not None:
-        items = [{"ipBlock": {"cidr": str(n)}} for n in destinations] + peers
+    if destinations is not None or rule.excepts:
+        items = ip_blocks(destinations, rule.excepts) + peers
         if not items and rule.fqdns:
             return None  # names only: the CiliumNetworkPolicy carries it
         if not items:
@@ -302,3 +304,27 @@ def _policy(title: str, where: str, spec: Document) -> Document:
         "metadata": {"name": PREFIX + slug(title, 60), "annotations": annotations},
         "spec": spec,
     }
+
+
+EVERY = (ipaddress.ip_network("0.0.0.0/0"), ipaddress.ip_network("::/0"))
+
+
+def ip_blocks(networks: tuple[Network, ...] | None, carved: tuple[Peer, ...]) -> list[Document]:
+    """dockwall's `except` is ipBlock.except, one to one: each block lists the carve-outs
+    inside it (Kubernetes refuses others; those outside cannot take anything away), and
+    a block carved out whole is left out. `[any]` with except is a block per family."""
+    excepts = [n for n in carved if not isinstance(n, ListRef)]
+    blocks: list[Document] = []
+    for block in networks if networks is not None else EVERY:
+        inside = [
+            n
+            for n in excepts
+            if n.version == block.version and n.subnet_of(block)  # type: ignore[arg-type]
+        ]
+        if any(n == block for n in inside):
+            continue
+        found: Document = {"cidr": str(block)}
+        if inside:
+            found["except"] = [str(n) for n in inside]
+        blocks.append({"ipBlock": found})
+    return blocks

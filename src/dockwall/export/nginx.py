@@ -28,6 +28,7 @@ from dockwall.export.view import (
     label_rule_warnings,
     slug,
     title,
+    without_excepts,
 )
 from dockwall.policy import Network
 
@@ -58,6 +59,7 @@ class Service:
 def export_nginx(view: View, source: str, options: NginxOptions) -> Exported:
     warnings = Warnings()
     label_rule_warnings(view, warnings)
+    view = without_excepts(view, warnings, "nginx allow lists")
     if options.read_timeout <= SIGNALR_LONG_POLL:
         warnings.add(
             "nginx",

@@ -21,6 +21,7 @@ from dockwall.export.view import (
     container_ports,
     label_rule_warnings,
     unmapped_host_ports,
+    without_excepts,
 )
 from dockwall.model.state import Container
 from dockwall.policy import IngressRule, Network, PortRange
@@ -34,6 +35,7 @@ Command = list[str]
 def export_ufw(view: View, source: str) -> Exported:
     warnings = Warnings()
     label_rule_warnings(view, warnings)
+    view = without_excepts(view, warnings, "this ufw export")
     commands = route_commands(view, warnings)
     return Exported(script(commands, source), tuple(warnings.items))
 

@@ -9,11 +9,13 @@ target cannot express it reports as an ExportWarning instead of dropping it sile
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Generic, Literal, TypeVar
 
 from dockwall.compile.matching import matches
+from dockwall.errors import DockwallError
 from dockwall.model.state import Container, HostState, PublishedPort
 from dockwall.policy import (
     ContainerEntry,
@@ -25,6 +27,7 @@ from dockwall.policy import (
     Policy,
     PortRange,
 )
+from dockwall.policy.rules import ListRef, Peer
 
 Mode = Literal["allow", "deny", "list"]
 LABEL_PREFIX = "dockwall."
@@ -102,9 +105,13 @@ class View:
 
 
 def build_view(policy: Policy, state: HostState | None = None) -> View:
-    """The view of `policy`; with `state` (from `--live`) entries know their containers."""
+    """The view of `policy`; with `state` (from `--live`) entries know their containers.
+    Named lists are expanded into their CIDRs: no target reads dockwall's list files."""
     containers = state.containers if state is not None else ()
-    workloads = tuple(_workload(entry, policy.defaults, containers) for entry in policy.containers)
+    expanded = expand_lists(policy)
+    workloads = tuple(
+        _workload(entry, expanded.defaults, containers) for entry in expanded.containers
+    )
     claimed = {c.id for w in workloads for c in w.containers}
     unmatched = tuple(c for c in containers if c.id not in claimed)
     return View(policy.defaults, workloads, live=state is not None, unmatched=unmatched)
@@ -127,6 +134,71 @@ def _workload(
     mine = tuple(c for c in containers if matches(entry, c))
     restrict = defaults.restrict_dns if entry.restrict_dns is None else entry.restrict_dns
     return Workload(entry, where, ingress, egress, mine, restrict)
+
+
+def expand_lists(policy: Policy) -> Policy:
+    """The policy with every `list:NAME` replaced by the list's CIDRs."""
+    if not policy.lists:
+        return policy
+    networks: dict[str, tuple[Network, ...]] = {}
+    for name, contents in policy.loaded_lists.items():
+        networks[name] = tuple(ipaddress.ip_network(text) for text in (*contents.v4, *contents.v6))
+
+    def peers(found: tuple[Peer, ...] | None) -> tuple[Peer, ...] | None:
+        if found is None:
+            return None
+        out: list[Peer] = []
+        for peer in found:
+            if isinstance(peer, ListRef):
+                if peer.name not in networks:
+                    raise DockwallError(f"list {peer.name} is used but its file was not read")
+                out += networks[peer.name]
+            else:
+                out.append(peer)
+        return tuple(out)
+
+    def rule(found: RuleT) -> RuleT:
+        field = "sources" if isinstance(found, IngressRule) else "destinations"
+        update: dict[str, object] = {"excepts": peers(found.excepts) or ()}
+        if field in found.model_fields_set:
+            update[field] = peers(getattr(found, field))
+        return found.model_copy(update=update)
+
+    entries = []
+    for entry in policy.containers:
+        update = {}
+        for direction in ("ingress", "egress"):
+            given = getattr(entry, direction)
+            if given is not None:
+                update[direction] = given.model_copy(
+                    update={"rules": tuple(rule(r) for r in given.rules)}
+                )
+        entries.append(entry.model_copy(update=update))
+    return policy.model_copy(update={"containers": tuple(entries)})
+
+
+def without_excepts(view: View, warnings: Warnings, target: str) -> View:
+    """For targets with no deny rule: a rule with `except` is left out (narrower, never
+    wider than the policy), with a warning saying so."""
+    workloads = []
+    for workload in view.workloads:
+        ingress = _kept(workload.ingress, workload.where, warnings, target)
+        egress = _kept(workload.egress, workload.where, warnings, target)
+        workloads.append(replace(workload, ingress=ingress, egress=egress))
+    return replace(view, workloads=tuple(workloads))
+
+
+def _kept(
+    direction: Direction[RuleT], where: str, warnings: Warnings, target: str
+) -> Direction[RuleT]:
+    kept = tuple(r for r in direction.rules if not r.excepts)
+    if len(kept) != len(direction.rules):
+        warnings.add(
+            where,
+            f"{target} cannot carve addresses out (except): the rules with except are left "
+            "out, which allows less than the policy, never more",
+        )
+    return replace(direction, rules=kept)
 
 
 def label_rule_warnings(view: View, warnings: Warnings) -> None:

@@ -102,9 +102,11 @@ def kinds_cover(
 
 def allows_anything(rule: Rule, peers_isolated: bool) -> bool:
     """A rule naming only containers allows nothing unless peers are isolated; one naming
-    domains (`to_fqdn`) allows what their answers hold."""
-    named = bool(getattr(rule, "fqdns", ()))
-    return named or networks_of(rule) != () or (peers_isolated and bool(peer_selectors(rule)))
+    domains (`to_fqdn`) allows what their answers hold; one naming a list allows what the
+    list holds."""
+    if rule.named_lists or getattr(rule, "fqdns", ()):
+        return True
+    return networks_of(rule) != () or (peers_isolated and bool(peer_selectors(rule)))
 
 
 def names_covered(wide: Rule, narrow: Rule) -> bool:
@@ -137,5 +139,13 @@ def peers_covered(wide: Rule, narrow: Rule, peers_isolated: bool) -> bool:
 
 
 def rule_covers(wide: Rule, narrow: Rule, peers_isolated: bool) -> bool:
+    """A rule with lists or except covers and is covered by nothing here: what a list
+    holds is known only once its file is read, so `check` never guesses about it."""
+    if wide.named_lists or narrow.named_lists or wide.excepts or narrow.excepts:
+        return False
+    return _rule_covers(wide, narrow, peers_isolated)
+
+
+def _rule_covers(wide: Rule, narrow: Rule, peers_isolated: bool) -> bool:
     """Whether `wide` already allows every connection `narrow` allows."""
     return addresses_covered(wide, narrow) and peers_covered(wide, narrow, peers_isolated)

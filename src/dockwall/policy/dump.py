@@ -45,11 +45,24 @@ def policy_to_yaml(policy: Policy) -> str:
             "ingress": policy.defaults.ingress,
             "egress": policy.defaults.egress,
             "peers": policy.defaults.peers,
+            **_deny_with(policy.defaults.deny_with),
         },
         "labels": _labels(policy.labels),
+        **_lists(policy),
         "containers": [_entry(entry) for entry in policy.containers],
     }
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
+
+
+def _deny_with(chosen: str) -> dict[str, Any]:
+    """Only when it is not the default, so policies that never chose read as before."""
+    return {} if chosen == "drop" else {"deny_with": chosen}
+
+
+def _lists(policy: Policy) -> dict[str, Any]:
+    if not policy.lists:
+        return {}
+    return {"lists": {name: spec.model_dump() for name, spec in policy.lists.items()}}
 
 
 def _labels(labels: LabelPolicy) -> dict[str, Any]:
@@ -79,6 +92,8 @@ def _entry(entry: ContainerEntry) -> dict[str, Any]:
         data["ingress"] = _direction(entry.ingress, _ingress_rule)
     if entry.egress is not None:
         data["egress"] = _direction(entry.egress, _egress_rule)
+    if entry.deny_with is not None:
+        data["deny_with"] = entry.deny_with
     return data
 
 
@@ -92,17 +107,23 @@ def _ingress_rule(rule: IngressRule) -> dict[str, Any]:
     return {
         **_ports("port", "ports", rule.host_ports),
         **_ports("container_port", "container_ports", rule.container_ports),
-        **_peers("from", rule.sources, rule.cidr_sources),
+        **_peers("from", rule.sources, rule.peer_sources),
         **_containers("from_containers", rule.from_containers),
+        **_excepts(rule.excepts),
     }
 
 
 def _egress_rule(rule: EgressRule) -> dict[str, Any]:
     return {
-        **_peers("to", rule.destinations, rule.cidr_destinations),
+        **_peers("to", rule.destinations, rule.peer_destinations),
         **_ports("port", "ports", rule.ports),
         **_containers("to_containers", rule.to_containers),
+        **_excepts(rule.excepts),
     }
+
+
+def _excepts(excepts: tuple[Any, ...]) -> dict[str, Any]:
+    return {"except": _addresses(excepts)} if excepts else {}
 
 
 def _peers(

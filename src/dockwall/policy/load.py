@@ -19,6 +19,7 @@ from pydantic_core import ErrorDetails
 
 from dockwall.errors import Location, PolicyError
 from dockwall.policy.base import yaml_context
+from dockwall.policy.lists import load_lists
 from dockwall.policy.model import Policy
 from dockwall.policy.policyfile import read_policy_bytes
 from dockwall.policy.problems import Path, PathStep, Problem, shown
@@ -74,7 +75,8 @@ def read_policy(path: FilePath, max_bytes: int | None = None) -> LoadedPolicy:
     """The policy in the file at `path` (a regular file of at most `max_bytes`, by default
     DOCKWALL_MAX_POLICY_BYTES or 1 MiB); every problem is a PolicyError naming the place."""
     read = read_policy_bytes(path, max_bytes)
-    return LoadedPolicy(parse_policy(read.data, str(path)), read.warnings)
+    policy, list_warnings = load_lists(parse_policy(read.data, str(path)), FilePath(path))
+    return LoadedPolicy(policy, (*read.warnings, *list_warnings))
 
 
 def load_policy(path: FilePath, max_bytes: int | None = None) -> Policy:

@@ -3,29 +3,65 @@ leave them, plus the defaults and how far container labels are trusted."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
 from typing import Any, ClassVar, Literal, Self, get_args
 
 from pydantic import Field, field_validator, model_validator
 
 from dockwall.errors import Location
 from dockwall.policy.base import MappingModel
-from dockwall.policy.fields import Network
+from dockwall.policy.fields import Network, SpecError, check_name
 from dockwall.policy.fqdn import DnsSettings, patterns
-from dockwall.policy.problems import choice, fail, shown
+from dockwall.policy.listfile import ListContents
+from dockwall.policy.problems import PathStep, choice, fail, shown
 from dockwall.policy.rules import (
     OVERLAY_PEERS,
     VERDICTS,
     ContainerSelector,
     EgressPolicy,
     IngressPolicy,
-    addresses,
+    ListRef,
+    networks,
 )
 
-__all__ = ["BACKENDS", "BackendChoice", "ContainerEntry", "Defaults", "LabelPolicy", "Policy"]
+__all__ = [
+    "BACKENDS",
+    "BackendChoice",
+    "ContainerEntry",
+    "Defaults",
+    "LabelPolicy",
+    "ListSpec",
+    "Policy",
+]
 
 BackendChoice = Literal["auto", "iptables", "nftables"]
 """The one spelling of the backend choice: the policy's `backend:`, `--backend`, the engine."""
 BACKENDS: tuple[BackendChoice, ...] = get_args(BackendChoice)
+DENY_WITH = ("drop", "reject")
+ON_ERROR = ("fail", "skip")
+DenyWith = Literal["drop", "reject"]
+MAX_LIST_NAME = 24
+
+
+class ListSpec(MappingModel):
+    """A named address list kept in a file (threat feeds, country ranges): one address
+    or CIDR per line. `on_error: skip` leaves bad lines out with a warning instead of
+    refusing the whole policy; a relative `file` is relative to the policy file."""
+
+    file: str
+    on_error: Literal["fail", "skip"] = "fail"
+
+    @field_validator("file", mode="before")
+    @classmethod
+    def _file(cls, value: Any) -> str:
+        if not isinstance(value, str) or not value.strip():
+            raise fail(f"expected a file path, got {shown(value)}")
+        return value
+
+    @field_validator("on_error", mode="before")
+    @classmethod
+    def _on_error(cls, value: Any) -> str:
+        return choice(value, ON_ERROR)
 
 
 def flag(value: Any) -> bool:
@@ -46,6 +82,7 @@ class ContainerEntry(ContainerSelector):
     ingress: IngressPolicy | None = None
     egress: EgressPolicy | None = None
     restrict_dns: bool | None = None
+    deny_with: DenyWith | None = None
     index: int | None = Field(default=None, exclude=True, repr=False)
     location: Location | None = Field(default=None, exclude=True, repr=False)
 
@@ -54,9 +91,14 @@ class ContainerEntry(ContainerSelector):
     def _restrict(cls, value: Any) -> bool | None:
         return None if value is None else flag(value)
 
+    @field_validator("deny_with", mode="before")
+    @classmethod
+    def _deny_with(cls, value: Any) -> str | None:
+        return None if value is None else choice(value, DENY_WITH)
+
     def _meaning(self) -> tuple[object, ...]:
         selector = (self.name, self.compose, self.label, self.service, self.stack)
-        return (*selector, self.ingress, self.egress, self.restrict_dns)
+        return (*selector, self.ingress, self.egress, self.restrict_dns, self.deny_with)
 
     @model_validator(mode="after")
     def _swarm_peers(self) -> Self:
@@ -92,6 +134,7 @@ class Defaults(MappingModel):
     egress: Literal["allow", "deny"] = "allow"
     peers: Literal["allow", "deny"] = "allow"
     restrict_dns: bool = False
+    deny_with: DenyWith = "drop"
 
     @field_validator("ingress", "egress", "peers", mode="before")
     @classmethod
@@ -102,6 +145,11 @@ class Defaults(MappingModel):
     @classmethod
     def _restrict(cls, value: Any) -> bool:
         return flag(value)
+
+    @field_validator("deny_with", mode="before")
+    @classmethod
+    def _deny_with(cls, value: Any) -> str:
+        return choice(value, DENY_WITH)
 
 
 class LabelPolicy(MappingModel):
@@ -132,7 +180,7 @@ class LabelPolicy(MappingModel):
     @field_validator("ingress_from", "egress_to", mode="before")
     @classmethod
     def _caps(cls, value: Any) -> tuple[Network, ...] | None:
-        return addresses(value)
+        return networks(value)
 
 
 class Policy(MappingModel):
@@ -143,7 +191,10 @@ class Policy(MappingModel):
     defaults: Defaults = Defaults()
     labels: LabelPolicy = LabelPolicy()
     dns: DnsSettings = DnsSettings()
+    lists: dict[str, ListSpec] = Field(default_factory=dict)
     containers: tuple[ContainerEntry, ...] = ()
+    loaded_lists: Mapping[str, ListContents] = Field(default_factory=dict, exclude=True, repr=False)
+    _internal: ClassVar[frozenset[str]] = frozenset({"loaded_lists"})
 
     @classmethod
     def _check_yaml(cls, data: dict[str, Any]) -> None:
@@ -162,6 +213,47 @@ class Policy(MappingModel):
     @classmethod
     def _backend(cls, value: Any) -> str:
         return choice(value, BACKENDS)
+
+    @field_validator("lists", mode="before")
+    @classmethod
+    def _list_names(cls, value: Any) -> Any:
+        if not isinstance(value, dict):
+            raise fail(f"expected a mapping of list names to {{file: ...}}, got {shown(value)}")
+        for name in value:
+            try:
+                check_name(str(name), "list name")
+            except SpecError as exc:
+                raise fail(str(exc), at=(name,), on_key=True) from None
+            if len(str(name)) > MAX_LIST_NAME:
+                raise fail(
+                    f"list names have at most {MAX_LIST_NAME} characters (kernel set names "
+                    "are short)",
+                    at=(name,),
+                    on_key=True,
+                )
+        return value
+
+    @model_validator(mode="after")
+    def _lists_defined(self) -> Self:
+        """Every `list:NAME` names a list of `lists`; the first one that does not fails."""
+        for path, name in self.list_uses():
+            if name not in self.lists:
+                known = ", ".join(sorted(self.lists)) or "none defined"
+                raise fail(f"list:{name} is not defined under lists ({known})", at=path)
+        return self
+
+    def list_uses(self) -> Iterator[tuple[tuple[PathStep, ...], str]]:
+        """(where, list name) for every list an entry names, in from/to and except."""
+        for index, entry in enumerate(self.containers):
+            for direction in ("ingress", "egress"):
+                policy = getattr(entry, direction)
+                if policy is None:
+                    continue
+                for number, rule in enumerate(policy.rules):
+                    for field in ("sources", "destinations", "excepts"):
+                        for at, peer in enumerate(getattr(rule, field, None) or ()):
+                            if isinstance(peer, ListRef):
+                                yield ("containers", index, direction, number, field, at), peer.name
 
     @model_validator(mode="after")
     def _distinct_matchers(self) -> Self:

@@ -37,6 +37,7 @@ __all__ = [
     "EgressRule",
     "IngressPolicy",
     "IngressRule",
+    "ListRef",
     "Network",
     "PortRange",
     "Protocol",
@@ -44,6 +45,7 @@ __all__ = [
 ]
 
 MATCHERS = ("name", "compose", "label", "service", "stack")
+LIST_PREFIX = "list:"
 SWARM_MATCHERS = ("service", "stack")
 OVERLAY_PEERS = (
     "traffic between Swarm tasks travels inside the overlay network's VXLAN tunnel and never "
@@ -96,9 +98,21 @@ def _spec(parse: Callable[[str], T], text: str) -> T:
         raise fail(str(exc)) from None
 
 
-def addresses(value: Any) -> tuple[Network, ...] | None:
-    """A list of CIDRs, or None for `[any]`; an empty list would match nothing, so it is
-    refused rather than read as either extreme."""
+class ListRef(Model):
+    """`list:NAME` where addresses go: the named list of the policy's `lists`."""
+
+    name: str
+
+    def __str__(self) -> str:
+        return f"{LIST_PREFIX}{self.name}"
+
+
+Peer = Network | ListRef
+
+
+def addresses(value: Any, *, lists: bool = False) -> tuple[Peer, ...] | None:
+    """A list of CIDRs (and `list:NAME` where `lists`), or None for `[any]`; an empty
+    list would match nothing, so it is refused rather than read as either extreme."""
     if value is None:
         return None
     if not isinstance(value, list | tuple):
@@ -113,16 +127,53 @@ def addresses(value: Any) -> tuple[Network, ...] | None:
                 at=(value.index(ANY),),
             )
         return None
-    return tuple(_address(item, index) for index, item in enumerate(value))
+    return tuple(_address(item, index, lists) for index, item in enumerate(value))
 
 
-def _address(item: Any, index: int) -> Network:
+def networks(value: Any) -> tuple[Network, ...] | None:
+    """Addresses where a named list cannot go (the label caps)."""
+    found = addresses(value)
+    return None if found is None else tuple(n for n in found if not isinstance(n, ListRef))
+
+
+def excepts(value: Any) -> tuple[Peer, ...]:
+    """`except:` entries: CIDRs and lists carved out of the rule's addresses."""
+    if isinstance(value, list | tuple) and ANY in value:
+        raise fail(
+            "except: any would leave nothing: remove the rule instead", at=(value.index(ANY),)
+        )
+    found = addresses(value, lists=True)
+    return found or ()
+
+
+def _address(item: Any, index: int, lists: bool) -> Peer:
+    if isinstance(item, ListRef) and lists:
+        return item
+    if isinstance(item, str) and item.startswith(LIST_PREFIX):
+        name = item[len(LIST_PREFIX) :]
+        if not lists:
+            raise fail("a named list cannot be used here, only addresses", at=(index,))
+        try:
+            check_name(name, "list name")
+        except SpecError as exc:
+            raise fail(str(exc), at=(index,)) from None
+        return ListRef(name=name)
     if not isinstance(item, str | ipaddress.IPv4Network | ipaddress.IPv6Network):
         raise fail(f"expected a CIDR like 192.0.2.0/24, got {shown(item)}", at=(index,))
     try:
         return parse_network(item) if isinstance(item, str) else not_mapped(str(item), item)
     except SpecError as exc:
         raise fail(str(exc), at=(index,)) from None
+
+
+def only_networks(found: tuple[Peer, ...] | None) -> tuple[Network, ...] | None:
+    if found is None:
+        return None
+    return tuple(p for p in found if not isinstance(p, ListRef))
+
+
+def list_names(found: tuple[Peer, ...] | None) -> tuple[str, ...]:
+    return tuple(p.name for p in found or () if isinstance(p, ListRef))
 
 
 def _port_list(value: Any, info: ValidationInfo) -> Any:
@@ -252,12 +303,14 @@ class IngressRule(MappingModel):
         "container_ports": ("container_ports", False),
         "from": ("sources", False),
         "from_containers": ("from_containers", False),
+        "except": ("excepts", False),
     }
 
     host_ports: tuple[PortRange, ...] = ()
     container_ports: tuple[PortRange, ...] = ()
-    sources: tuple[Network, ...] | None = None
+    sources: tuple[Peer, ...] | None = None
     from_containers: tuple[ContainerSelector, ...] = ()
+    excepts: tuple[Peer, ...] = ()
 
     @field_validator("from_containers", mode="before")
     @classmethod
@@ -270,11 +323,21 @@ class IngressRule(MappingModel):
         return self
 
     @property
-    def cidr_sources(self) -> tuple[Network, ...] | None:
-        """Sources given as addresses; a rule naming only containers admits no address."""
+    def peer_sources(self) -> tuple[Peer, ...] | None:
+        """Sources given as addresses and lists; a rule naming only containers admits none."""
         if self.from_containers and "sources" not in self.model_fields_set:
             return ()
         return self.sources
+
+    @property
+    def cidr_sources(self) -> tuple[Network, ...] | None:
+        """The CIDRs among the sources (named lists left out)."""
+        return only_networks(self.peer_sources)
+
+    @property
+    def named_lists(self) -> tuple[str, ...]:
+        """Every list the rule names, in `from` and in `except`."""
+        return (*list_names(self.sources), *list_names(self.excepts))
 
     @field_validator("host_ports", "container_ports", mode="before")
     @classmethod
@@ -283,8 +346,19 @@ class IngressRule(MappingModel):
 
     @field_validator("sources", mode="before")
     @classmethod
-    def _sources(cls, value: Any) -> tuple[Network, ...] | None:
-        return addresses(value)
+    def _sources(cls, value: Any) -> tuple[Peer, ...] | None:
+        return addresses(value, lists=True)
+
+    @field_validator("excepts", mode="before")
+    @classmethod
+    def _excepts(cls, value: Any) -> tuple[Peer, ...]:
+        return excepts(value)
+
+    @model_validator(mode="after")
+    def _except_needs_addresses(self) -> Self:
+        if self.excepts and self.peer_sources == ():
+            raise fail("except carves addresses out of from: give from addresses too")
+        return self
 
 
 class EgressRule(MappingModel):
@@ -296,12 +370,14 @@ class EgressRule(MappingModel):
         "ports": ("ports", False),
         "to_containers": ("to_containers", False),
         "to_fqdn": ("fqdns", False),
+        "except": ("excepts", False),
     }
 
     ports: tuple[PortRange, ...] = ()
-    destinations: tuple[Network, ...] | None = None
+    destinations: tuple[Peer, ...] | None = None
     to_containers: tuple[ContainerSelector, ...] = ()
     fqdns: tuple[str, ...] = ()
+    excepts: tuple[Peer, ...] = ()
 
     @field_validator("to_containers", mode="before")
     @classmethod
@@ -314,13 +390,22 @@ class EgressRule(MappingModel):
         return self
 
     @property
-    def cidr_destinations(self) -> tuple[Network, ...] | None:
-        """Destinations given as addresses; a rule naming only containers or only domain
-        names reaches no address by CIDR."""
+    def peer_destinations(self) -> tuple[Peer, ...] | None:
+        """Destinations as addresses and lists; a rule naming only containers or only
+        domain names reaches no address."""
         named = self.to_containers or self.fqdns
         if named and "destinations" not in self.model_fields_set:
             return ()
         return self.destinations
+
+    @property
+    def cidr_destinations(self) -> tuple[Network, ...] | None:
+        """The CIDRs among the destinations (named lists left out)."""
+        return only_networks(self.peer_destinations)
+
+    @property
+    def named_lists(self) -> tuple[str, ...]:
+        return (*list_names(self.destinations), *list_names(self.excepts))
 
     @field_validator("fqdns", mode="before")
     @classmethod
@@ -334,8 +419,19 @@ class EgressRule(MappingModel):
 
     @field_validator("destinations", mode="before")
     @classmethod
-    def _destinations(cls, value: Any) -> tuple[Network, ...] | None:
-        return addresses(value)
+    def _destinations(cls, value: Any) -> tuple[Peer, ...] | None:
+        return addresses(value, lists=True)
+
+    @field_validator("excepts", mode="before")
+    @classmethod
+    def _excepts(cls, value: Any) -> tuple[Peer, ...]:
+        return excepts(value)
+
+    @model_validator(mode="after")
+    def _except_needs_addresses(self) -> Self:
+        if self.excepts and self.peer_destinations == ():
+            raise fail("except carves addresses out of to: give to addresses too")
+        return self
 
 
 RuleT = TypeVar("RuleT", IngressRule, EgressRule)

@@ -26,6 +26,7 @@ from dockwall.runner import Runner
 
 THRESHOLD = 8
 SET_PREFIX = "dockwall-"
+LIST_PREFIX = "dwl-"
 TEMP_SUFFIX = "-t"
 CREATE_ARGV = ("ipset", "-exist", "restore")
 DESTROY_ARGV = ("ipset", "restore")
@@ -33,6 +34,7 @@ DEFAULT_MAXELEM = 65536
 DESTROY_ATTEMPTS = 50
 DESTROY_PAUSE = 0.1
 OUR_NAME = re.compile(r"dockwall-[0-9a-f]{16}")
+LIST_NAME = re.compile(r"dwl-[A-Za-z0-9_.-]{1,24}-v[46]")
 
 
 @dataclass(frozen=True)
@@ -42,10 +44,18 @@ class IpSet:
     name: str
     family: Family
     members: tuple[str, ...]
+    listed: bool = False
 
     @property
     def kind(self) -> str:
         return f"hash:net family {ipset_family(self.family)}"
+
+    @property
+    def maxelem(self) -> int:
+        """Room to grow for a named list (a refill is needed only past it)."""
+        if not self.listed:
+            return max(DEFAULT_MAXELEM, len(self.members))
+        return max(DEFAULT_MAXELEM, 1 << (2 * len(self.members)).bit_length())
 
     def matches(self, live: LiveSet | None) -> bool:
         return live is not None and live.family == self.family and live.members == set(self.members)
@@ -55,6 +65,7 @@ class IpSet:
 class LiveSet:
     family: Family
     members: frozenset[str]
+    maxelem: int = DEFAULT_MAXELEM
 
 
 def ipset_family(family: Family) -> str:
@@ -82,8 +93,11 @@ def ours(live: dict[str, LiveSet], referenced: set[str], wanted: set[str]) -> di
     mine = {
         name: found
         for name, found in live.items()
-        if OUR_NAME.fullmatch(name)
-        and (name in referenced or name == set_name(found.family, sorted(found.members)))
+        if (
+            OUR_NAME.fullmatch(name)
+            and (name in referenced or name == set_name(found.family, sorted(found.members)))
+        )
+        or (LIST_NAME.fullmatch(name) and name in referenced)
     }
     taken = sorted((wanted & live.keys()) - mine.keys())
     if taken:
@@ -101,19 +115,27 @@ def normalized(member: str) -> str:
 def parse_save(text: str) -> dict[str, LiveSet]:
     """dockwall's sets from `ipset save` output; every other set is ignored."""
     families: dict[str, Family] = {}
+    sizes: dict[str, int] = {}
     members: dict[str, set[str]] = {}
     for line in text.splitlines():
-        words = line.split()
-        if len(words) < 3 or not words[1].startswith(SET_PREFIX):
+        words = line.split(" ", 3)
+        if len(words) < 3 or not words[1].startswith((SET_PREFIX, LIST_PREFIX)):
             continue
-        if words[0] == "create":
+        if words[0] == "add":
+            listed = words[1].startswith(LIST_PREFIX)
+            member = words[2].rstrip() if listed else normalized(words[2].split()[0])
+            members.setdefault(words[1], set()).add(member)
+        elif words[0] == "create":
+            words = line.split()
             kind = words[words.index("family") + 1] if "family" in words[:-1] else "inet"
             families[words[1]] = "ipv6" if kind == "inet6" else "ipv4"
+            if "maxelem" in words[:-1]:
+                sizes[words[1]] = int(words[words.index("maxelem") + 1])
             members.setdefault(words[1], set())
-        elif words[0] == "add":
-            members.setdefault(words[1], set()).add(normalized(words[2]))
     return {
-        name: LiveSet(families.get(name, "ipv4"), frozenset(found))
+        name: LiveSet(
+            families.get(name, "ipv4"), frozenset(found), sizes.get(name, DEFAULT_MAXELEM)
+        )
         for name, found in members.items()
     }
 
@@ -132,13 +154,27 @@ def create_script(sets: Sequence[IpSet], live: dict[str, LiveSet]) -> str:
     under a temporary name and swapped in, as a rule may be using it."""
     lines: list[str] = []
     for wanted in sets:
-        maxelem = max(DEFAULT_MAXELEM, len(wanted.members))
+        found = live.get(wanted.name)
+        if wanted.listed and found is not None and found.maxelem >= len(wanted.members):
+            lines += in_place(wanted, found)
+            continue
+        maxelem = wanted.maxelem
         target = wanted.name + TEMP_SUFFIX if wanted.name in live else wanted.name
         lines += [f"create {target} {wanted.kind} maxelem {maxelem}", f"flush {target}"]
         lines += [f"add {target} {member}" for member in wanted.members]
         if target != wanted.name:
             lines += [f"swap {target} {wanted.name}", f"destroy {target}"]
     return "\n".join([*lines, ""])
+
+
+def in_place(wanted: IpSet, found: LiveSet) -> list[str]:
+    """A named list's difference, added and deleted in the set the rules use: each
+    element flips on its own, and the set is never empty or refilled in between."""
+    members = set(wanted.members)
+    return [
+        *(f"del {wanted.name} {m}" for m in sorted(found.members - members)),
+        *(f"add {wanted.name} {m}" for m in wanted.members if m not in found.members),
+    ]
 
 
 def destroy_script(names: Iterable[str]) -> str:
@@ -193,6 +229,9 @@ def set_changes(
     before: list[Change] = []
     for wanted in create:
         where = f"ipset {wanted.name}"
+        if wanted.listed:
+            before.append(list_change(wanted, live.get(wanted.name)))
+            continue
         old = live.get(wanted.name) or closest(wanted, list(stale.values()))
         previous = old.members if old is not None else frozenset()
         verb = "(set refilled" if wanted.name in live else "(new set"
@@ -219,6 +258,23 @@ def set_changes(
         for name, s in stale.items()
     ]
     return before, after
+
+
+def list_change(wanted: IpSet, found: LiveSet | None) -> Change:
+    """One line per named list and family, `list feeds: +120 -45`: a plan never lists a
+    feed's hundred thousand elements."""
+    name = wanted.name.removeprefix(LIST_PREFIX).rsplit("-v", 1)[0]
+    previous = found.members if found is not None else frozenset()
+    members = set(wanted.members)
+    added = len(members - previous)
+    removed = len(previous - members)
+    how = "in place" if found is not None else "new set"
+    return Change(
+        wanted.family,
+        "add",
+        f"ipset {wanted.name}",
+        f"list {name}: +{added} -{removed} ({how}, {len(members)} entries)",
+    )
 
 
 def closest(wanted: IpSet, candidates: Sequence[LiveSet]) -> LiveSet | None:

@@ -6,6 +6,8 @@ shows nothing when nothing changed, whoever wrote the rule and however.
 
 from __future__ import annotations
 
+import re
+
 from dockwall.backends.base import Change
 from dockwall.backends.iptables.canonical import canonical
 from dockwall.backends.iptables.detect import Family
@@ -13,6 +15,8 @@ from dockwall.backends.iptables.hooks import DOCKER_USER, Names, misplaced
 from dockwall.backends.iptables.live import FilterTable
 from dockwall.backends.iptables.ownership import hook, ours
 from dockwall.backends.linediff import line_changes
+
+MATCH_SET = re.compile(r"--match-set (\S+)")
 
 
 def compared(
@@ -83,5 +87,5 @@ def set_names(tables: list[FilterTable]) -> set[str]:
         for chain in ours(table)
         for rule in table.rules(chain)
         if "--match-set " in rule
-        for word in [rule.split("--match-set ", 1)[1].split(" ", 1)[0]]
+        for word in MATCH_SET.findall(rule)
     }

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from dockwall.backends.iptables import fqdn
 from dockwall.backends.iptables.detect import Family
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
+from dockwall.backends.iptables.lists import except_match, list_ipsets, list_match, refusal
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset, plain_interface
 from dockwall.compile.normalize import is_any_of_family
@@ -109,39 +110,58 @@ def proto_match(port: PortMatch, family: Family, original: bool) -> str:
 
 def allow_rules(out: Chains, allow: Allow, direction: Direction) -> list[str]:
     """Every (peer, port) combination of one Allow that exists in this family; a long
-    peer list is one ipset match instead (added to `out.sets`), so it costs one lookup;
-    domain names are their learned-address ipsets (fqdn.py)."""
-    ports = [proto_match(p, out.family, allow.original) for p in allow.ports] or [""]
+    peer list is one ipset match instead (added to `out.sets`), so it costs one lookup,
+    and so is each named list; domain names are their learned-address ipsets (fqdn.py).
+    `except` entries are `! --match-set` matches (see lists.py). Parts go in
+    iptables-save's order: addresses and `-p` first, then the matches."""
+    side = direction.set_side
+    carve = except_match(allow, out.family, side, out.sets)
+    ports = [split_proto(proto_match(p, out.family, allow.original)) for p in allow.ports]
+    ports = ports or [("", "")]
     if allow.fqdns:
-        names = [fqdn.set_name(pattern, out.family) for pattern in allow.fqdns]
-        return [set_rule(name, direction.set_side, port) for name in names for port in ports]
+        learned = [fqdn.set_name(pattern, out.family) for pattern in allow.fqdns]
+        return [
+            words(proto, f"-m set --match-set {name} {side}", rest, "-j RETURN")
+            for name in learned
+            for proto, rest in ports
+        ]
     if allow.peers is None:
-        return [words(port, "-j RETURN") for port in ports]
+        return [words(proto, carve, rest, "-j RETURN") for proto, rest in ports]
     mine = [p for p in allow.peers if p.version == out.version]
+    named = [list_match(name, out.family, side) for name in allow.lists]
     if wants_set(mine):
         found = set_for(out.family, mine)
         out.sets[found.name] = found
-        return [set_rule(found.name, direction.set_side, port) for port in ports]
+        named.insert(0, f"-m set --match-set {found.name} {side}")
+        mine = []
     flag = direction.peer_flag
-    return [words(address_match(flag, p), port, "-j RETURN") for p in mine for port in ports]
+    return [
+        *(
+            words(address_match(flag, p), proto, carve, rest, "-j RETURN")
+            for p in mine
+            for proto, rest in ports
+        ),
+        *(
+            words(proto, match, carve, rest, "-j RETURN")
+            for match in named
+            for proto, rest in ports
+        ),
+    ]
+
+
+def split_proto(match: str) -> tuple[str, str]:
+    """`-p tcp -m tcp --dport 80` as (`-p tcp`, `-m tcp --dport 80`)."""
+    parts = match.split(" ", 2)
+    return " ".join(parts[:2]), parts[2] if len(parts) > 2 else ""
 
 
 def words(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
 
-def set_rule(name: str, side: str, port: str) -> str:
-    """iptables-save's order: `-p PROTO` first, then the matches as given."""
-    match = f"-m set --match-set {name} {side}"
-    parts = port.split(" ", 2)
-    if len(parts) < 2:
-        return f"{match} -j RETURN"
-    return words(parts[0], parts[1], match, *parts[2:], "-j RETURN")
-
-
 def filter_rules(out: Chains, filter_: Filter, direction: Direction) -> list[str]:
     rules = [r for allow in filter_.allows for r in allow_rules(out, allow, direction)]
-    return [*dict.fromkeys(rules), "-j DROP"]
+    return [*dict.fromkeys(rules), *refusal(filter_.reject, out.family)]
 
 
 def filter_target(
@@ -192,6 +212,7 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
         add_guard(out, ruleset, guard)
     add_peers(out, ruleset)
     add_defaults(out, ruleset)
+    out.sets.update(list_ipsets(ruleset.lists, family))
     return Desired({name: [OWNED, *rules] for name, rules in out.chains.items()}, out.sets)
 
 

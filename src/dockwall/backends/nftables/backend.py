@@ -8,6 +8,12 @@ from dockwall.backends.base import Plan, RuleCounter
 from dockwall.backends.nftables.detect import nft_tables
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
 from dockwall.backends.nftables.fqdn import carried_elements
+from dockwall.backends.nftables.lists import (
+    list_changes,
+    list_deltas,
+    split_lists,
+    update_script,
+)
 from dockwall.backends.nftables.live import live_objects, rule_counters
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import OWNED, render
@@ -30,6 +36,7 @@ class NftablesBackend:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
+        self.live_elements: dict[str, frozenset[str]] = {}
 
     def plan(self, ruleset: Ruleset) -> Plan:
         """The learned addresses of name rules ride along in the replace (`carried`)."""
@@ -44,11 +51,18 @@ class NftablesBackend:
             )
         with gc_paused():
             commands = render(ruleset, carried_elements(objects or []))
-            desired = table_view(added_objects(commands))
+            structure, wanted = split_lists(added_objects(commands))
+            desired = table_view(structure)
             found = table_changes(desired, live)
-            if not found:
+            deltas = list_deltas(wanted, self.live_elements)
+            if not found and not deltas:
                 return Plan(self.name)
-            return Plan(self.name, tuple(found), Transaction(rules=(load(commands, desired),)))
+            if not found:
+                update = Load(SCRIPT_ARGV, update_script(deltas))
+                changes = tuple(list_changes(deltas, True))
+                return Plan(self.name, changes, Transaction(rules=(update,)))
+            changes = (*found, *list_changes(deltas, False))
+            return Plan(self.name, changes, Transaction(rules=(load(commands, desired),)))
 
     def plan_reset(self) -> Plan:
         live = self.live_view()
@@ -75,10 +89,16 @@ class NftablesBackend:
         return live is not None and owned(live)
 
     def live_view(self) -> TableView | None:
-        """None when the table is absent: then there is nothing to read or describe."""
+        """None when the table is absent: then there is nothing to read or describe.
+        The named lists' elements are kept aside as strings (`live_elements`): a list of
+        a million elements is compared as two sets of strings, not as a view."""
         with gc_paused():
             objects = live_objects(self.runner)
-            return table_view(objects) if objects is not None else None
+            if objects is None:
+                self.live_elements = {}
+                return None
+            structure, self.live_elements = split_lists(objects)
+            return table_view(structure)
 
 
 def owned(live: TableView) -> bool:

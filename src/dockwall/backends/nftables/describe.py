@@ -20,6 +20,7 @@ TARGETS = ("goto", "jump")
 
 
 FAMILY_PROTOCOLS = {"ipv4": "icmp", "ipv6": "ipv6-icmp"}
+FAMILY_PAYLOADS = {"ipv4": "ip", "ipv6": "ip6"}
 
 
 def rule_text(exprs: list[Json]) -> str:
@@ -36,8 +37,18 @@ def without_implied_family(exprs: list[Json]) -> list[Json]:
         following = exprs[index + 1] if index + 1 < len(exprs) else {}
         if family is not None and match_value(following, "l4proto") == FAMILY_PROTOCOLS.get(family):
             continue
+        if family is not None and payload_protocol(following) == FAMILY_PAYLOADS.get(family):
+            continue
         kept.append(statement)
     return kept
+
+
+def payload_protocol(statement: Json) -> str | None:
+    """`ip` of `ip saddr ...`: an address match stands for its family too."""
+    body = statement.get("match")
+    left = body.get("left") if isinstance(body, dict) else None
+    payload = left.get("payload") if isinstance(left, dict) else None
+    return payload.get("protocol") if isinstance(payload, dict) else None
 
 
 def match_value(statement: Json, meta_key: str) -> str | None:
@@ -75,7 +86,18 @@ def verdict_text(statement: Json) -> str:
         return f"{kind} {body['target']}"
     if kind == "redirect" and isinstance(body, dict) and set(body) == {"port"}:
         return f"redirect to :{body['port']}"
+    if kind == "reject" and isinstance(body, dict):
+        return reject_text(body) or json.dumps(statement, sort_keys=True)
     return json.dumps(statement, sort_keys=True)
+
+
+def reject_text(body: Json) -> str | None:
+    """The two rejects dockwall writes, as nft prints them."""
+    if body.get("type") == "tcp reset" and body.get("expr") is None:
+        return "reject with tcp reset"
+    if body.get("type") == "icmpx" and isinstance(body.get("expr"), str):
+        return f"reject with icmpx {body['expr']}"
+    return None
 
 
 def right_text(value: Any) -> str:

@@ -35,6 +35,12 @@ from dockwall.backends.nftables import fqdn, unseen
 from dockwall.backends.nftables.describe import without_implied_family
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
+from dockwall.backends.nftables.lists import (
+    except_matches,
+    list_peer_matches,
+    list_sets,
+    refusal,
+)
 from dockwall.compile.ir import (
     Allow,
     Dns,
@@ -140,6 +146,7 @@ def table_objects(ruleset: Ruleset, carried: dict[str, list[Json]] | None = None
         add_direction(objects, direction, ruleset, labels, default)
     if ruleset.isolate_peers:
         add_peers(objects, ruleset.peers)
+    objects.sets += list_sets(ruleset.lists)
     if ruleset.dns is not None:
         objects.sets += fqdn.dns_sets(ruleset.dns, carried or {})
         objects.chains.append(fqdn.nat_chain())
@@ -349,17 +356,34 @@ def dispatch_elements(
 
 
 def add_filter(objects: Objects, chain: str, flt: Filter, direction: Direction) -> None:
-    """Allowed new connections return to the caller; everything else ends in a counted drop."""
+    """Allowed new connections return to the caller; everything else ends in a counted drop
+    (or a reject). `except` entries are `!=` matches in front of each allowed peer."""
     rules: list[list[Json]] = []
     for index, allow in enumerate(flt.allows):
         peers = peer_matches(objects, f"{chain}-{index}", allow, direction)
-        for family, peer in peers:
+        peers += list_peer_matches(allow, direction.peer_field)
+        for family, peer in carved(peers, allow):
+            carve = except_matches(allow, family, direction.peer_field) if family else []
             for ports in port_matches(allow, family):
-                rules.append(
-                    [*without_implied_family([*peer, *ports]), e.counter(), e.verdict("return")]
-                )
-    rules.append([e.counter(), e.verdict("drop")])
+                exprs = [*peer, *carve, *ports]
+                rules.append([*without_implied_family(exprs), e.counter(), e.verdict("return")])
+    rules += refusal(flt.reject)
     objects.chain(chain, rules)
+
+
+def carved(
+    peers: list[tuple[int | None, list[Json]]], allow: Allow
+) -> list[tuple[int | None, list[Json]]]:
+    """With `except`, any address is split by family, as each family has its own excepts."""
+    if not allow.carved:
+        return peers
+    found: list[tuple[int | None, list[Json]]] = []
+    for family, match in peers:
+        if family is None:
+            found += [(f, [e.match(e.meta("nfproto"), NFPROTO[f]), *match]) for f in (4, 6)]
+        else:
+            found.append((family, match))
+    return found
 
 
 def peer_matches(
@@ -377,6 +401,8 @@ def peer_matches(
     if allow.peers is None:
         return [(None, [])]
     found: list[tuple[int | None, list[Json]]] = []
+    if not allow.peers:
+        return found
     by_family: dict[int, list[Network]] = {4: [], 6: []}
     for peer in allow.peers:
         by_family[peer.version].append(peer)
