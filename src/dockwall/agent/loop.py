@@ -34,6 +34,7 @@ from dockwall.sources.interfaces import host_interfaces
 from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
+AfterApply = Callable[[Ruleset, list[Container], Selected], None]
 STOP_POLL = 0.2  # seconds: a SIGTERM ends the agent within this (plus the work under way)
 
 
@@ -103,6 +104,7 @@ class Agent:
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
+        self.after_apply: list[AfterApply] = []
 
     def run(self, stop: threading.Event) -> None:
         """Connect, resync, follow; on any disconnect, back off and start over."""
@@ -231,6 +233,8 @@ class Agent:
         self.stats.last_error = None
         if changes:
             self.log(f"reconciled ({reason}): {changes} change(s) in {elapsed:.0f} ms")
+        for hook in self.after_apply:
+            hook(compiled.ruleset, list(self.containers.values()), selected)
         self.save()
 
     def load(self, ruleset: Ruleset, *, everything: bool) -> tuple[Selected, list[Plan]]:

@@ -14,6 +14,7 @@ import typer
 from dockwall.agent.loop import Agent, AgentConfig
 from dockwall.commands.options import DEFAULT, BackendOption, MaxBytesOption, PolicyOption
 from dockwall.engine import default_engine
+from dockwall.observe.hosting import start_drop_log
 
 
 def log(message: str) -> None:
@@ -55,5 +56,6 @@ def agent(
         policy, backend, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes
     )
     runner = Agent(config, default_engine(backend), log)
+    start_drop_log(runner, log, stop)
     log(f"started with {policy}")
     runner.run(stop)

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 
 from dockwall.compile.ir import (
     Allow,
+    DropLog,
     Endpoint,
     Filter,
     Guard,
+    LogLimit,
     PeerAllow,
     PortMatch,
     Ruleset,
@@ -24,6 +26,7 @@ from dockwall.compile.ir import (
 from dockwall.compile.labels import LabelRules, label_rules
 from dockwall.compile.matching import EntryIndex, selected, where
 from dockwall.compile.normalize import peers, ports
+from dockwall.compile.origin import DEFAULTS, entry_tag, held_tag, joined, label_tag
 from dockwall.errors import PolicyError
 from dockwall.model.state import Container, HostState
 from dockwall.policy import (
@@ -35,6 +38,7 @@ from dockwall.policy import (
     Policy,
     PortRange,
 )
+from dockwall.policy.logging import LogPolicy, LogRate
 
 
 @dataclass(frozen=True)
@@ -106,23 +110,42 @@ def union(a: Filter | None, b: Filter | None) -> Filter | None:
     """Both allow-lists together; allowing everything absorbs any list."""
     if a is None or b is None:
         return None
-    return Filter(tuple(dict.fromkeys(a.allows + b.allows)))
+    return Filter(tuple(dict.fromkeys(a.allows + b.allows)), joined(a.tag, b.tag))
 
 
-def ingress_filter(direction: IngressPolicy) -> Filter | None:
+def ingress_filter(direction: IngressPolicy, tag: str) -> Filter | None:
     if direction.mode == "allow":
         return None
-    return Filter(tuple(a for rule in direction.rules for a in ingress_allows(rule)))
+    return Filter(tuple(a for rule in direction.rules for a in ingress_allows(rule)), tag)
 
 
-def egress_filter(direction: EgressPolicy) -> Filter | None:
+def egress_filter(direction: EgressPolicy, tag: str) -> Filter | None:
     if direction.mode == "allow":
         return None
-    return Filter(tuple(a for rule in direction.rules for a in egress_allows(rule)))
+    return Filter(tuple(a for rule in direction.rules for a in egress_allows(rule)), tag)
 
 
 def verdict_filter(verdict: str) -> Filter | None:
-    return None if verdict == "allow" else Filter()
+    return None if verdict == "allow" else Filter(tag=DEFAULTS)
+
+
+def log_limit(rate: LogRate | None) -> LogLimit | None:
+    """The rate in the largest unit where its count is whole (how the kernel prints it)."""
+    if rate is None:
+        return None
+    count, unit = rate.rate
+    seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+    for bigger in ("second", "minute", "hour", "day"):
+        scaled, rest = divmod(count * seconds[bigger], seconds[unit])
+        if rest == 0 and scaled >= 1:
+            return LogLimit(scaled, bigger, rate.burst)
+    return LogLimit(count, unit, rate.burst)
+
+
+def drop_log(log: LogPolicy) -> DropLog | None:
+    if not log.enabled:
+        return None
+    return DropLog(log.group, log_limit(log.ingress), log_limit(log.egress), log_limit(log.peers))
 
 
 def endpoints(container: Container) -> tuple[Endpoint, ...]:
@@ -149,16 +172,16 @@ class Filters:
     def __init__(self) -> None:
         self.done: dict[int, Filter | None] = {}
 
-    def ingress(self, direction: IngressPolicy) -> Filter | None:
+    def ingress(self, direction: IngressPolicy, tag: str) -> Filter | None:
         key = id(direction)
         if key not in self.done:
-            self.done[key] = ingress_filter(direction)
+            self.done[key] = ingress_filter(direction, tag)
         return self.done[key]
 
-    def egress(self, direction: EgressPolicy) -> Filter | None:
+    def egress(self, direction: EgressPolicy, tag: str) -> Filter | None:
         key = id(direction)
         if key not in self.done:
-            self.done[key] = egress_filter(direction)
+            self.done[key] = egress_filter(direction, tag)
         return self.done[key]
 
 
@@ -175,18 +198,24 @@ def guard_keys(governed: list[Governed]) -> dict[str, str]:
 def guard(policy: Policy, governed: Governed, filters: Filters, key: str) -> Guard:
     if governed.closed:
         container = governed.container
-        return Guard(key, container.name, governed.origin, endpoints(container), Filter(), Filter())
+        closed_in, closed_out = Filter(tag=held_tag(key)), Filter(tag=held_tag(key))
+        return Guard(
+            key, container.name, governed.origin, endpoints(container), closed_in, closed_out
+        )
     entry, labels, defaults = governed.entry, governed.labels, policy.defaults
+    tag = entry_tag(entry) if entry else DEFAULTS
     base_in = (
-        filters.ingress(entry.ingress)
+        filters.ingress(entry.ingress, tag)
         if entry and entry.ingress
         else verdict_filter(defaults.ingress)
     )
     base_out = (
-        filters.egress(entry.egress) if entry and entry.egress else verdict_filter(defaults.egress)
+        filters.egress(entry.egress, tag)
+        if entry and entry.egress
+        else verdict_filter(defaults.egress)
     )
-    label_in = ingress_filter(labels.ingress) if labels.ingress else None
-    label_out = egress_filter(labels.egress) if labels.egress else None
+    label_in = ingress_filter(labels.ingress, label_tag(key)) if labels.ingress else None
+    label_out = egress_filter(labels.egress, label_tag(key)) if labels.egress else None
     container = governed.container
     return Guard(
         key,
@@ -306,5 +335,6 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
         isolate_peers=policy.defaults.peers == "deny",
         peers=peer_allows(governed, state) if policy.defaults.peers == "deny" else (),
         host_interfaces=state.interfaces,
+        log=drop_log(policy.log),
     )
     return Compiled(ruleset, tuple(held + unused), tuple(held))

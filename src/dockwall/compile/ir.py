@@ -63,9 +63,45 @@ class Allow:
 
 @dataclass(frozen=True)
 class Filter:
-    """Allow what a rule matches, drop every other new connection."""
+    """Allow what a rule matches, drop every other new connection.
+
+    `tag` names the policy entry that speaks for the drop (see compile/origin.py); it
+    travels into the kernel as the NFLOG prefix, so a logged drop maps back to the
+    line of the policy, the label or the defaults that denied it.
+    """
 
     allows: tuple[Allow, ...] = ()
+    tag: str = ""
+
+
+@dataclass(frozen=True)
+class LogLimit:
+    """One direction's kernel bucket for drop records: `count` per `unit`, bursts up to
+    `burst`. The unit is the largest one in which the count is whole (60/minute is
+    1/second), which is how both iptables-save and nft print a rate back."""
+
+    count: int
+    unit: Literal["second", "minute", "hour", "day"]
+    burst: int
+
+
+@dataclass(frozen=True)
+class DropLog:
+    """How drops of new connections are logged: NFLOG group, bytes of each packet copied
+    (`snaplen`, enough for the headers), and a bucket per direction (None: not logged).
+    Rule counters still count every drop; the log is a rate-limited sample of them."""
+
+    group: int
+    ingress: LogLimit | None
+    egress: LogLimit | None
+    peers: LogLimit | None
+    snaplen: int = 128
+
+    def limit(self, direction: LogDirection) -> LogLimit | None:
+        return {"ingress": self.ingress, "egress": self.egress, "peers": self.peers}[direction]
+
+
+LogDirection = Literal["ingress", "egress", "peers"]
 
 
 @dataclass(frozen=True)
@@ -121,6 +157,7 @@ class Ruleset:
     isolate_peers: bool = False
     peers: tuple[PeerAllow, ...] = ()
     host_interfaces: tuple[str, ...] | None = None
+    log: DropLog | None = None
 
     @property
     def known_bridges(self) -> tuple[Bridge, ...]:

@@ -10,6 +10,7 @@ from pydantic import Field, field_validator, model_validator
 from dockwall.errors import Location
 from dockwall.policy.base import MappingModel
 from dockwall.policy.fields import Network
+from dockwall.policy.logging import LogPolicy
 from dockwall.policy.problems import choice, fail, shown
 from dockwall.policy.rules import (
     VERDICTS,
@@ -97,6 +98,7 @@ class Policy(MappingModel):
     backend: Literal["auto", "iptables", "nftables"] = "auto"
     defaults: Defaults = Defaults()
     labels: LabelPolicy = LabelPolicy()
+    log: LogPolicy = LogPolicy()
     containers: tuple[ContainerEntry, ...] = ()
 
     @classmethod

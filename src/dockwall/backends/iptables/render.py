@@ -10,10 +10,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dockwall.backends.iptables.droplog import log_rules
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
 from dockwall.backends.iptables.variant import Family
-from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset, plain_interface
+from dockwall.compile.ir import (
+    Allow,
+    DropLog,
+    Endpoint,
+    Filter,
+    Guard,
+    LogDirection,
+    PortMatch,
+    Ruleset,
+    plain_interface,
+)
 from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Bridge, Network
 
@@ -106,10 +117,12 @@ def set_rule(name: str, direction: str, port: str) -> str:
 
 
 def filter_rules(
-    filter_: Filter, family: Family, peer_flag: str, sets: dict[str, IpSet]
+    filter_: Filter, family: Family, peer_flag: str, sets: dict[str, IpSet], log: DropLog | None
 ) -> list[str]:
+    """What the filter allows returns; the rest is logged (rate-limited) and dropped."""
     rules = [r for allow in filter_.allows for r in allow_rules(allow, family, peer_flag, sets)]
-    return [*dict.fromkeys(rules), "-j DROP"]
+    direction: LogDirection = "ingress" if peer_flag == "-s" else "egress"
+    return [*dict.fromkeys(rules), *log_rules(log, direction, filter_.tag), "-j DROP"]
 
 
 def filter_target(
@@ -120,6 +133,7 @@ def filter_target(
     family: Family,
     direction: str,
     owner: Guard,
+    log: DropLog | None,
 ) -> str | None:
     """goto the filter's chain, so its RETURN ends our part of FORWARD for this packet;
     None when the direction is not restricted. The chain is made once per filter object
@@ -130,7 +144,8 @@ def filter_target(
     if id(filter_) not in names:
         chain = f"{CHAIN_PREFIX}{direction}-{owner.key}"
         names[id(filter_)] = chain
-        chains[chain] = filter_rules(filter_, family, "-s" if direction == "I" else "-d", sets)
+        peer_flag = "-s" if direction == "I" else "-d"
+        chains[chain] = filter_rules(filter_, family, peer_flag, sets, log)
     return f"-g {names[id(filter_)]}"
 
 
@@ -162,8 +177,9 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
         mine = [e for e in guard.endpoints if e.address.version == version(family)]
         if not mine:
             continue
-        ingress = filter_target(chains, sets, names, guard.ingress, family, "I", guard)
-        egress = filter_target(chains, sets, names, guard.egress, family, "E", guard)
+        log = ruleset.log
+        ingress = filter_target(chains, sets, names, guard.ingress, family, "I", guard, log)
+        egress = filter_target(chains, sets, names, guard.egress, family, "E", guard, log)
         for endpoint in mine:
             if ingress or ruleset.default_ingress is not None:
                 chains[FORWARD].append(ingress_dispatch(endpoint, ingress or "-j RETURN"))
@@ -192,7 +208,7 @@ def add_peers(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) ->
         pair = f"-s {single(allow.source)} -d {single(allow.destination)} "
         ports = [proto_match(p, family, original=False) + " " for p in allow.ports] or [""]
         rules += [f"{pair}{port}-j RETURN" for port in ports]
-    chains[PEERS] = [*dict.fromkeys(rules), "-j DROP"]
+    chains[PEERS] = [*dict.fromkeys(rules), *log_rules(ruleset.log, "peers", "d"), "-j DROP"]
     for bridge in ruleset.known_bridges:
         chains[FORWARD].append(f"-i {bridge.interface} -o {bridge.interface} -g {PEERS}")
 
@@ -206,9 +222,9 @@ def add_defaults(
     too (`add_unseen`), so a Docker network created while no agent was running is never
     open, whatever its bridge is called, not even for a moment."""
     if ruleset.default_ingress is not None:
-        chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s", sets)
+        chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s", sets, ruleset.log)
     if ruleset.default_egress is not None:
-        chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d", sets)
+        chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d", sets, ruleset.log)
     hosts = ruleset.plain_host_interfaces
     fallback = (Bridge("", DOCKER_BRIDGES),) if hosts is None else ()
     for bridge in (*ruleset.known_bridges, *fallback):
