@@ -15,7 +15,7 @@ real packets. Semantics every backend must keep:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from dockwall.model.state import Address, Bridge, Network
@@ -67,11 +67,12 @@ class Filter:
 
     `tag` names the policy entry that speaks for the drop (see compile/origin.py); it
     travels into the kernel as the NFLOG prefix, so a logged drop maps back to the
-    line of the policy, the label or the defaults that denied it.
+    line of the policy, the label or the defaults that denied it. It says where a rule
+    came from, not what it allows, so it takes no part in comparing filters.
     """
 
     allows: tuple[Allow, ...] = ()
-    tag: str = ""
+    tag: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
