@@ -7,7 +7,7 @@ import sys
 import typer
 from rich.markup import escape
 
-from dockwall.commands import agent, check, export, logs, policy, status, units
+from dockwall.commands import agent, check, export, graph, logs, policy, status, units
 from dockwall.errors import DockwallError
 from dockwall.explain.cli import register as register_explain
 from dockwall.lab.cli import app as lab_app
@@ -31,6 +31,7 @@ app.command(help=check.HELP)(check.check)
 app.command()(policy.reset)
 app.command()(agent.agent)
 app.command()(logs.logs)
+app.command()(graph.graph)
 app.command()(units.install_units)
 app.command()(export.export)
 app.add_typer(lab_app, name="lab")
