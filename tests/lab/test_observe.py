@@ -8,7 +8,11 @@ reaches the journal is printed (run with -s) and measured in bench/bench_nflog.p
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import signal
 import sys
 import time
 from collections.abc import Iterator
@@ -16,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from dockwall.backends.base import RuleCounter
 from dockwall.lab import topology as t
@@ -29,8 +34,10 @@ from .agent_helpers import (
     EVENT_BOUND,
     OTHER_V4,
     OTHER_V6,
+    AgentProcess,
     Agents,
     LabCli,
+    host_runner,
     remove_container,
     run_container,
     wait_until,
@@ -231,3 +238,130 @@ def test_drops_are_named_in_the_log(cli: LabCli, agents: Agents, backend: str) -
     check_recreated(cli.lab, cli)
     check_flood(cli.lab, cli, backend)
     assert agent.alive(), agent.log()
+
+
+TOKEN = "lab-token-0123456789abcdef"
+HOSTILE = {
+    "com.docker.compose.project": "<script>window.pwned=1</script>",
+    "com.docker.compose.service": "<img src=x onerror=window.pwned=2>",
+}
+DRIVER = str(Path(__file__).resolve().parent / "page_driver.py")
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def start_observed(agents: Agents, cli: LabCli, backend: str, *extra: str) -> AgentProcess:
+    """An agent with extra options (a listener), stopped with the others."""
+    log = cli.workdir / f"agent-{len(agents.started)}.log"
+    agent = AgentProcess(cli, cli.policy(POLICY), log, backend=backend)
+    argv = [sys.executable, "-m", "dockwall", "agent", "-f", str(agent.policy)]
+    argv += ["--backend", backend, *extra]
+    agent.pid = host_runner(cli.lab).spawn(argv, log_path=str(log))
+    agents.started.append(agent)
+    return agent
+
+
+def fetch(runner: SubprocessRunner, url: str, token: str | None = None) -> tuple[int, str]:
+    """(status, body) of a GET made inside `runner`'s namespace."""
+    code = (
+        "import sys, urllib.request, urllib.error\n"
+        "h = {'Authorization': 'Bearer ' + sys.argv[2]} if sys.argv[2] else {}\n"
+        "try:\n"
+        "    r = urllib.request.urlopen(urllib.request.Request(sys.argv[1], headers=h), timeout=10)\n"
+        "    print(r.status); sys.stdout.write(r.read().decode())\n"
+        "except urllib.error.HTTPError as e:\n"
+        "    print(e.code)\n"
+    )
+    out = runner.run([sys.executable, "-c", code, url, token or ""], timeout=60).stdout
+    status, _, body = out.partition("\n")
+    return int(status), body
+
+
+def check_metrics(cli: LabCli, backend: str, runner: SubprocessRunner, url: str,
+                  token: str | None = None) -> None:  # fmt: skip
+    """/metrics parses with prometheus_client's parser and agrees with `status --json`."""
+    status, body = fetch(runner, url, token)
+    assert status == 200, body
+    families = {f.name: f for f in text_string_to_metric_families(body)}
+    report = json.loads(cli.run("status", "--json", "--backend", backend).stdout)
+    totals = chain_totals([RuleCounter(**c) for c in report["counters"]])
+    for direction in ("ingress", "egress", "peers"):
+        scraped = sum(
+            s.value
+            for s in families["dockwall_dropped_packets"].samples
+            if s.name == "dockwall_dropped_packets_total" and s.labels["direction"] == direction
+        )
+        kernel = sum(c.dropped_packets for c in totals if c.direction == direction)
+        assert scraped == kernel, f"{direction}: /metrics {scraped}, status --json {kernel}"
+    entries = {s.labels["entry"] for s in families["dockwall_dropped_packets"].samples}
+    assert f"policy.yaml:{WEB_LINE}" in entries and "defaults" in entries, entries
+    assert families["dockwall_docker_connected"].samples[0].value == 1
+
+
+def check_page(lab: Lab, cli: LabCli) -> None:
+    """Headless Chromium shows the containers, a hostile label as text, a live drop."""
+    run_container(lab, "evil", labels=HOSTILE)
+    ready = cli.workdir / "page-ready"
+    shot = cli.workdir / "page.png"
+    out = cli.workdir / "driver.log"
+    marker = "192.0.2.7"
+    argv = [sys.executable, DRIVER, "http://127.0.0.1:9771/", str(ready), str(shot), marker]
+    pid = host_runner(lab).spawn(argv, log_path=str(out))
+    try:
+        assert wait_until(ready.exists, 2 * EVENT_BOUND) is not None, out.read_text()
+        prober = Prober(lab, timeout=1.0)
+        for _ in range(5):
+            prober.run(
+                netns_path(lab.names.inet_ns), [Probe(t.HOST_UPLINK_V4, 5432, "tcp", marker)]
+            )
+            if wait_until(lambda: not Path(f"/proc/{pid}").exists(), 5) is not None:
+                break
+        wait_until(lambda: not Path(f"/proc/{pid}").exists(), 2 * EVENT_BOUND)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        remove_container(lab, "evil")
+    lines = [line for line in out.read_text().splitlines() if line.startswith("{")]
+    assert lines, out.read_text()
+    seen = json.loads(lines[-1])
+    assert seen["listed"] and seen["live"], seen
+    assert any(row.startswith("web") for row in seen["containers"]), seen
+    assert any("<script>window.pwned=1</script>" in row for row in seen["containers"]), seen
+    assert seen["scripts"] == 0 and seen["pwned"] is None, "a label's markup must stay text"
+    assert seen["graph"] > 0, "the picture loaded"
+    DOCS.mkdir(exist_ok=True)
+    shutil.copyfile(shot, DOCS / "page.png")
+
+
+@pytest.mark.timeout(300)
+def test_metrics_and_page_on_loopback(cli: LabCli, agents: Agents) -> None:
+    agent = start_observed(agents, cli, "iptables")
+    agent.wait_ready()
+    prober = Prober(lab=cli.lab, timeout=1.0)
+    probe_all(cli.lab, prober)
+    wait_for(cli, 0, [{"direction": "ingress", "container": "web"}])
+    check_metrics(cli, "iptables", host_runner(cli.lab), "http://127.0.0.1:9771/metrics")
+    check_page(cli.lab, cli)
+
+
+@pytest.mark.timeout(300)
+def test_remote_listener_needs_its_token(cli: LabCli, agents: Agents) -> None:
+    token_file = cli.workdir / "token"
+    token_file.write_text(TOKEN + "\n")
+    listen = f"{t.HOST_UPLINK_V4}:9771"
+    refused = cli.run("agent", "-f", str(cli.policy(POLICY)), "--metrics-listen", listen,
+                      check=False)  # fmt: skip
+    assert refused.returncode == 2 and "--metrics-allow-remote" in refused.stderr, refused
+    agent = start_observed(agents, cli, "nftables", "--metrics-listen", listen,
+                           "--metrics-allow-remote", "--metrics-token-file", str(token_file))  # fmt: skip
+    agent.wait_ready()
+    assert "WARNING" in agent.log() and "bearer token" in agent.log(), agent.log()
+    inet = SubprocessRunner(netns=netns_path(cli.lab.names.inet_ns))
+    url = f"http://{t.HOST_UPLINK_V4}:9771"
+    for path in ("/metrics", "/", "/events", "/api/state", "/graph.svg"):
+        assert fetch(inet, url + path)[0] == 401, f"{path} without the token"
+    assert fetch(inet, url + "/metrics", "wrong-token-0123456789")[0] == 401
+    probe_all(cli.lab, Prober(cli.lab, timeout=1.0))
+    wait_for(cli, 0, [{"direction": "egress", "container": "web"}])
+    check_metrics(cli, "nftables", inet, url + "/metrics", TOKEN)

@@ -22,7 +22,7 @@ from dockwall.errors import DockwallError
 from dockwall.model.state import Container, HostState
 from dockwall.observe.counters import chain_totals
 from dockwall.observe.graph import build, svg
-from dockwall.observe.history import AddressHistory
+from dockwall.observe.history import COMPOSE_PROJECT, COMPOSE_SERVICE, AddressHistory
 from dockwall.observe.journal import Journal
 from dockwall.observe.metrics import AgentView, apply_histogram, chain_container, make_registry
 from dockwall.observe.service import DropLogService
@@ -90,6 +90,8 @@ def page_state(agent: Agent, service: DropLogService) -> dict[str, Any]:
         containers.append(
             {
                 "name": container.name,
+                "project": container.labels.get(COMPOSE_PROJECT),
+                "service": container.labels.get(COMPOSE_SERVICE),
                 "addresses": [str(a) for x in container.attachments for a in x.addresses],
                 "dropped": {"ingress": counts["ingress"], "egress": counts["egress"]},
                 "allowed": counts["allowed"],

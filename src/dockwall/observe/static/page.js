@@ -20,7 +20,8 @@ async function refresh() {
   for (const c of state.containers) {
     const row = document.createElement("tr");
     row.className = "container";
-    cell(row, c.name); cell(row, c.addresses.join(" "));
+    cell(row, c.project ? `${c.name} [${c.project}/${c.service || ""}]` : c.name);
+    cell(row, c.addresses.join(" "));
     cell(row, c.dropped.ingress); cell(row, c.dropped.egress); cell(row, c.allowed);
     body.appendChild(row);
   }
