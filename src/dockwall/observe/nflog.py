@@ -131,11 +131,19 @@ class NflogReader:
     """Bound to one group; `read` yields Records and Lost markers as they come.
 
     `copy` bytes of each packet are asked for (the rules' snaplen caps it anyway);
-    the kernel flushes a batch after `qthresh` records or `timeout_cs` hundredths of a
-    second, so a lone drop arrives within that timeout and a flood in batches.
+    the kernel flushes a batch after `qthresh` records, `timeout_cs` hundredths of a
+    second or `nlbufsiz` bytes, so a lone drop arrives within that timeout and a flood
+    in large batches (the default 4 KiB buffer holds only about 20 records).
     """
 
-    def __init__(self, group: int, copy: int = 128, qthresh: int = 32, timeout_cs: int = 5) -> None:
+    def __init__(
+        self,
+        group: int,
+        copy: int = 128,
+        qthresh: int = 64,
+        timeout_cs: int = 5,
+        nlbufsiz: int = 128 << 10,
+    ) -> None:
         self.group = group
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
@@ -148,6 +156,7 @@ class NflogReader:
             attribute(CFG_FLAGS, struct.pack("!H", FLAG_SEQ)),
             attribute(CFG_QTHRESH, struct.pack("!I", qthresh)),
             attribute(CFG_TIMEOUT, struct.pack("!I", timeout_cs)),
+            attribute(CFG_NLBUFSIZ, struct.pack("!I", nlbufsiz)),
         )
 
     def configure(self, *attrs: bytes) -> None:
