@@ -295,6 +295,9 @@ def check_metrics(cli: LabCli, backend: str, runner: SubprocessRunner, url: str,
     entries = {s.labels["entry"] for s in families["dockwall_dropped_packets"].samples}
     assert f"policy.yaml:{WEB_LINE}" in entries and "defaults" in entries, entries
     assert families["dockwall_docker_connected"].samples[0].value == 1
+    applies = families["dockwall_apply_duration_seconds"].samples
+    assert any(x.name.endswith("_count") and x.value >= 1 for x in applies), applies
+    assert "dockwall_event_to_enforced_seconds" in families
 
 
 def check_page(lab: Lab, cli: LabCli) -> None:

@@ -105,6 +105,7 @@ class Agent:
         self.selected: Selected | None = None
         self.warned: set[str] = set()
         self.after_apply: list[AfterApply] = []
+        self.burst_started: float | None = None  # monotonic time of the burst's first event
 
     def run(self, stop: threading.Event) -> None:
         """Connect, resync, follow; on any disconnect, back off and start over."""
@@ -178,7 +179,9 @@ class Agent:
                     continue
             if pending or bridges_changed:
                 self.refresh(reader, pending, bridges_changed)
+                self.burst_started = first
                 self.reconcile(f"{len(pending)} container event(s)")
+                self.burst_started = None
                 pending, bridges_changed = set(), False
             if now >= next_drift:
                 if self.read_interfaces() != self.interfaces:

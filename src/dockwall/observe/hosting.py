@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -24,7 +25,13 @@ from dockwall.observe.counters import chain_totals
 from dockwall.observe.graph import build, svg
 from dockwall.observe.history import COMPOSE_PROJECT, COMPOSE_SERVICE, AddressHistory
 from dockwall.observe.journal import Journal
-from dockwall.observe.metrics import AgentView, apply_histogram, chain_container, make_registry
+from dockwall.observe.metrics import (
+    AgentView,
+    apply_histogram,
+    chain_container,
+    event_histogram,
+    make_registry,
+)
 from dockwall.observe.service import DropLogService
 from dockwall.observe.web import Site, is_loopback, serve
 from dockwall.statefile import run_dir
@@ -123,10 +130,13 @@ def start_web(
     )
     registry = make_registry(view)
     durations: Histogram = apply_histogram(registry)
+    latency: Histogram = event_histogram(registry)
 
     def timed(ruleset: Ruleset, containers: list[Container], selected: Selected) -> None:
         if agent.stats.last_reconcile_ms is not None:
             durations.observe(agent.stats.last_reconcile_ms / 1000)
+        if agent.burst_started is not None:
+            latency.observe(time.monotonic() - agent.burst_started)
 
     agent.after_apply.append(timed)
     site = Site(registry, lambda: page_state(agent, service), lambda: page_svg(agent), token)

@@ -153,6 +153,15 @@ def apply_histogram(registry: CollectorRegistry) -> Histogram:
     )
 
 
+def event_histogram(registry: CollectorRegistry) -> Histogram:
+    return Histogram(
+        "dockwall_event_to_enforced_seconds",
+        "Time from the first Docker event of a burst to its rules being in force.",
+        buckets=APPLY_BUCKETS,
+        registry=registry,
+    )
+
+
 def make_registry(view: AgentView, extra_collectors: Iterable[Collector] = ()) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DockwallCollector(view))
