@@ -84,7 +84,9 @@ def live_counters(agent: Agent) -> list[RuleCounter]:
 
 
 def page_state(agent: Agent, service: DropLogService) -> dict[str, Any]:
-    """The containers with their counters, for the page (all values plain data)."""
+    """The containers with their counters, for the page (all values plain data). A
+    container held only by the bridge-wide defaults has no counters of its own (None):
+    the kernel counts those drops per bridge, in the defaults' chains."""
     per: dict[str, dict[str, int]] = {}
     for chain in chain_totals(live_counters(agent)):
         name = chain_container(chain, service.history)
@@ -93,18 +95,21 @@ def page_state(agent: Agent, service: DropLogService) -> dict[str, Any]:
         found["allowed"] += chain.allowed
     containers = []
     for container in sorted(agent.containers.values(), key=lambda c: c.name):
-        counts = per.get(container.name, {"ingress": 0, "egress": 0, "allowed": 0})
+        counts = per.get(container.name)
         containers.append(
             {
                 "name": container.name,
                 "project": container.labels.get(COMPOSE_PROJECT),
                 "service": container.labels.get(COMPOSE_SERVICE),
                 "addresses": [str(a) for x in container.attachments for a in x.addresses],
-                "dropped": {"ingress": counts["ingress"], "egress": counts["egress"]},
-                "allowed": counts["allowed"],
+                "dropped": {"ingress": counts["ingress"], "egress": counts["egress"]}
+                if counts
+                else None,
+                "allowed": counts["allowed"] if counts else None,
             }
         )
-    return {"backend": agent.stats.backend, "containers": containers}
+    defaults = per.get("", {"ingress": 0, "egress": 0, "peers": 0})
+    return {"backend": agent.stats.backend, "containers": containers, "defaults": defaults}
 
 
 def page_svg(agent: Agent) -> str:

@@ -14,7 +14,10 @@ async function refresh() {
   const response = await fetch("/api/state", { headers });
   if (!response.ok) { document.getElementById("status").textContent = `error ${response.status}`; return; }
   const state = await response.json();
-  document.getElementById("status").textContent = `backend ${state.backend || "none"}, ${state.containers.length} containers`;
+  const held = state.defaults || {};
+  document.getElementById("status").textContent = `backend ${state.backend || "none"}, ` +
+    `${state.containers.length} containers; defaults dropped ${held.ingress || 0} in, ` +
+    `${held.egress || 0} out, ${held.peers || 0} between peers`;
   const body = document.querySelector("#containers tbody");
   body.replaceChildren();
   for (const c of state.containers) {
@@ -22,7 +25,8 @@ async function refresh() {
     row.className = "container";
     cell(row, c.project ? `${c.name} [${c.project}/${c.service || ""}]` : c.name);
     cell(row, c.addresses.join(" "));
-    cell(row, c.dropped.ingress); cell(row, c.dropped.egress); cell(row, c.allowed);
+    if (c.dropped) { cell(row, c.dropped.ingress); cell(row, c.dropped.egress); cell(row, c.allowed); }
+    else { cell(row, "defaults"); cell(row, "defaults"); cell(row, ""); }
     body.appendChild(row);
   }
   document.getElementById("graph-img").src = withToken("/graph.svg") + (token ? "&" : "?") + "t=" + Date.now();
