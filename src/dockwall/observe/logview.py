@@ -74,8 +74,8 @@ def columns(entry: dict[str, Any]) -> list[str]:
     project = entry.get("project")
     if project:
         container += f" [{project}/{entry.get('service') or ''}]"
-    remote = endpoint(entry.get("remote"), entry.get("port"))
+    remote = f"{endpoint(entry.get('remote'), entry.get('port'))}/{entry.get('proto')}"
     if entry.get("remote_container"):
         remote += f" ({entry['remote_container']})"
     direction = str(entry.get("direction", "")).upper()
-    return [stamp, direction, container, f"{remote}/{entry.get('proto')}", str(entry.get("policy"))]
+    return [stamp, direction, container, remote, str(entry.get("policy"))]
