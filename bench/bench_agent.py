@@ -31,6 +31,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dockwall.agent.loop import Agent, AgentConfig
+from dockwall.agent.source import docker_session
 from dockwall.engine import default_engine
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
@@ -204,7 +205,8 @@ def synthetic_child(count: int, policy_path: str) -> None:
             ports=(PublishedPort(30000 + i, 80, "tcp"),),
         )
 
-    agent = Agent(AgentConfig(Path(policy_path), "iptables"), default_engine("iptables"), print)
+    engine = default_engine("iptables")
+    agent = Agent(AgentConfig(Path(policy_path)), engine, print, connect=docker_session)
     agent.bridges = {"bridge": bridge}
     agent.containers = {c.id: c for c in map(container, range(count))}
     started = time.perf_counter()

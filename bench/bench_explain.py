@@ -25,11 +25,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dockwall.explain.endpoints import start
+from dockwall.explain.host import LiveContainer, LiveHost
 from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
-from dockwall.explain.iptables_parse import clear_memo, parse_iptables_save
-from dockwall.explain.ruleset import Ruleset
+from dockwall.explain.iptables.parse import clear_memo, parse_iptables_save
+from dockwall.explain.live_ruleset import LiveRuleset
 from dockwall.explain.simulate import explain_connection
-from dockwall.explain.state import Container, HostState
 
 DATA = Path(__file__).parent.parent / "tests" / "unit" / "data" / "rulesets" / "docker20-lab"
 RUNS = 15
@@ -94,11 +94,11 @@ def timed(stage: str, action: Callable[[], object], *, gc_on: bool, runs: int) -
 def measure(count: int = RULES, runs: int = RUNS) -> tuple[int, list[Row]]:
     text = ruleset_text(count)
     net = host_net()
-    web = Container("web", {4: (0xAC110002,), 6: ()})
+    web = LiveContainer("web", {4: (0xAC110002,), 6: ()})
 
-    def state(lazy: bool) -> HostState:
-        return HostState(
-            Ruleset(parse_iptables_save(text, 4, "iptables-nft", lazy=lazy)), net, [web]
+    def state(lazy: bool) -> LiveHost:
+        return LiveHost(
+            LiveRuleset(parse_iptables_save(text, 4, "iptables-nft", lazy=lazy)), net, [web]
         )
 
     def explain_once() -> object:

@@ -89,6 +89,6 @@ def iptables_backend(bench: BenchLab, entries: int) -> Setup | None:
         return None
     backend = IptablesBackend(bench.lab.host)
     rules = ruleset(bench, entries)
-    payload = "".join(step.payload for step in backend.plan(rules).transactions)
+    payload = "".join(step.payload for step in backend.plan(rules).transaction.rules)
     mode = "ipset" if "--match-set" in payload or "-m set" in payload else "no ipset"
     return backend_setup(f"iptables backend ({mode})", backend, rules)

@@ -7,10 +7,20 @@ import sys
 import typer
 from rich.markup import escape
 
-from dockwall.commands import agent, check, export, graph, logs, policy, status, units
+from dockwall.commands import (
+    agent,
+    audit,
+    check,
+    explain,
+    export,
+    graph,
+    lab,
+    logs,
+    policy,
+    status,
+    units,
+)
 from dockwall.errors import DockwallError
-from dockwall.explain.cli import register as register_explain
-from dockwall.lab.cli import app as lab_app
 from dockwall.terminal import make_console
 
 app = typer.Typer(
@@ -34,8 +44,9 @@ app.command()(logs.logs)
 app.command()(graph.graph)
 app.command()(units.install_units)
 app.command()(export.export)
-app.add_typer(lab_app, name="lab")
-register_explain(app)
+app.command()(explain.explain)
+app.command()(audit.audit)
+app.add_typer(lab.app, name="lab")
 err_console = make_console(stderr=True)
 
 

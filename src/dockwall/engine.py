@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
 
 from dockwall.backends.base import Backend, Plan
 from dockwall.backends.iptables import IptablesBackend
@@ -23,6 +22,7 @@ from dockwall.compile.ir import Ruleset
 from dockwall.errors import DockwallError
 from dockwall.model.state import HostState
 from dockwall.policy import Policy, read_policy
+from dockwall.policy.model import BACKENDS, BackendChoice
 from dockwall.runner import Runner, SubprocessRunner
 from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import connect, read_state
@@ -41,7 +41,6 @@ from dockwall.statefile import (
     state_dir,
 )
 
-BackendChoice = Literal["auto", "iptables", "nftables"]
 DEFAULT_POLICY = Path("/etc/dockwall/policy.yaml")
 
 
@@ -237,19 +236,23 @@ class Engine:
             note = "restored the last applied rules"
         return Booted(selected, plans, note)
 
-    def reset_plans(self) -> list[Plan]:
-        selected = self.selected()
+    def reset_plans(self, selected: Selected | None = None) -> list[Plan]:
+        """Every backend's, whichever is chosen: reset removes all that dockwall added."""
+        selected = selected or self.selected()
         return [b.plan_reset() for b in (selected.backend, *selected.others) if b.installed()]
 
     def reset(self) -> list[Plan]:
-        plans = self.reset_plans()
+        """The backend is detected once (several subprocesses) for the plans and the load."""
+        selected = self.selected()
+        plans = self.reset_plans(selected)
         with signals_deferred():
-            self.load(self.selected(), plans)
+            self.load(selected, plans)
             forget_applied()
         return plans
 
 
 def default_engine(choice: BackendChoice | None) -> Engine:
-    if choice not in (None, "auto", "iptables", "nftables"):
-        raise DockwallError(f"--backend {choice}: expected auto, iptables or nftables")
+    if choice is not None and choice not in BACKENDS:
+        expected = ", ".join(BACKENDS[:-1]) + f" or {BACKENDS[-1]}"
+        raise DockwallError(f"--backend {choice}: expected {expected}")
     return Engine(SubprocessRunner(), choice)

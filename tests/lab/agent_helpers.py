@@ -21,9 +21,9 @@ from typing import Any
 
 from docker.errors import NotFound
 
+from dockwall.backends.iptables.live import parse_filter
 from dockwall.backends.iptables.ownership import MARK
 from dockwall.backends.iptables.ownership import PREFIX as CHAIN_PREFIX
-from dockwall.backends.iptables.ruleset import parse_filter
 from dockwall.lab import topology as t
 from dockwall.lab.lab import SAMPLES, Lab
 from dockwall.lab.probe import Probe

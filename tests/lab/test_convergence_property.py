@@ -30,9 +30,10 @@ from hypothesis import HealthCheck, Phase, given, seed, settings
 
 from dockwall.backends.base import Plan
 from dockwall.compile.compiler import compile_policy
-from dockwall.engine import BackendChoice, Engine, with_interfaces
+from dockwall.engine import Engine, with_interfaces
 from dockwall.lab.lab import Lab
 from dockwall.policy import load_policy
+from dockwall.policy.model import BackendChoice
 from dockwall.sources.docker_state import read_state
 from tests.conftest import lab_name, own_lab
 

@@ -353,7 +353,7 @@ def test_a_large_table_loads_as_a_script_and_reads_back_in_sync(
         guards.append(Guard(f"k{i}", f"c{i}", "test", (endpoint,), Filter(allows), Filter(allows)))
     rules = Ruleset((bridge,), tuple(guards), Filter(), None)
     plan = backend.plan(rules)
-    [step] = plan.transactions
+    [step] = plan.transaction.rules
     assert step.argv == ("nft", "-f", "-")
     backend.apply(plan)
     assert backend.plan(rules).in_sync

@@ -22,7 +22,8 @@ def agent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Agent, list[
     path.write_text(GOOD)
     logged: list[str] = []
     config = AgentConfig(path, max_policy_bytes=4096)
-    return Agent(config, engine=None, log=logged.append), logged, path  # type: ignore[arg-type]
+    agent = Agent(config, engine=None, log=logged.append, connect=None)  # type: ignore[arg-type]
+    return agent, logged, path
 
 
 def reload_on_a_thread(agent: Agent) -> bool:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import replace
 
 from dockwall.audit.live import audit_host, conntrack_full, conntrack_timeout
-from dockwall.explain.iptables_parse import parse_iptables_save
-from dockwall.explain.ruleset import Ruleset
+from dockwall.explain.iptables.parse import parse_iptables_save
+from dockwall.explain.live_ruleset import LiveRuleset
 from tests.unit.test_explain_simulate import lab_state
 
 
@@ -52,14 +52,14 @@ def test_legacy_rules_next_to_nft_docker() -> None:
         4,
         "iptables-legacy",
     )
-    state.ruleset = Ruleset(state.ruleset.tables + legacy)
+    state.ruleset = LiveRuleset(state.ruleset.tables + legacy)
     state.rule_sources = {"iptables-nft": 60, "iptables-legacy": 1}
     assert "iptables-variant-mismatch" in codes(audit_host(state))
 
 
 def test_docker_without_iptables_and_full_conntrack() -> None:
     state = lab_state()
-    state.ruleset = Ruleset([])
+    state.ruleset = LiveRuleset([])
     state.conntrack = (260000, 262144)
     found = codes(audit_host(replace(state)))
     assert {"docker-iptables-disabled", "conntrack-near-full"} <= found

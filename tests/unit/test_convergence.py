@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from dockwall.backends.iptables.backend import chain_changes
 from dockwall.backends.iptables.canonical import canonical
+from dockwall.backends.iptables.live import parse_filter
 from dockwall.backends.iptables.render import render as render_iptables
-from dockwall.backends.iptables.ruleset import parse_filter
 from dockwall.backends.nftables.describe import rule_text
 from dockwall.backends.nftables.render import render as render_nft
 from dockwall.backends.nftables.view import table_view

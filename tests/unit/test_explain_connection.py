@@ -9,11 +9,11 @@ import pytest
 
 from dockwall.errors import DockwallError
 from dockwall.explain.connection import Connection, connection
-from dockwall.explain.nft_parse import reject_action
-from dockwall.explain.nft_render import render_statement
-from dockwall.explain.render import to_json
+from dockwall.explain.host import LiveHost
+from dockwall.explain.nft.parse import reject_action
+from dockwall.explain.nft.printer import show_statement
+from dockwall.explain.output import to_json
 from dockwall.explain.sockets import Listener, parse_ss
-from dockwall.explain.state import HostState
 
 from .test_explain_simulate import explain, lab_state
 
@@ -22,7 +22,7 @@ PROXY = 'tcp LISTEN 0 4096 0.0.0.0:8080 0.0.0.0:* users:(("docker-proxy",pid=7,f
 WEB = "tcp LISTEN 0 128 0.0.0.0:80 0.0.0.0:* ino:3 sk:3 <->\n"
 
 
-def with_pids(state: HostState) -> HostState:
+def with_pids(state: LiveHost) -> LiveHost:
     state.containers = [replace(c, pid=100 + i) for i, c in enumerate(state.containers)]
     return state
 
@@ -32,7 +32,7 @@ def sockets(host: str = HOST + PROXY, web: str = WEB) -> dict[str | None, tuple[
 
 
 def answer(
-    state: HostState,
+    state: LiveHost,
     source: str,
     destination: str,
     tables: dict[str | None, tuple[Listener, ...]] | None = None,
@@ -167,8 +167,8 @@ def test_soft_icmp_reject_warns_that_udp_clients_do_not_hear_it() -> None:
 
 
 def test_nft_reject_reads_as_nft_lists_it() -> None:
-    assert render_statement({"reject": {"type": "tcp reset"}}) == "reject with tcp reset"
-    assert render_statement({"reject": {"type": "icmpx", "expr": "port-unreachable"}}) == (
+    assert show_statement({"reject": {"type": "tcp reset"}}) == "reject with tcp reset"
+    assert show_statement({"reject": {"type": "icmpx", "expr": "port-unreachable"}}) == (
         "reject with icmpx type port-unreachable"
     )
-    assert render_statement({"reject": None}) == "reject"
+    assert show_statement({"reject": None}) == "reject"

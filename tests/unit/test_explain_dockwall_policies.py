@@ -13,20 +13,20 @@ import pytest
 
 from dockwall.explain.addresses import parse_address
 from dockwall.explain.endpoints import start
+from dockwall.explain.host import LiveContainer, LiveHost, Published
 from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
-from dockwall.explain.iptables_parse import parse_iptables_save
-from dockwall.explain.nft_parse import parse_nft_json
-from dockwall.explain.ruleset import Ruleset
+from dockwall.explain.iptables.parse import parse_iptables_save
+from dockwall.explain.live_ruleset import LiveRuleset
+from dockwall.explain.nft.parse import parse_nft_json
 from dockwall.explain.simulate import explain_connection
-from dockwall.explain.state import Container, HostState, Published
 
 DATA = Path(__file__).parent / "data" / "rulesets" / "dockwall-lab"
 IPTABLES_NFT = {("ip", "filter"), ("ip", "nat"), ("ip6", "filter"), ("ip6", "nat")}
 POLICIES = ("ingress-allowlist", "default-deny-ingress", "egress-allowlist", "egress-deny")
 
 
-def container(name: str, v4: str, v6: str, *ports: Published) -> Container:
-    return Container(name, {4: (parse_address(v4)[1],), 6: (parse_address(v6)[1],)}, ports)
+def container(name: str, v4: str, v6: str, *ports: Published) -> LiveContainer:
+    return LiveContainer(name, {4: (parse_address(v4)[1],), 6: (parse_address(v6)[1],)}, ports)
 
 
 CONTAINERS = [
@@ -42,7 +42,7 @@ CONTAINERS = [
 ]
 
 
-def state(backend: str, policy: str) -> HostState:
+def state(backend: str, policy: str) -> LiveHost:
     def read(name: str) -> str:
         return (DATA / name).read_text()
 
@@ -55,10 +55,10 @@ def state(backend: str, policy: str) -> HostState:
         tables += parse_nft_json(read(f"nft-{policy}.json"), IPTABLES_NFT)
     routes = parse_routes(read("ip-route4.json"), 4) + parse_routes(read("ip-route6.json"), 6)
     net = HostNet(parse_addresses(read("ip-addr.json")), routes)
-    return HostState(Ruleset(tables), net, list(CONTAINERS))
+    return LiveHost(LiveRuleset(tables), net, list(CONTAINERS))
 
 
-def verdict(host: HostState, source: str, destination: str) -> str:
+def verdict(host: LiveHost, source: str, destination: str) -> str:
     begin = start(host, source, destination)
     result = explain_connection(host, begin.packet, begin.local_origin)
     assert result.verdict != "unknown", result.unknown

@@ -15,16 +15,16 @@ import pytest
 
 from dockwall.explain.addresses import parse_address
 from dockwall.explain.endpoints import start
+from dockwall.explain.host import LiveHost
 from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
-from dockwall.explain.ipsets import IpSets, parse_ipset_save
-from dockwall.explain.iptables_parse import parse_iptables_save
-from dockwall.explain.iptables_rule import clear_memo, fast_rule, parse_rule, token_rule
+from dockwall.explain.iptables.ipsets import LiveIpSets, parse_ipset_save
+from dockwall.explain.iptables.parse import parse_iptables_save
+from dockwall.explain.iptables.rule import clear_memo, fast_rule, parse_rule, token_rule
 from dockwall.explain.live import read_ipsets
-from dockwall.explain.model import Condition, SetMatch, Unsupported
+from dockwall.explain.live_ruleset import LiveRuleset
+from dockwall.explain.netfilter import Condition, SetMatch, Unsupported
 from dockwall.explain.packet import Packet, first_packet
-from dockwall.explain.ruleset import Ruleset
 from dockwall.explain.simulate import Explanation, explain_connection
-from dockwall.explain.state import HostState
 
 from .fakes import FakeRunner
 from .test_explain_dockwall_policies import CONTAINERS
@@ -87,7 +87,7 @@ def packet(version: int, proto: int, src: str, dst: str, dport: int | None = Non
 
 
 def lookup(
-    sets: IpSets, name: str, dirs: str, p: Packet, *, return_nomatch: bool = False
+    sets: LiveIpSets, name: str, dirs: str, p: Packet, *, return_nomatch: bool = False
 ) -> bool | None:
     directions: list[Literal["src", "dst"]] = [
         "src" if d == "src" else "dst" for d in dirs.split(",")
@@ -190,19 +190,19 @@ def test_read_ipsets_through_the_runner() -> None:
     assert lookup(missing, "ytest", "src", packet(4, TCP, "10.0.0.1", "1.1.1.1", 80)) is None
 
 
-def lab_state(ipsets: IpSets | None) -> HostState:
+def lab_state(ipsets: LiveIpSets | None) -> LiveHost:
     tables = parse_iptables_save((LAB / "iptables-save.txt").read_text(), 4, "iptables-nft")
     tables += parse_iptables_save((LAB / "ip6tables-save.txt").read_text(), 6, "iptables-nft")
     routes = parse_routes((LAB / "ip-route4.json").read_text(), 4)
     routes += parse_routes((LAB / "ip-route6.json").read_text(), 6)
     net = HostNet(parse_addresses((LAB / "ip-addr.json").read_text()), routes)
-    state = HostState(Ruleset(tables), net, list(CONTAINERS))
+    state = LiveHost(LiveRuleset(tables), net, list(CONTAINERS))
     if ipsets is not None:
         state.ipsets = ipsets
     return state
 
 
-def explained(state: HostState, source: str, destination: str) -> Explanation:
+def explained(state: LiveHost, source: str, destination: str) -> Explanation:
     begin = start(state, source, destination)
     return explain_connection(state, begin.packet, begin.local_origin)
 

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from dockwall.errors import DockwallError
-from dockwall.explain.iptables_parse import RulesetParseError, parse_iptables_save
-from dockwall.explain.iptables_rule import clear_memo, fast_rule, parse_rule, token_rule
-from dockwall.explain.model import Table
+from dockwall.explain.iptables.parse import RulesetParseError, parse_iptables_save
+from dockwall.explain.iptables.rule import clear_memo, fast_rule, parse_rule, token_rule
+from dockwall.explain.netfilter import Table
 
 DATA = Path(__file__).parent / "data" / "rulesets"
 SAVED = [

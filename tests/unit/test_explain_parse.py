@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from dockwall.explain.addresses import parse_address
-from dockwall.explain.iptables_parse import RulesetParseError, parse_iptables_save
-from dockwall.explain.model import (
+from dockwall.explain.iptables.parse import RulesetParseError, parse_iptables_save
+from dockwall.explain.netfilter import (
     CtPort,
     CtState,
     IcmpType,
@@ -21,7 +21,7 @@ from dockwall.explain.model import (
     Unsupported,
     Vmap,
 )
-from dockwall.explain.nft_parse import parse_nft_json
+from dockwall.explain.nft.parse import parse_nft_json
 
 DATA = Path(__file__).parent / "data" / "rulesets"
 

@@ -6,13 +6,13 @@ from pathlib import Path
 
 from dockwall.explain.addresses import parse_address
 from dockwall.explain.endpoints import start
+from dockwall.explain.host import LiveContainer, LiveHost, Published
 from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
-from dockwall.explain.iptables_parse import parse_iptables_save
-from dockwall.explain.model import Table
-from dockwall.explain.nft_parse import parse_nft_json
-from dockwall.explain.ruleset import Ruleset
+from dockwall.explain.iptables.parse import parse_iptables_save
+from dockwall.explain.live_ruleset import LiveRuleset
+from dockwall.explain.netfilter import Table
+from dockwall.explain.nft.parse import parse_nft_json
 from dockwall.explain.simulate import Explanation, explain_connection
-from dockwall.explain.state import Container, HostState, Published
 
 DATA = Path(__file__).parent / "data" / "rulesets"
 
@@ -33,9 +33,9 @@ def plain_net() -> HostNet:
     )
 
 
-def container(name: str, v4: str, v6: str | None = None, *ports: Published) -> Container:
+def container(name: str, v4: str, v6: str | None = None, *ports: Published) -> LiveContainer:
     addresses = {4: (parse_address(v4)[1],), 6: (parse_address(v6)[1],) if v6 else ()}
-    return Container(name, addresses, tuple(ports))
+    return LiveContainer(name, addresses, tuple(ports))
 
 
 LAB_CONTAINERS = [
@@ -45,7 +45,7 @@ LAB_CONTAINERS = [
 ]
 
 
-def lab_state(extra4: str = "", extra6: str = "") -> HostState:
+def lab_state(extra4: str = "", extra6: str = "") -> LiveHost:
     """The lab's Docker 20.10 ruleset, plus hand-written rules applied as with --noflush."""
     tables = parse_iptables_save(
         merge(read("docker20-lab/iptables-save.txt"), extra4), 4, "iptables-nft"
@@ -53,7 +53,7 @@ def lab_state(extra4: str = "", extra6: str = "") -> HostState:
     tables += parse_iptables_save(
         merge(read("docker20-lab/ip6tables-save.txt"), extra6), 6, "iptables-nft"
     )
-    return HostState(Ruleset(tables), lab_net(), list(LAB_CONTAINERS))
+    return LiveHost(LiveRuleset(tables), lab_net(), list(LAB_CONTAINERS))
 
 
 def merge(saved: str, extra: str) -> str:
@@ -73,7 +73,7 @@ def merge(saved: str, extra: str) -> str:
 
 
 def explain(
-    state: HostState, source: str, destination: str, family: int | None = None
+    state: LiveHost, source: str, destination: str, family: int | None = None
 ) -> Explanation:
     begin = start(state, source, destination, family)
     return explain_connection(state, begin.packet, begin.local_origin)
@@ -174,10 +174,10 @@ def test_isolation_between_bridges() -> None:
     assert explain(lab_state(), "container:worker", "container:db:5432/tcp").verdict == "accept"
 
 
-def docker28_state() -> HostState:
+def docker28_state() -> LiveHost:
     tables = parse_iptables_save(read("docker28/iptables-save.txt"), 4, "iptables-nft")
     web = container("web", "172.17.0.2")
-    return HostState(Ruleset(tables), plain_net(), [web])
+    return LiveHost(LiveRuleset(tables), plain_net(), [web])
 
 
 def test_docker28_published_port_and_egress() -> None:
@@ -193,9 +193,9 @@ def test_docker28_raw_table_drops_direct_access_to_container() -> None:
     assert any(s.where == "iptables raw PREROUTING" for s in result.path)
 
 
-def docker29_state() -> HostState:
+def docker29_state() -> LiveHost:
     tables: list[Table] = parse_nft_json(read("docker29-nft/nft.json"))
-    return HostState(Ruleset(tables), plain_net(), [container("web", "172.17.0.2")])
+    return LiveHost(LiveRuleset(tables), plain_net(), [container("web", "172.17.0.2")])
 
 
 def test_docker29_nftables_published_port_with_user_table() -> None:

@@ -7,9 +7,9 @@ from dataclasses import replace
 import pytest
 
 from dockwall.backends.iptables import IptablesBackend
+from dockwall.backends.iptables.detect import Family, Variant, detect
+from dockwall.backends.iptables.live import parse_filter
 from dockwall.backends.iptables.render import render
-from dockwall.backends.iptables.ruleset import parse_filter
-from dockwall.backends.iptables.variant import Family, Variant, detect
 from dockwall.compile.compiler import compile_policy
 from dockwall.compile.ir import Ruleset
 from dockwall.errors import CommandError
@@ -101,7 +101,7 @@ def test_plan_on_plain_docker_adds_chains_and_hooks_and_creates_v6_docker_user()
     backend = IptablesBackend(live_runner(DOCKER_V4, DOCKER_V6), NFT)
     plan = backend.plan(ruleset())
     assert not plan.in_sync
-    (v4, v6) = plan.transactions
+    (v4, v6) = plan.transaction.rules
     assert v4.argv == ("iptables-nft-restore", "--noflush")
     assert "-I DOCKER-USER 1 -m comment --comment dockwall -j DOCKWALL-FORWARD" in v4.payload
     assert "-I FORWARD 1" not in v4.payload, "Docker made DOCKER-USER for IPv4"
@@ -141,7 +141,7 @@ def test_hook_pushed_down_by_docker_is_moved_back_to_the_top() -> None:
     assert [(c.where, c.text) for c in plan.changes] == [
         ("INPUT", "-m comment --comment dockwall -j DOCKWALL-INPUT (moved back to first rule)")
     ]
-    payload = plan.transactions[0].payload
+    payload = plan.transaction.rules[0].payload
     assert "-D INPUT -m comment --comment dockwall -j DOCKWALL-INPUT\n" in payload
     assert "-I INPUT 1 -m comment --comment dockwall -j DOCKWALL-INPUT\n" in payload
 
@@ -167,7 +167,7 @@ def test_stale_chain_is_removed_and_diff_is_per_line() -> None:
         ("remove", "DOCKWALL-I-0123456789ab", "-m comment --comment dockwall-chain"),
         ("remove", "DOCKWALL-I-0123456789ab", "-j DROP"),
     ]
-    assert plan.transactions[0].payload.rstrip().endswith("-X DOCKWALL-I-0123456789ab\nCOMMIT")
+    assert plan.transaction.rules[0].payload.rstrip().endswith("-X DOCKWALL-I-0123456789ab\nCOMMIT")
 
 
 def test_reset_removes_only_marked_rules_and_our_chains() -> None:
@@ -176,7 +176,7 @@ def test_reset_removes_only_marked_rules_and_our_chains() -> None:
     )
     backend = IptablesBackend(live_runner(live, live_after_apply(ruleset(), "ipv6")), NFT)
     plan = backend.plan_reset()
-    v4, v6 = (t.payload for t in plan.transactions)
+    v4, v6 = (t.payload for t in plan.transaction.rules)
     assert "-D DOCKER-USER -m comment --comment dockwall -j DOCKWALL-FORWARD" in v4
     assert "10.9.9.9" not in v4, "someone else's rule stays"
     assert "-X DOCKER-USER" not in v4, "Docker's own DOCKER-USER stays"
@@ -293,7 +293,7 @@ def test_reset_keeps_docker_user_while_docker_jumps_to_it() -> None:
         "-A FORWARD -j DOCKER-USER\n-A FORWARD -o docker0 -m conntrack",
     )
     backend = IptablesBackend(live_runner(live_after_apply(ruleset(), "ipv4"), live6), NFT)
-    v6 = backend.plan_reset().transactions[1].payload
+    v6 = backend.plan_reset().transaction.rules[1].payload
     assert "-D FORWARD -m comment --comment dockwall -j DOCKER-USER" in v6
     assert "-X DOCKER-USER" not in v6
 

@@ -8,9 +8,11 @@ from dataclasses import replace
 import pytest
 
 from dockwall.backends.iptables import IptablesBackend, ipsets
-from dockwall.backends.iptables.ipsets import parse_save, set_for
+from dockwall.backends.iptables.basechains import BaseChains
+from dockwall.backends.iptables.detect import Family
+from dockwall.backends.iptables.ipsets import DestroySets, parse_save, set_for
 from dockwall.backends.iptables.render import render
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.transaction import Load, Transaction
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
 from dockwall.errors import CommandError
 from dockwall.model.state import Bridge, Network
@@ -151,14 +153,17 @@ def test_fresh_host_loads_sets_before_the_rules_that_name_them() -> None:
     backend = IptablesBackend(host.runner, NFT)
     plan = backend.plan(ruleset)
     [wanted] = render(ruleset, "ipv4").sets.values()
-    create, v4_load, v6_load = plan.transactions
-    assert create.argv == ("ipset", "-exist", "restore")
+    create, *prepare = plan.transaction.before
+    v4_load, v6_load = plan.transaction.rules
+    assert isinstance(create, Load) and create.argv == ("ipset", "-exist", "restore")
     assert create.payload.splitlines()[:3] == [
         f"create {wanted.name} hash:net family inet maxelem 65536",
         f"flush {wanted.name}",
         f"add {wanted.name} 198.18.0.0/32",
     ]
-    assert create.undo == f"destroy {wanted.name}\n"
+    assert prepare == [BaseChains("prepare", "ipv4"), BaseChains("prepare", "ipv6")]
+    assert plan.transaction.fail == (DestroySets((wanted.name,)),), "the new set, on failure"
+    assert plan.transaction.after == (BaseChains("tidy", "ipv4"), BaseChains("tidy", "ipv6"))
     assert f"--match-set {wanted.name} src" in v4_load.payload
     assert v6_load.argv[0] == "ip6tables-nft-restore"
     assert plan.changes[0].text == "(new set hash:net family inet, 9 entries)"
@@ -179,7 +184,7 @@ def test_plan_is_in_sync_when_rules_and_sets_are_live() -> None:
         live_after_apply(ruleset, "ipv4"), live_after_apply(ruleset, "ipv6"), ipset_save(*sets)
     )
     plan = IptablesBackend(host.runner, NFT).plan(ruleset)
-    assert plan.changes == () and plan.transactions == ()
+    assert plan.changes == () and plan.transaction == Transaction()
 
 
 def test_a_changed_list_is_a_new_set_and_the_old_one_goes_after_the_rules() -> None:
@@ -189,8 +194,11 @@ def test_a_changed_list_is_a_new_set_and_the_old_one_goes_after_the_rules() -> N
     host = Host(live_after_apply(old, "ipv4"), live_after_apply(old, "ipv6"), ipset_save(old_set))
     backend = IptablesBackend(host.runner, NFT)
     plan = backend.plan(new)
-    assert [t.argv[0] for t in plan.transactions] == ["ipset", "iptables-nft-restore", "ipset"]
-    assert plan.transactions[-1].payload == f"destroy {old_set.name}\n"
+    [create, prepare] = plan.transaction.before
+    assert isinstance(create, Load) and create.argv[0] == "ipset"
+    assert prepare == BaseChains("prepare", "ipv4"), "only the family that changes"
+    assert [t.argv[0] for t in plan.transaction.rules] == ["iptables-nft-restore"]
+    assert plan.transaction.after[0] == DestroySets((old_set.name,))
     lines = [(c.op, c.where, c.text) for c in plan.changes]
     assert lines[:2] == [
         ("add", f"ipset {new_set.name}", "(new set hash:net family inet, 10 entries)"),
@@ -215,12 +223,13 @@ def test_an_altered_set_is_refilled_under_a_temporary_name_and_swapped_in() -> N
         live_after_apply(ruleset, "ipv4"), live_after_apply(ruleset, "ipv6"), ipset_save(altered)
     )
     plan = IptablesBackend(host.runner, NFT).plan(ruleset)
-    [create] = plan.transactions
+    [create] = plan.transaction.before
+    assert isinstance(create, Load) and plan.transaction.rules == ()
     temp = f"{wanted.name}-t"
     payload = create.payload.splitlines()
     assert payload[0].startswith(f"create {temp} hash:net family inet")
     assert payload[-2:] == [f"swap {temp} {wanted.name}", f"destroy {temp}"]
-    assert create.undo is None, "a set rules may use is never destroyed by an undo"
+    assert plan.transaction.fail == (), "a set rules may use is never destroyed on failure"
     assert [(c.op, c.text) for c in plan.changes] == [
         ("add", "(set refilled hash:net family inet, 9 entries)"),
         ("add", wanted.members[-1]),
@@ -261,8 +270,7 @@ def test_reset_destroys_only_our_sets_after_the_rules_are_gone() -> None:
     )
     backend = IptablesBackend(host.runner, NFT)
     plan = backend.plan_reset()
-    assert [t.argv[0] for t in plan.transactions][-1] == "ipset"
-    assert plan.transactions[-1].payload == f"destroy {ours.name}\ndestroy {stale.name}\n"
+    assert plan.transaction.after[0] == DestroySets((ours.name, stale.name))
     assert "crowdsec" not in str(plan)
     backend.apply(plan)
     assert host.names == {"crowdsec-blacklists"}

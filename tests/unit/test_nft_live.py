@@ -19,6 +19,7 @@ from dockwall.backends.nftables.live import LIST_ARGV, listing_objects, rule_cou
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import render, table_objects
 from dockwall.backends.nftables.view import TableView, table_view
+from dockwall.backends.transaction import Transaction
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
 from dockwall.errors import CommandError, DockwallError
 from dockwall.model.state import Bridge
@@ -208,7 +209,7 @@ def test_plan_on_a_host_without_the_table_loads_everything_in_one_transaction() 
     assert plan.backend == "nftables"
     assert plan.changes[0].text == "table inet dockwall"
     assert all(c.op == "add" for c in plan.changes)
-    [step] = plan.transactions
+    [step] = plan.transaction.rules
     assert step.argv == ("nft", "-f", "-")
     assert step.payload.startswith(
         "add table inet dockwall\ndelete table inet dockwall\nadd table inet dockwall\n"
@@ -219,7 +220,7 @@ def test_plan_on_a_host_without_the_table_loads_everything_in_one_transaction() 
 def test_a_bridge_name_that_cannot_be_written_never_is() -> None:
     odd = Bridge("odd", 'br"0', (net("172.31.0.0/24"),))
     ruleset = replace(RULESET, bridges=(*RULESET.bridges, odd))
-    [step] = NftablesBackend(without_table()).plan(ruleset).transactions
+    [step] = NftablesBackend(without_table()).plan(ruleset).transaction.rules
     assert step.argv == ("nft", "-f", "-")
     assert 'br"0' not in step.payload
 
@@ -236,7 +237,7 @@ def test_what_the_script_cannot_say_safely_loads_as_json() -> None:
 def test_plan_against_an_identical_table_is_in_sync_and_loads_nothing() -> None:
     plan = NftablesBackend(with_table(LISTING)).plan(RULESET)
     assert plan.in_sync
-    assert plan.transactions == ()
+    assert plan.transaction == Transaction()
 
 
 def test_apply_feeds_each_transaction_to_nft() -> None:
@@ -244,7 +245,7 @@ def test_apply_feeds_each_transaction_to_nft() -> None:
     plan = backend.plan(RULESET)
     runner = FakeRunner()
     NftablesBackend(runner).apply(plan)
-    assert runner.calls == [(["nft", "-f", "-"], plan.transactions[0].payload)]
+    assert runner.calls == [(["nft", "-f", "-"], plan.transaction.rules[0].payload)]
 
 
 def test_reset_deletes_only_our_table_and_only_when_present() -> None:
@@ -252,7 +253,7 @@ def test_reset_deletes_only_our_table_and_only_when_present() -> None:
     plan = NftablesBackend(with_table(LISTING)).plan_reset()
     assert plan.changes[-1].text == "table inet dockwall"
     assert {c.op for c in plan.changes} == {"remove"}
-    [step] = plan.transactions
+    [step] = plan.transaction.rules
     table = {"table": {"family": "inet", "name": "dockwall"}}
     assert json.loads(step.payload) == {"nftables": [{"add": table}, {"delete": table}]}
 

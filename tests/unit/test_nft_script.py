@@ -109,7 +109,7 @@ jump egress
 
 def test_golden_script_of_a_fresh_host() -> None:
     """Declarations first, one line each, then every chain's rules in one block."""
-    [step] = NftablesBackend(without_table()).plan(RULESET).transactions
+    [step] = NftablesBackend(without_table()).plan(RULESET).transaction.rules
     assert step.argv == ("nft", "-f", "-")
     assert step.payload == SCRIPT
 

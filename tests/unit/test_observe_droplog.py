@@ -16,9 +16,9 @@ from dockwall.compile.compiler import compile_policy, log_limit
 from dockwall.compile.ir import DropLog, LogLimit
 from dockwall.compile.origin import describe_tag, log_prefix, parse_prefix
 from dockwall.errors import PolicyError
-from dockwall.explain.iptables_parse import parse_iptables_save
-from dockwall.explain.model import Continue, Drop
-from dockwall.explain.nft_parse import parse_nft_json
+from dockwall.explain.iptables.parse import parse_iptables_save
+from dockwall.explain.netfilter import Continue, Drop
+from dockwall.explain.nft.parse import parse_nft_json
 from dockwall.policy import parse_policy
 from dockwall.policy.logging import LogRate
 

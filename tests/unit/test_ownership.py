@@ -9,9 +9,9 @@ import pytest
 from dockwall.backends.iptables import ipsets
 from dockwall.backends.iptables.basechains import leftover_script, missing_script, parse_table
 from dockwall.backends.iptables.ipsets import LiveSet
+from dockwall.backends.iptables.live import parse_filter
 from dockwall.backends.iptables.ownership import OWNED, free_name, is_hook, ours, renamed
 from dockwall.backends.iptables.render import render
-from dockwall.backends.iptables.ruleset import parse_filter
 from dockwall.compile.ir import Endpoint, Filter, Guard, Ruleset, plain_interface
 from dockwall.errors import DockwallError
 from dockwall.model.state import Bridge

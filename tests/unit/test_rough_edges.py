@@ -16,9 +16,9 @@ from pathlib import Path
 
 from rich.console import Console
 
+from dockwall.commands.lab import ports_text, same_dockwall, status_table
 from dockwall.commands.status import live_lines, ruleset_rows
 from dockwall.compile.ir import Allow, Filter, Guard, PortMatch, Ruleset
-from dockwall.lab.cli import ports_text, same_dockwall, status_table
 from dockwall.model.state import Attachment, Container, PublishedPort
 
 # `:abcd:` and `:beef:` would be emoji codes to rich: addresses must come out as written.

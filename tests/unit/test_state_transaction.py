@@ -15,8 +15,9 @@ import pytest
 
 from dockwall.backends.base import Change, Plan
 from dockwall.compile.ir import Filter, Ruleset
-from dockwall.engine import BackendChoice, Engine, Selected
+from dockwall.engine import Engine, Selected
 from dockwall.errors import CommandError, DockwallError
+from dockwall.policy.model import BackendChoice
 from dockwall.statefile import (
     EXIT_STATE_NOT_SAVED,
     LAST_APPLIED,

@@ -3,15 +3,17 @@
 Correctness never depends on the agent being fast: the bridge-wide defaults hold every
 container the agent has not reconciled yet, and rules stay in the kernel when the agent
 stops. Speed only decides how soon a container gets the rules written for it.
+
+Docker, the firewall and the clock are given to the agent (`seams`), and when to act is
+decided by `timing.step`, so the loop is unit-tested without Docker or root.
 """
 
 from __future__ import annotations
 
 import os
-import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,29 +21,38 @@ from typing import Any
 
 from docker.errors import DockerException
 
-from dockwall.agent.events import Disconnected, Event, Item, start_pump
+from dockwall.agent import timing
+from dockwall.agent.events import Disconnected
+from dockwall.agent.seams import Clock, Connect, Firewall, Session, SystemClock
+from dockwall.agent.services import (
+    AfterApply,
+    Enforced,
+    Hosting,
+    Service,
+    notify,
+    start_services,
+    stop_services,
+)
+from dockwall.agent.timing import BACKOFF_START, LoopState, Timing
 from dockwall.backends.base import Plan
-from dockwall.compile.compiler import compile_policy
+from dockwall.compile.compiler import Compiled, compile_policy
 from dockwall.compile.ir import Ruleset
-from dockwall.engine import BackendChoice, Engine, Selected
+from dockwall.engine import Selected
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
 from dockwall.model.state import Bridge, Container, HostState
 from dockwall.policy import Policy, read_policy
-from dockwall.signals import signals_deferred
-from dockwall.sources.docker_state import DockerReader, connect
 from dockwall.sources.interfaces import host_interfaces
 from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
-AfterApply = Callable[[Ruleset, list[Container], Selected], None]
-STOP_POLL = 0.2  # seconds: a SIGTERM ends the agent within this (plus the work under way)
 
 
 @dataclass(frozen=True)
 class AgentConfig:
+    """The backend is not here: the Engine given to the agent carries `--backend`."""
+
     policy_path: Path
-    backend: BackendChoice | None = None
     debounce: float = 0.005
     max_delay: float = 0.2
     drift_interval: float = 1.0
@@ -87,10 +98,31 @@ class Stats:
 
 
 class Agent:
-    def __init__(self, config: AgentConfig, engine: Engine, log: Log) -> None:
+    """Keeps the firewall equal to the policy for the containers `connect` reports.
+
+    `engine` plans and applies (the Engine in production), `connect` opens a Docker
+    session, `clock` measures and sleeps; `services` run alongside the loop and
+    `after_apply` hooks hear of every ruleset put in force (see `services`)."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        engine: Firewall,
+        log: Log,
+        *,
+        connect: Connect,
+        clock: Clock | None = None,
+        services: Sequence[Service] = (),
+        after_apply: Sequence[AfterApply] = (),
+    ) -> None:
         self.config = config
+        self.timing = Timing(config.debounce, config.max_delay, config.drift_interval)
         self.engine = engine
         self.log = log
+        self.connect = connect
+        self.clock: Clock = clock or SystemClock()
+        self.services = tuple(services)
+        self.after_apply = tuple(after_apply)
         self.stats = Stats(policy=os.path.realpath(config.policy_path))
         self.policy_seen = file_version(config.policy_path)
         loaded = read_policy(config.policy_path, config.max_policy_bytes)
@@ -104,43 +136,48 @@ class Agent:
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
-        self.after_apply: list[AfterApply] = []
-        self.burst_started: float | None = None  # monotonic time of the burst's first event
+        self.burst_started: float | None = None  # clock.now() of the burst being enforced
 
     def run(self, stop: threading.Event) -> None:
-        """Connect, resync, follow; on any disconnect, back off and start over."""
+        """The services run for as long as the loop does, whatever ends it."""
         self.stop = stop
-        backoff = 0.2
+        started = start_services(self.services, Hosting(stop, self.log))
+        try:
+            self.follow_docker(stop)
+        finally:
+            stop_services(started, self.log)
+
+    def follow_docker(self, stop: threading.Event) -> None:
+        """Connect, resync, follow; on any disconnect, back off and start over."""
+        backoff = BACKOFF_START
         while not stop.is_set():
             try:
-                client = connect()
+                session = self.connect()
             except DockwallError as exc:
                 self.trouble(f"docker unreachable: {exc}")
-                stop.wait(backoff)
-                backoff = min(backoff * 2, self.config.reconnect_max)
+                self.clock.wait(stop, backoff)
+                backoff = timing.next_backoff(backoff, self.config.reconnect_max)
                 continue
-            backoff = 0.2
+            backoff = BACKOFF_START
             try:
-                self.session(DockerReader(client), stop)
+                self.session(session, stop)
             except (DockerException, OSError) as exc:
                 # dockerd went away mid-resync or mid-refresh: start over, never die.
                 self.trouble(f"lost Docker ({exc}); reconnecting with a full resync")
-                stop.wait(backoff)
+                self.clock.wait(stop, backoff)
             finally:
-                client.close()
+                session.close()
                 self.stats.connected = False
                 self.save()
 
-    def session(self, reader: DockerReader, stop: threading.Event) -> None:
-        items: queue.Queue[Item] = queue.Queue()
-        start_pump(reader.client, int(time.time()) - 1, items)
+    def session(self, session: Session, stop: threading.Event) -> None:
         self.stats.connected = True
-        self.resync(reader)
+        self.resync(session)
         self.reconcile("resync", everything=True)
-        self.follow(reader, items, stop)
+        self.follow(session, stop)
 
-    def resync(self, reader: DockerReader) -> None:
-        state = reader.state()
+    def resync(self, session: Session) -> None:
+        state = session.state()
         self.bridges = {b.network: b for b in state.bridges}
         self.containers = {c.id: c for c in state.containers}
         self.interfaces = self.read_interfaces()
@@ -149,108 +186,113 @@ class Agent:
         bridges = {b.interface for b in self.bridges.values()}
         return host_interfaces(self.engine.runner, bridges)
 
-    def follow(self, reader: DockerReader, items: queue.Queue[Item], stop: threading.Event) -> None:
-        pending: set[str] = set()
-        bridges_changed = False
-        first = last = 0.0
-        next_drift = time.monotonic() + self.config.drift_interval
+    def follow(self, session: Session, stop: threading.Event) -> None:
+        """Waits and acts as `timing.step` decides, until stopped or Docker is lost."""
+        state = timing.start(self.clock.now(), self.timing)
         while not stop.is_set():
-            now = time.monotonic()
-            wait = min(next_drift - now, STOP_POLL)  # idle: still notice a stop request
-            if pending or bridges_changed:
-                wait = min(last + self.config.debounce, first + self.config.max_delay) - now
-            try:
-                item = items.get(timeout=max(wait, 0.0))
-            except queue.Empty:
-                item = None
+            item = session.next_item(timing.wait_time(state, self.clock.now(), self.timing))
             if isinstance(item, Disconnected):
                 self.trouble(f"lost Docker ({item.reason}); reconnecting with a full resync")
                 return
-            now = time.monotonic()
-            if isinstance(item, Event):
+            if item is not None:
                 self.stats.events += 1
-                first = first if pending or bridges_changed else now
-                last = now
-                if item.kind == "network" and item.action in ("create", "destroy"):
-                    bridges_changed = True
-                if item.container_id:
-                    pending.add(item.container_id)
-                if now < first + self.config.max_delay:
-                    continue
-            if pending or bridges_changed:
-                self.refresh(reader, pending, bridges_changed)
-                self.burst_started = first
-                self.reconcile(f"{len(pending)} container event(s)")
+            now = self.clock.now()
+            decided = timing.step(state, now, item, self.timing)
+            state = decided.state
+            if decided.reconcile is not None:
+                burst = decided.reconcile
+                self.refresh(session, burst.containers, burst.bridges)
+                self.burst_started = burst.first  # read by after-apply hooks (latency)
+                self.reconcile(f"{len(burst.containers)} container event(s)")
                 self.burst_started = None
-                pending, bridges_changed = set(), False
-            if now >= next_drift:
-                if self.read_interfaces() != self.interfaces:
-                    # Docker's networks are read again first: a new bridge is never
-                    # taken for one of the host's own interfaces.
-                    bridges_changed = True
-                    first = last = now
-                self.check_drift()
-                next_drift = time.monotonic() + self.config.drift_interval
+            if decided.drift:
+                state = self.drift(state, now)
 
-    def refresh(self, reader: DockerReader, ids: set[str], bridges_changed: bool) -> None:
+    def drift(self, state: LoopState, now: float) -> LoopState:
+        if self.read_interfaces() != self.interfaces:
+            state = timing.bridges_changed(state, now)
+        self.check_drift()
+        return timing.drift_checked(state, self.clock.now(), self.timing)
+
+    def refresh(self, session: Session, ids: frozenset[str], bridges_changed: bool) -> None:
         """Only the containers that had events are read again, and networks when they changed."""
         if bridges_changed:
-            self.bridges = reader.bridges()
+            self.bridges = session.bridges()
             self.interfaces = self.read_interfaces()
         for container_id in ids:
-            container = reader.container(container_id, self.bridges)
+            container = session.container(container_id, self.bridges)
             if container is None:
                 self.containers.pop(container_id, None)
             else:
                 self.containers[container_id] = container
 
+    def host_state(self) -> HostState:
+        return HostState(
+            tuple(self.bridges.values()), tuple(self.containers.values()), self.interfaces
+        )
+
     def reconcile(self, reason: str, *, everything: bool = False) -> None:
         """Compile and apply; a failure keeps the rules in force and is retried on drift."""
         started = time.perf_counter()
+        state = self.host_state()
         try:
-            state = HostState(
-                tuple(self.bridges.values()), tuple(self.containers.values()), self.interfaces
-            )
             compiled = compile_policy(self.policy, state)
-            for warning in compiled.warnings:
-                if warning not in self.warned:  # once, not again on every event
-                    self.log(f"warning: {warning}")
-            self.warned = set(compiled.warnings)
-            with firewall_lock("dockwall agent", say=self.log, stop=self.stop) as held:
-                if not held:
-                    return  # stopping: the rules in force stay as they are
-                selected, plans = self.load(compiled.ruleset, everything=everything)
+            self.warn_once(compiled.warnings)
+            plans = self.enforce(compiled.ruleset, reselect=everything)
         except StateError as exc:  # the rules are in force; only `apply --boot` lags
             self.trouble(str(exc))
+            self.applied(state, compiled, reason)
             return
         except DockwallError as exc:
             self.ruleset = None  # the next drift check retries with the current state
             self.trouble(f"reconcile ({reason}) failed, previous rules stay in force: {exc}")
             return
+        if plans is None:
+            return  # stopping: the rules in force stay as they are
         elapsed = (time.perf_counter() - started) * 1000
         changes = sum(len(p.changes) for p in plans)
-        self.stats.backend = selected.backend.name
         self.stats.reconciles += 1
         self.stats.last_reconcile = now_iso()
         self.stats.last_reconcile_ms = round(elapsed, 1)
         self.stats.last_error = None
         if changes:
             self.log(f"reconciled ({reason}): {changes} change(s) in {elapsed:.0f} ms")
-        for hook in self.after_apply:
-            hook(compiled.ruleset, list(self.containers.values()), selected)
+        self.applied(state, compiled, reason)
         self.save()
 
-    def load(self, ruleset: Ruleset, *, everything: bool) -> tuple[Selected, list[Plan]]:
-        """Plans and loads (the caller holds the lock), the state for `apply --boot` in
-        step with it (Engine.apply); the ruleset counts as in force from the load on,
-        even when only the state could not be saved."""
-        if everything or self.selected is None:
-            self.selected, plans = self.engine.plan_ruleset(ruleset, self.policy.backend)
-        else:
-            plans = self.engine.plan_with(self.selected, ruleset)
-        self.ruleset = ruleset
-        self.engine.apply(self.selected, plans, ruleset)
-        return self.selected, plans
+    def warn_once(self, warnings: tuple[str, ...]) -> None:
+        """Each warning once, not again on every event, until it has gone away."""
+        for warning in warnings:
+            if warning not in self.warned:
+                self.log(f"warning: {warning}")
+        self.warned = set(warnings)
+
+    def applied(self, state: HostState, compiled: Compiled, reason: str) -> None:
+        assert self.selected is not None  # set by the apply that just happened
+        self.stats.backend = self.selected.backend.name
+        enforced = Enforced(self.policy, state, compiled, self.selected.backend.name, reason)
+        notify(self.after_apply, enforced, self.log)
+
+    def enforce(
+        self, ruleset: Ruleset, *, reselect: bool = False, repair: bool = False
+    ) -> list[Plan] | None:
+        """The agent's one way to change the firewall: under the lock, plan and apply
+        through `Engine.apply` (the state for `apply --boot` in step with the load).
+        None when stopping while waiting for the lock. `reselect` picks the backend
+        again (at a resync); `repair` applies only when the live rules drifted, so an
+        idle drift check writes nothing. The ruleset counts as in force from the load
+        on, even when only the state could not be saved (StateError)."""
+        with firewall_lock("dockwall agent", say=self.log, stop=self.stop) as held:
+            if not held:
+                return None
+            if reselect or self.selected is None:
+                self.selected, plans = self.engine.plan_ruleset(ruleset, self.policy.backend)
+            else:
+                plans = self.engine.plan_with(self.selected, ruleset)
+            self.ruleset = ruleset
+            if not repair or any(not p.in_sync for p in plans):
+                self.engine.apply(self.selected, plans, ruleset)
+            return plans
 
     def check_drift(self) -> None:
         """Someone flushed a chain or deleted the table: put ours back."""
@@ -261,20 +303,23 @@ class Agent:
             self.reconcile("retry")
             return
         try:
-            with firewall_lock("dockwall agent", say=self.log, stop=self.stop) as held:
-                if not held:
-                    return
-                plans = self.engine.plan_with(self.selected, self.ruleset)
-                self.stats.drift_checks += 1
-                if any(not p.in_sync for p in plans):
-                    with signals_deferred():
-                        self.engine.load(self.selected, plans)
-                    self.stats.repairs += 1
-                    changes = sum(len(p.changes) for p in plans)
-                    self.log(f"drift repaired: {changes} rule(s) and hook(s) restored")
-            self.save()  # the check count too: tests see checks that found nothing
+            plans = self.enforce(self.ruleset, repair=True)
+        except StateError as exc:  # repaired; only the record for `apply --boot` lags
+            self.stats.drift_checks += 1
+            self.stats.repairs += 1
+            self.trouble(str(exc))
+            return
         except DockwallError as exc:
             self.trouble(f"drift check failed: {exc}")
+            return
+        if plans is None:
+            return
+        self.stats.drift_checks += 1
+        changes = sum(len(p.changes) for p in plans)
+        if changes:
+            self.stats.repairs += 1
+            self.log(f"drift repaired: {changes} rule(s) and hook(s) restored")
+        self.save()  # the check count too: tests see checks that found nothing
 
     def reload_policy(self) -> bool:
         """Whether a new policy was read. Whatever the file turns into (a FIFO, nothing,

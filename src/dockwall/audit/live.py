@@ -9,10 +9,10 @@ from dockwall.audit.findings import Finding, ingress_snippet
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import format_address
 from dockwall.explain.endpoints import host_address, inbound_interface
-from dockwall.explain.model import Chain, CtState, Drop, Port, Rule, Table
+from dockwall.explain.host import LiveContainer, LiveHost, Published
+from dockwall.explain.netfilter import Chain, CtState, Drop, Port, Rule, Table
 from dockwall.explain.packet import first_packet
 from dockwall.explain.simulate import explain_connection
-from dockwall.explain.state import Container, HostState, Published
 from dockwall.runner import Runner
 
 PROBE_SOURCES = {4: int.from_bytes(bytes([192, 0, 2, 254])), 6: (0x20010DB8 << 96) | 0xFE}
@@ -24,7 +24,7 @@ ESTABLISHED_TIMEOUT = "/proc/sys/net/netfilter/nf_conntrack_tcp_timeout_establis
 IDLE_KEEPALIVE = 7200
 
 
-def audit_host(state: HostState, established_timeout: int | None = None) -> list[Finding]:
+def audit_host(state: LiveHost, established_timeout: int | None = None) -> list[Finding]:
     findings: list[Finding] = []
     for check in CHECKS:
         findings += check(state)
@@ -63,13 +63,13 @@ def conntrack_timeout(timeout: int | None, keepalive: int = IDLE_KEEPALIVE) -> l
     ]  # fmt: skip
 
 
-def published(state: HostState) -> Iterator[tuple[Container, Published]]:
+def published(state: LiveHost) -> Iterator[tuple[LiveContainer, Published]]:
     for container in state.containers:
         for binding in container.published:
             yield container, binding
 
 
-def chains_on(state: HostState, hook: str) -> Iterator[tuple[Table, Chain]]:
+def chains_on(state: LiveHost, hook: str) -> Iterator[tuple[Table, Chain]]:
     for version in (4, 6):
         yield from state.ruleset.base_chains(hook, version)
 
@@ -88,7 +88,7 @@ def port_of(rule: Rule) -> set[int]:
     return ports
 
 
-def input_rules_for_published_ports(state: HostState) -> list[Finding]:
+def input_rules_for_published_ports(state: LiveHost) -> list[Finding]:
     host_ports = {b.host_port: c.name for c, b in published(state)}
     findings: list[Finding] = []
     for table, chain in chains_on(state, "input"):
@@ -107,7 +107,7 @@ def input_rules_for_published_ports(state: HostState) -> list[Finding]:
     return findings
 
 
-def ufw_with_published_ports(state: HostState) -> list[Finding]:
+def ufw_with_published_ports(state: LiveHost) -> list[Finding]:
     ufw = any(name.startswith("ufw-") for name in state.ruleset.chain_names())
     ports = sorted({f"{b.host_port}/{b.proto}" for _, b in published(state)})
     if not ufw or not ports:
@@ -123,7 +123,7 @@ def ufw_with_published_ports(state: HostState) -> list[Finding]:
     ]  # fmt: skip
 
 
-def open_published_ports(state: HostState) -> list[Finding]:
+def open_published_ports(state: LiveHost) -> list[Finding]:
     """Simulates a connection from a documentation address to every all-address binding."""
     findings: list[Finding] = []
     for container, binding in published(state):
@@ -156,7 +156,7 @@ def versions_of(binding: Published) -> tuple[int, ...]:
     return {"": (4, 6), "0.0.0.0": (4,), "::": (6,)}[binding.host_ip]
 
 
-def reachable_from_anywhere(state: HostState, version: int, binding: Published) -> str:
+def reachable_from_anywhere(state: LiveHost, version: int, binding: Published) -> str:
     proto = 6 if binding.proto == "tcp" else 17
     try:
         dst = host_address(state, version)
@@ -169,7 +169,7 @@ def reachable_from_anywhere(state: HostState, version: int, binding: Published) 
     return explain_connection(state, packet, local_origin=False).verdict
 
 
-def docker_user_drops(state: HostState) -> list[Finding]:
+def docker_user_drops(state: LiveHost) -> list[Finding]:
     findings: list[Finding] = []
     for table in state.ruleset.tables:
         chain = table.chains.get("DOCKER-USER")
@@ -204,14 +204,14 @@ def exempts_established(rule: Rule) -> bool:
     ) and not isinstance(rule.action, Drop)
 
 
-def docker_backend(state: HostState) -> str | None:
+def docker_backend(state: LiveHost) -> str | None:
     for table in state.ruleset.tables:
         if table.origin != "nftables" and "DOCKER" in table.chains:
             return table.origin
     return None
 
 
-def legacy_nft_mismatch(state: HostState) -> list[Finding]:
+def legacy_nft_mismatch(state: LiveHost) -> list[Finding]:
     docker = docker_backend(state)
     other = {"iptables-nft": "iptables-legacy", "iptables-legacy": "iptables-nft"}.get(docker or "")
     if other is None or not state.rule_sources.get(other):
@@ -228,7 +228,7 @@ def legacy_nft_mismatch(state: HostState) -> list[Finding]:
     ]  # fmt: skip
 
 
-def docker_iptables_disabled(state: HostState) -> list[Finding]:
+def docker_iptables_disabled(state: LiveHost) -> list[Finding]:
     if not any(True for _ in published(state)) or docker_backend(state) is not None:
         return []
     if any(t.origin == "nftables" and "docker" in t.name for t in state.ruleset.tables):
@@ -245,7 +245,7 @@ def docker_iptables_disabled(state: HostState) -> list[Finding]:
     ]  # fmt: skip
 
 
-def conntrack_full(state: HostState) -> list[Finding]:
+def conntrack_full(state: LiveHost) -> list[Finding]:
     if state.conntrack is None:
         return []
     count, limit = state.conntrack

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from dockwall.backends.transaction import Transaction
 from dockwall.compile.ir import Ruleset
 
 
@@ -28,23 +29,10 @@ class Change:
 
 
 @dataclass(frozen=True)
-class Transaction:
-    """One atomic load: the program to feed (iptables-restore, nft -j -f -) and its input.
-
-    `undo` puts back what was live when the plan was made; it is loaded when another
-    transaction of the same apply fails, so families never end up half-applied.
-    """
-
-    argv: tuple[str, ...]
-    payload: str
-    undo: str | None = None
-
-
-@dataclass(frozen=True)
 class Plan:
     backend: str
     changes: tuple[Change, ...] = ()
-    transactions: tuple[Transaction, ...] = field(default=(), compare=False)
+    transaction: Transaction = field(default=Transaction(), compare=False)
 
     @property
     def in_sync(self) -> bool:
@@ -74,7 +62,7 @@ class Backend(Protocol):
         ...
 
     def apply(self, plan: Plan) -> None:
-        """Loads every transaction of the plan; each is atomic on its own family."""
+        """Walks the plan's transaction; each of its loads is atomic on its own family."""
         ...
 
     def counters(self) -> list[RuleCounter]: ...

@@ -13,9 +13,10 @@ from typing import Annotated
 import typer
 
 from dockwall.agent.loop import Agent, AgentConfig
+from dockwall.agent.source import docker_session
 from dockwall.commands.options import DEFAULT, BackendOption, MaxBytesOption, PolicyOption
 from dockwall.engine import default_engine
-from dockwall.observe.hosting import DEFAULT_LISTEN, Listen, parse_listen, start_drop_log, start_web
+from dockwall.observe.hosting import DEFAULT_LISTEN, Listen, Observe, parse_listen
 from dockwall.observe.web import is_loopback
 
 
@@ -93,14 +94,19 @@ def agent(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    config = AgentConfig(
-        policy, backend, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes
-    )
+    config = AgentConfig(policy, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes)
     listen = None if metrics_listen == "off" else parse_listen(metrics_listen)
-    token = web_token(listen, metrics_allow_remote, metrics_token_file)
-    runner = Agent(config, default_engine(backend), log)
-    service = start_drop_log(runner, log, stop)
-    if listen is not None:
-        start_web(runner, service, listen, token, log)
+    observe = Observe(
+        policy.name, listen, web_token(listen, metrics_allow_remote, metrics_token_file)
+    )
+    runner = Agent(
+        config,
+        default_engine(backend),
+        log,
+        connect=docker_session,
+        services=observe.services(),
+        after_apply=[observe.applied],
+    )
+    observe.agent = runner
     log(f"started with {policy}")
     runner.run(stop)

@@ -9,14 +9,13 @@ import typer
 
 from dockwall.commands.options import DEFAULT, PolicyOption
 from dockwall.commands.report import err, warn
+from dockwall.engine import read_host_state
 from dockwall.export.aws import AwsFormat, export_aws
 from dockwall.export.k8s import export_k8s
 from dockwall.export.nginx import NginxOptions, export_nginx
 from dockwall.export.ufw import export_ufw
 from dockwall.export.view import Exported, View, build_view
-from dockwall.model.state import HostState
 from dockwall.policy import load_policy
-from dockwall.sources.docker_state import connect, read_state
 
 Target = Literal["k8s", "ufw", "aws", "nginx"]
 NGINX = NginxOptions()
@@ -77,7 +76,7 @@ def export(
     output errs closed: a part that cannot be expressed is left out rather than widened.
     """
     source = str(policy)
-    view = build_view(load_policy(policy), live_state() if live else None)
+    view = build_view(load_policy(policy), read_host_state() if live else None)
     nginx = NginxOptions(
         listen, location, upstream_host, read_timeout, send_timeout,
         sticky=not skip_negotiation, http_ports=tuple(http_port or ()),
@@ -104,11 +103,3 @@ def exported(
     if target == "aws":
         return export_aws(view, source, fmt, group_id)
     return export_nginx(view, source, nginx)
-
-
-def live_state() -> HostState:
-    client = connect()
-    try:
-        return read_state(client)
-    finally:
-        client.close()

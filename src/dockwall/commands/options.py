@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated
 
 import typer
 
 from dockwall.engine import DEFAULT_POLICY
 from dockwall.locking import EXIT_LOCKED
+from dockwall.policy.model import BackendChoice
 from dockwall.policy.policyfile import DEFAULT_MAX_BYTES, MAX_BYTES_ENV
 
 PolicyOption = Annotated[
@@ -16,7 +17,7 @@ PolicyOption = Annotated[
     typer.Option("--file", "-f", help="The policy file.", show_default=True, dir_okay=False),
 ]
 BackendOption = Annotated[
-    Literal["auto", "iptables", "nftables"] | None,
+    BackendChoice | None,
     typer.Option(
         "--backend",
         help="Firewall backend; overrides the policy's `backend:`. auto follows Docker.",

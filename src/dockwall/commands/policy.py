@@ -22,10 +22,9 @@ from dockwall.commands.options import (
 from dockwall.commands.report import console, counts, err, plan_json, print_plan, warn
 from dockwall.commands.starter import starter_policy
 from dockwall.conntrack import Flow, cut_refused
-from dockwall.engine import Inputs, default_engine, read_inputs
+from dockwall.engine import Inputs, default_engine, read_host_state, read_inputs
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
-from dockwall.sources.docker_state import connect, read_state
 
 EXIT_PENDING = 2
 EXIT_HELD = 5
@@ -200,11 +199,7 @@ def init(
     Every published port stays open to everyone and egress stays allowed, exactly as
     Docker behaves today: start explicit, then tighten.
     """
-    client = connect()
-    try:
-        text = starter_policy(read_state(client))
-    finally:
-        client.close()
+    text = starter_policy(read_host_state())
     if str(policy) == "-":
         sys.stdout.write(text)
         return

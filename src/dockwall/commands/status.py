@@ -14,9 +14,10 @@ from rich.table import Table
 from dockwall.commands.options import DEFAULT, BackendOption, JsonOption, MaxBytesOption
 from dockwall.commands.report import console, warn
 from dockwall.compile.ir import Allow, Filter, Ruleset
-from dockwall.engine import BackendChoice, default_engine, read_host_state, read_inputs
+from dockwall.engine import default_engine, read_host_state, read_inputs
 from dockwall.errors import DockwallError
 from dockwall.model.state import Container
+from dockwall.policy.model import BackendChoice
 from dockwall.statefile import Applied, load_agent_state, load_applied
 
 

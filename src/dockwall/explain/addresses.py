@@ -7,7 +7,7 @@ import socket
 from functools import lru_cache
 
 from dockwall.errors import DockwallError
-from dockwall.explain.model import Net
+from dockwall.explain.netfilter import Net
 
 ALL_ONES = {4: (1 << 32) - 1, 6: (1 << 128) - 1}
 IPV4_ALL = ALL_ONES[4]

@@ -17,10 +17,10 @@ from typing import Literal
 
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import format_endpoint, parse_address
-from dockwall.explain.model import PROTOCOL_NAMES
+from dockwall.explain.host import LiveContainer, LiveHost
+from dockwall.explain.netfilter import PROTOCOL_NAMES
 from dockwall.explain.simulate import Delivery, Explanation
 from dockwall.explain.sockets import Listener, listener_for
-from dockwall.explain.state import Container, HostState
 
 Result = Literal["open", "refused", "rejected", "dropped", "unknown"]
 Reader = Callable[[str | None], tuple[Listener, ...]]
@@ -44,7 +44,7 @@ class Connection:
         return f"{self.result}: {self.reason}"
 
 
-def connection(e: Explanation, state: HostState, read: Reader) -> Connection:
+def connection(e: Explanation, state: LiveHost, read: Reader) -> Connection:
     """The answer to "can my client connect?" for one simulated connection."""
     if e.verdict == "unknown":
         return Connection("unknown", "the firewall's verdict depends on " + "; ".join(e.unknown))
@@ -87,7 +87,7 @@ def blocked(e: Explanation) -> Connection:
     )
 
 
-def landing(d: Delivery, state: HostState, read: Reader) -> Connection:
+def landing(d: Delivery, state: LiveHost, read: Reader) -> Connection:
     proto = PROTOCOL_NAMES[d.proto]
     endpoint = f"{format_endpoint(d.version, d.dst, d.dport)}/{proto}"
     assert d.dport is not None
@@ -111,7 +111,7 @@ def landing(d: Delivery, state: HostState, read: Reader) -> Connection:
     return Connection("open", reason, listener=sock.describe())
 
 
-def relay(d: Delivery, proxy: Listener, state: HostState, read: Reader) -> Connection:
+def relay(d: Delivery, proxy: Listener, state: LiveHost, read: Reader) -> Connection:
     """docker-proxy accepts for a published port and connects to the container's port."""
     proto = PROTOCOL_NAMES[d.proto]
     target = published_at(state, d, proto)
@@ -144,11 +144,11 @@ def relay(d: Delivery, proxy: Listener, state: HostState, read: Reader) -> Conne
     return Connection("dropped", f"{via}, where nothing listens: no answer comes back")
 
 
-def container_at(state: HostState, version: int, address: int) -> Container | None:
+def container_at(state: LiveHost, version: int, address: int) -> LiveContainer | None:
     return next((c for c in state.containers if address in c.addresses.get(version, ())), None)
 
 
-def published_at(state: HostState, d: Delivery, proto: str) -> tuple[Container, int] | None:
+def published_at(state: LiveHost, d: Delivery, proto: str) -> tuple[LiveContainer, int] | None:
     """The container and port behind a host port: bound to all addresses or to this one."""
     for container in state.containers:
         for binding in container.published:
@@ -166,7 +166,7 @@ def binds(host_ip: str, d: Delivery) -> bool:
         return False
 
 
-def container_netns(container: Container) -> str:
+def container_netns(container: LiveContainer) -> str:
     if not container.pid:
         raise DockwallError(f"container {container.name} has no running process")
     return f"/proc/{container.pid}/ns/net"

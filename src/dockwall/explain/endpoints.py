@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import parse_address
-from dockwall.explain.model import PROTOCOLS
+from dockwall.explain.host import LiveHost
+from dockwall.explain.netfilter import PROTOCOLS
 from dockwall.explain.packet import Packet, first_packet
-from dockwall.explain.state import HostState
 
 EPHEMERAL_PORT = 41234
 
@@ -61,7 +61,7 @@ def parse_port(text: str, whole: str) -> tuple[int | None, str]:
     return int(port), proto
 
 
-def container_address(state: HostState, name: str, version: int | None) -> tuple[int, int]:
+def container_address(state: LiveHost, name: str, version: int | None) -> tuple[int, int]:
     container = state.container(name)
     if container is None:
         raise DockwallError(f"no running container named {name!r}")
@@ -71,13 +71,13 @@ def container_address(state: HostState, name: str, version: int | None) -> tuple
     raise DockwallError(f"container {name!r} has no IPv{version or 4} address")
 
 
-def resolve_source(state: HostState, text: str, version: int | None) -> tuple[int, int]:
+def resolve_source(state: LiveHost, text: str, version: int | None) -> tuple[int, int]:
     if text.startswith("container:"):
         return container_address(state, text.removeprefix("container:"), version)
     return parse_address(text)
 
 
-def host_address(state: HostState, version: int) -> int:
+def host_address(state: LiveHost, version: int) -> int:
     """The host's address a remote client would use: the one on the default route's interface."""
     default = state.net.lookup(version, 0 if version == 4 else 1 << 127 | 1)
     if default is not None:
@@ -90,7 +90,7 @@ def host_address(state: HostState, version: int) -> int:
     raise DockwallError(f"the host has no global IPv{version} address")
 
 
-def start(state: HostState, source: str, destination: str, family: int | None = None) -> Start:
+def start(state: LiveHost, source: str, destination: str, family: int | None = None) -> Start:
     dest = parse_destination(destination)
     explicit = None if source.startswith("container:") else parse_address(source)[0]
     version, src = resolve_source(state, source, explicit or family)
@@ -120,7 +120,7 @@ def start(state: HostState, source: str, destination: str, family: int | None = 
     return Start(packet, local)
 
 
-def inbound_interface(state: HostState, version: int, source: int) -> str:
+def inbound_interface(state: LiveHost, version: int, source: int) -> str:
     route = state.net.lookup(version, source)
     if route is None:
         raise DockwallError("no route back to the source: the kernel would drop its packets")

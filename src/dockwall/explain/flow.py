@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from dockwall.explain.match import Context
-from dockwall.explain.model import Hook
-from dockwall.explain.state import HostState
+from dockwall.explain.evaluate import Context
+from dockwall.explain.host import LiveHost
+from dockwall.explain.netfilter import Hook
 from dockwall.explain.traverse import Walker
 
 DSTNAT_PRIORITY = -100
@@ -30,14 +30,14 @@ class Arrival:
     oif: str
 
 
-def receive(w: Walker, ctx: Context, state: HostState) -> Arrival | None:
+def receive(w: Walker, ctx: Context, state: LiveHost) -> Arrival | None:
     """A packet arriving on `ctx.packet.iif`; None when netfilter or routing drops it."""
     if not split_hook(w, "prerouting", ctx, DSTNAT_PRIORITY, undo_snat):
         return None
     return route_and_deliver(w, ctx, state)
 
 
-def route_and_deliver(w: Walker, ctx: Context, state: HostState) -> Arrival | None:
+def route_and_deliver(w: Walker, ctx: Context, state: LiveHost) -> Arrival | None:
     p = ctx.packet
     if state.net.is_local(p.version, p.dst):
         w.note("routing", "route", None, "destination is local: INPUT")
@@ -62,7 +62,7 @@ def route_and_deliver(w: Walker, ctx: Context, state: HostState) -> Arrival | No
     return Arrival(False, p.oif)
 
 
-def send(w: Walker, ctx: Context, state: HostState) -> Arrival | None:
+def send(w: Walker, ctx: Context, state: LiveHost) -> Arrival | None:
     """A packet the host itself sends (its own services and replies from them)."""
     p = ctx.packet
     if not route_out(w, ctx, state):
@@ -84,7 +84,7 @@ def send(w: Walker, ctx: Context, state: HostState) -> Arrival | None:
     return Arrival(True, "") if w.run_hook("input", ctx) else None
 
 
-def route_out(w: Walker, ctx: Context, state: HostState) -> bool:
+def route_out(w: Walker, ctx: Context, state: LiveHost) -> bool:
     p = ctx.packet
     if state.net.is_local(p.version, p.dst):
         p.oif = "lo"

@@ -13,7 +13,7 @@ from typing import Any
 
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import parse_address, parse_net
-from dockwall.explain.model import Net
+from dockwall.explain.netfilter import Net
 
 
 @dataclass(frozen=True)

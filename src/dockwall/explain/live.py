@@ -12,14 +12,14 @@ from collections.abc import Callable
 from typing import Any
 
 from dockwall.errors import CommandError, DockwallError
-from dockwall.explain.docker_state import read_containers
+from dockwall.explain.containers import read_containers
+from dockwall.explain.host import LiveHost
 from dockwall.explain.hostnet import HostNet, parse_addresses, parse_routes
-from dockwall.explain.ipsets import IpSets, parse_ipset_save
-from dockwall.explain.iptables_parse import parse_iptables_save
-from dockwall.explain.model import Origin, Table
-from dockwall.explain.nft_parse import parse_nft_json
-from dockwall.explain.ruleset import Ruleset
-from dockwall.explain.state import HostState
+from dockwall.explain.iptables.ipsets import LiveIpSets, parse_ipset_save
+from dockwall.explain.iptables.parse import parse_iptables_save
+from dockwall.explain.live_ruleset import LiveRuleset
+from dockwall.explain.netfilter import Origin, Table
+from dockwall.explain.nft.parse import parse_nft_json
 from dockwall.runner import Runner
 
 SAVE_COMMANDS: tuple[tuple[str, int, Origin], ...] = (
@@ -73,17 +73,17 @@ def read_tables(runner: Runner, notes: list[str]) -> tuple[list[Table], dict[str
     return tables, sources
 
 
-def read_ipsets(runner: Runner) -> IpSets:
+def read_ipsets(runner: Runner) -> LiveIpSets:
     """The sets `-m set` rules look up. Without ipset (or when it fails) there are none to
     read, and every set match stays unknown: the reason is kept, not added to the notes,
     as most hosts without ipset have no rule that needs it."""
     try:
         result = runner.run(["ipset", "save"], check=False, timeout=30)
     except CommandError as exc:
-        return IpSets({}, f"`ipset save` failed: {exc.stderr.strip() or exc}")
+        return LiveIpSets({}, f"`ipset save` failed: {exc.stderr.strip() or exc}")
     if result.returncode != 0:
         reason = result.stderr.strip() or f"exit status {result.returncode}"
-        return IpSets({}, f"`ipset save` failed: {reason}")
+        return LiveIpSets({}, f"`ipset save` failed: {reason}")
     return parse_ipset_save(result.stdout)
 
 
@@ -108,7 +108,7 @@ def read_host_net(runner: Runner, notes: list[str]) -> HostNet:
     return HostNet(addresses, routes)
 
 
-def gather(runner: Runner, docker_client: Callable[[], Any] | None = None) -> HostState:
+def gather(runner: Runner, docker_client: Callable[[], Any] | None = None) -> LiveHost:
     """The whole host as explain and audit see it; `docker_client` makes a docker SDK client."""
     notes: list[str] = []
     tables, sources = read_tables(runner, notes)
@@ -122,8 +122,8 @@ def gather(runner: Runner, docker_client: Callable[[], Any] | None = None) -> Ho
         except DockwallError as exc:
             notes.append(str(exc))
     count, limit = sysctl["ct_count"], sysctl["ct_max"]
-    return HostState(
-        ruleset=Ruleset(tables),
+    return LiveHost(
+        ruleset=LiveRuleset(tables),
         net=net,
         containers=containers,
         forwarding={4: sysctl["forward4"] != 0, 6: sysctl["forward6"] != 0},

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from dockwall.explain.match import Context
-from dockwall.explain.model import Hook, Nat
+from dockwall.explain.evaluate import Context
+from dockwall.explain.netfilter import Hook, Nat
 
 
 def apply_nat(action: Nat, hook: Hook, ctx: Context) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from dockwall.explain.addresses import format_endpoint
-from dockwall.explain.model import PROTOCOL_NAMES
+from dockwall.explain.netfilter import PROTOCOL_NAMES
 
 ICMP_ECHO = {4: (8, 0), 6: (128, 129)}
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Literal
 
+from dockwall.explain.evaluate import Context
 from dockwall.explain.flow import Arrival, receive, send
-from dockwall.explain.match import Context
+from dockwall.explain.host import LiveHost
 from dockwall.explain.packet import Conn, Packet, Tuple, reply_packet
-from dockwall.explain.state import HostState
 from dockwall.explain.traverse import NeedsAssumption, Step, UnknownVerdict, Walker
 
 MAX_RUNS = 32
@@ -50,7 +50,7 @@ class Explanation:
     or how it is refused: the connection's answer then depends on them."""
 
 
-def explain_connection(state: HostState, first: Packet, local_origin: bool) -> Explanation:
+def explain_connection(state: LiveHost, first: Packet, local_origin: bool) -> Explanation:
     pending: list[dict[tuple[str, int], bool]] = [{}]
     outcomes: list[Explanation] = []
     unknown: list[str] = []
@@ -85,7 +85,7 @@ def combine(
 
 
 def run_once(
-    state: HostState, first: Packet, local_origin: bool, assumptions: dict[tuple[str, int], bool]
+    state: LiveHost, first: Packet, local_origin: bool, assumptions: dict[tuple[str, int], bool]
 ) -> Explanation:
     packet = replace(first)
     conn = Conn(packet.tuple(), Tuple(packet.dst, packet.src, packet.dport, packet.sport))
@@ -114,7 +114,7 @@ def run_once(
     return Explanation("accept", description, None, reply_text, path, delivered=delivered)
 
 
-def travel(w: Walker, ctx: Context, state: HostState, local_origin: bool) -> Arrival | None:
+def travel(w: Walker, ctx: Context, state: LiveHost, local_origin: bool) -> Arrival | None:
     if local_origin:
         ctx.packet.iif = ""
         return send(w, ctx, state)

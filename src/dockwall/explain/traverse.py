@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockwall.explain.match import TESTS, Context, evaluate, unknown_text
-from dockwall.explain.model import (
+from dockwall.explain.evaluate import TESTS, Context, evaluate, unknown_text
+from dockwall.explain.live_ruleset import LiveRuleset
+from dockwall.explain.nat import apply_nat
+from dockwall.explain.netfilter import (
     Accept,
     Action,
     Chain,
@@ -27,8 +29,6 @@ from dockwall.explain.model import (
     UnknownAction,
     Vmap,
 )
-from dockwall.explain.nat import apply_nat
-from dockwall.explain.ruleset import Ruleset
 
 MAX_STEPS = 1_000_000
 CONNTRACK_PRIORITY = -200
@@ -60,7 +60,7 @@ class UnknownVerdict(Exception):
 
 @dataclass
 class Walker:
-    ruleset: Ruleset
+    ruleset: LiveRuleset
     direction: str
     assumptions: dict[tuple[str, int], bool]
     steps: list[Step] = field(default_factory=list)

@@ -1,26 +1,26 @@
-"""Starting the observe services beside the agent: the drop log and the web listener.
+"""The observe services the agent hosts: the drop log and the web listener.
 
-The agent only knows a hook after each apply; what runs on threads of its own lives
-here, so the reconcile loop never waits for a log write or a scrape.
+They run on threads of their own (agent/services.py), so the reconcile loop never waits
+for a log write or a scrape; the after-apply hook only hands them what was enforced.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import threading
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import Histogram
 
 from dockwall.agent.loop import Agent
+from dockwall.agent.services import Enforced, Hosting, Service
 from dockwall.backends.base import RuleCounter
 from dockwall.compile.ir import Ruleset
-from dockwall.engine import Selected
 from dockwall.errors import DockwallError
-from dockwall.model.state import Container, HostState
+from dockwall.model.state import HostState
 from dockwall.observe.counters import chain_totals
 from dockwall.observe.graph import build, svg
 from dockwall.observe.history import COMPOSE_PROJECT, COMPOSE_SERVICE, AddressHistory
@@ -58,25 +58,6 @@ def parse_listen(text: str) -> Listen:
     if not sep or not 0 < number < 65536:
         raise DockwallError(f"--metrics-listen {text!r}: expected ADDRESS:PORT")
     return Listen(host, number)
-
-
-def start_drop_log(agent: Agent, log: Log, stop: threading.Event) -> DropLogService:
-    """The service is told of every apply and reads NFLOG on a daemon thread."""
-    directory = run_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    service = DropLogService(
-        agent.config.policy_path.name,
-        AddressHistory(directory / "addresses.json"),
-        Journal(directory / "drops.jsonl"),
-        log,
-    )
-
-    def applied(ruleset: Ruleset, containers: list[Container], selected: Selected) -> None:
-        service.applied(ruleset, containers, selected.backend.counters)
-
-    agent.after_apply.append(applied)
-    threading.Thread(target=service.run, args=(stop,), name="drop-log", daemon=True).start()
-    return service
 
 
 def live_counters(agent: Agent) -> list[RuleCounter]:
@@ -120,39 +101,117 @@ def page_svg(agent: Agent) -> str:
     return svg(build(ruleset, state))
 
 
-def start_web(
-    agent: Agent, service: DropLogService, listen: Listen, token: str | None, log: Log
-) -> None:
-    """Metrics and the page on one listener; a failure to bind is logged, not fatal
-    (the firewall matters more than its dashboard)."""
-    view = AgentView(
-        counters=lambda: live_counters(agent),
-        backend=lambda: agent.stats.backend,
-        stats=lambda: {**agent.stats.__dict__, "containers": len(agent.containers)},
-        log_stats=lambda: dict(service.stats.__dict__),
-        policy_name=agent.config.policy_path.name,
-        history=service.history,
-    )
-    registry = make_registry(view)
-    durations: Histogram = apply_histogram(registry)
-    latency: Histogram = event_histogram(registry)
+class Observe:
+    """The drop log and the web listener as agent services, and the hook that tells them
+    of every apply (agent/services.py). `agent` is set once the Agent exists: the
+    services read its containers, backend and stats only when asked."""
 
-    def timed(ruleset: Ruleset, containers: list[Container], selected: Selected) -> None:
+    def __init__(self, policy_name: str, listen: Listen | None, token: str | None) -> None:
+        directory = run_dir()
+        directory.mkdir(parents=True, exist_ok=True)
+        self.agent: Agent | None = None
+        self.listen, self.token = listen, token
+        self.drops = DropLogService(
+            policy_name,
+            AddressHistory(directory / "addresses.json"),
+            Journal(directory / "drops.jsonl"),
+            print,
+        )
+        view = AgentView(
+            counters=self.counters,
+            backend=lambda: self.agent.stats.backend if self.agent else None,
+            stats=self.agent_stats,
+            log_stats=lambda: dict(self.drops.stats.__dict__),
+            policy_name=policy_name,
+            history=self.drops.history,
+        )
+        self.registry = make_registry(view)
+        self.durations: Histogram = apply_histogram(self.registry)
+        self.latency: Histogram = event_histogram(self.registry)
+
+    def counters(self) -> list[RuleCounter]:
+        return live_counters(self.agent) if self.agent else []
+
+    def agent_stats(self) -> dict[str, object]:
+        if self.agent is None:
+            return {}
+        return {**self.agent.stats.__dict__, "containers": len(self.agent.containers)}
+
+    def services(self) -> list[Service]:
+        found: list[Service] = [DropLogRunner(self)]
+        if self.listen is not None:
+            found.append(WebListener(self, self.listen))
+        return found
+
+    def applied(self, enforced: Enforced) -> None:
+        """After each apply: the log learns the addresses, the metrics the timings."""
+        self.drops.applied(
+            enforced.compiled.ruleset, list(enforced.state.containers), self.counters
+        )
+        agent = self.agent
+        if agent is None:
+            return
         if agent.stats.last_reconcile_ms is not None:
-            durations.observe(agent.stats.last_reconcile_ms / 1000)
+            self.durations.observe(agent.stats.last_reconcile_ms / 1000)
         if agent.burst_started is not None:
-            latency.observe(time.monotonic() - agent.burst_started)
+            self.latency.observe(max(agent.clock.now() - agent.burst_started, 0.0))
 
-    agent.after_apply.append(timed)
-    site = Site(registry, lambda: page_state(agent, service), lambda: page_svg(agent), token)
-    try:
-        serve(site, listen.host, listen.port)
-    except OSError as exc:
-        log(f"error: metrics and page off: cannot listen on {listen.host}:{listen.port}: {exc}")
-        return
-    where = f"http://{'[' + listen.host + ']' if ':' in listen.host else listen.host}:{listen.port}"
-    if is_loopback(listen.host):
-        log(f"metrics on {where}/metrics, page on {where}/")
-    else:
-        log(f"WARNING: metrics and page listen on {where}, reachable from other hosts; "
-            "every request needs the bearer token")  # fmt: skip
+
+class DropLogRunner:
+    """Reads NFLOG on a thread of its own for as long as the agent runs."""
+
+    name = "drop-log"
+
+    def __init__(self, observe: Observe) -> None:
+        self.observe = observe
+        self.thread: threading.Thread | None = None
+
+    def start(self, hosting: Hosting) -> None:
+        self.observe.drops.log = hosting.log
+        self.thread = threading.Thread(
+            target=self.observe.drops.run, args=(hosting.stop,), name="drop-log", daemon=True
+        )
+        self.thread.start()
+
+    def stop(self) -> None:
+        if self.thread is not None:
+            self.thread.join(timeout=2.0)
+
+
+class WebListener:
+    """/metrics and the page; a failure to bind is logged, not fatal (the firewall
+    matters more than its dashboard)."""
+
+    name = "web"
+
+    def __init__(self, observe: Observe, listen: Listen) -> None:
+        self.observe, self.listen = observe, listen
+        self.server: ThreadingHTTPServer | None = None
+
+    def start(self, hosting: Hosting) -> None:
+        observe, listen = self.observe, self.listen
+        site = Site(
+            observe.registry,
+            lambda: page_state(observe.agent, observe.drops) if observe.agent else {},
+            lambda: page_svg(observe.agent) if observe.agent else "",
+            observe.token,
+        )
+        try:
+            self.server = serve(site, listen.host, listen.port)
+        except OSError as exc:
+            hosting.log(
+                f"error: metrics and page off: cannot listen on {listen.host}:{listen.port}: {exc}"
+            )
+            return
+        host = f"[{listen.host}]" if ":" in listen.host else listen.host
+        where = f"http://{host}:{listen.port}"
+        if is_loopback(listen.host):
+            hosting.log(f"metrics on {where}/metrics, page on {where}/")
+        else:
+            hosting.log(f"WARNING: metrics and page listen on {where}, reachable from other "
+                        "hosts; every request needs the bearer token")  # fmt: skip
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

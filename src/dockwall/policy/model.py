@@ -3,7 +3,7 @@ leave them, plus the defaults and how far container labels are trusted."""
 
 from __future__ import annotations
 
-from typing import Any, ClassVar, Literal, Self
+from typing import Any, ClassVar, Literal, Self, get_args
 
 from pydantic import Field, field_validator, model_validator
 
@@ -20,9 +20,11 @@ from dockwall.policy.rules import (
     addresses,
 )
 
-__all__ = ["ContainerEntry", "Defaults", "LabelPolicy", "Policy"]
+__all__ = ["BACKENDS", "BackendChoice", "ContainerEntry", "Defaults", "LabelPolicy", "Policy"]
 
-BACKENDS = ("auto", "iptables", "nftables")
+BackendChoice = Literal["auto", "iptables", "nftables"]
+"""The one spelling of the backend choice: the policy's `backend:`, `--backend`, the engine."""
+BACKENDS: tuple[BackendChoice, ...] = get_args(BackendChoice)
 
 
 class ContainerEntry(ContainerSelector):
@@ -95,7 +97,7 @@ class Policy(MappingModel):
     """A whole policy file."""
 
     version: Literal[1]
-    backend: Literal["auto", "iptables", "nftables"] = "auto"
+    backend: BackendChoice = "auto"
     defaults: Defaults = Defaults()
     labels: LabelPolicy = LabelPolicy()
     log: LogPolicy = LogPolicy()

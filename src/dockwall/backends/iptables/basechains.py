@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from typing import Literal
 
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.iptables.detect import Family
 from dockwall.errors import CommandError
 from dockwall.runner import Runner
 
@@ -116,3 +117,14 @@ def prepare(runner: Runner, family: Family) -> None:
 
 def tidy(runner: Runner, family: Family) -> None:
     load(runner, leftover_script(listing(runner, family), family))
+
+
+@dataclass(frozen=True)
+class BaseChains:
+    """A transaction step: `prepare` before the first load of a family, `tidy` after."""
+
+    action: Literal["prepare", "tidy"]
+    family: Family
+
+    def run(self, runner: Runner) -> None:
+        (prepare if self.action == "prepare" else tidy)(runner, self.family)

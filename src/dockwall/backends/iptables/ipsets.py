@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from dockwall.backends.base import Change
-from dockwall.backends.iptables.variant import Family
+from dockwall.backends.iptables.detect import Family
 from dockwall.errors import CommandError, DockwallError
 from dockwall.model.state import Network
 from dockwall.runner import Runner
@@ -145,11 +145,6 @@ def destroy_script(names: Iterable[str]) -> str:
     return "".join(f"destroy {name}\n" for name in names)
 
 
-def names_in(script: str) -> list[str]:
-    """The set names of a destroy script (a transaction's payload or undo)."""
-    return [line.split()[1] for line in script.splitlines() if line.startswith("destroy ")]
-
-
 def destroy(runner: Runner, names: Sequence[str]) -> None:
     """Destroys those of `names` that exist. A set is briefly still in use right after the
     rule using it went away on some kernels, so this retries a bounded number of times."""
@@ -168,6 +163,17 @@ def destroy(runner: Runner, names: Sequence[str]) -> None:
         f"the rules are in force, but ipset sets {', '.join(names)} could not be destroyed: "
         f"{failure}"
     )
+
+
+@dataclass(frozen=True)
+class DestroySets:
+    """A transaction step: our sets that go once no rule names them (or that a failed
+    apply created), destroyed with the retries of `destroy`."""
+
+    names: tuple[str, ...]
+
+    def run(self, runner: Runner) -> None:
+        destroy(runner, self.names)
 
 
 def existing_names(runner: Runner) -> set[str]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from dockwall.backends.iptables.ruleset import FilterTable
+from dockwall.backends.iptables.live import FilterTable
 from dockwall.errors import DockwallError
 
 MARK = "-m comment --comment dockwall"

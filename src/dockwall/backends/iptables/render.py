@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from dockwall.backends.iptables.detect import Family
 from dockwall.backends.iptables.droplog import log_rules
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
-from dockwall.backends.iptables.variant import Family
 from dockwall.compile.ir import (
     Allow,
     DropLog,
@@ -48,6 +48,37 @@ class Desired:
 
     chains: dict[str, list[str]]
     sets: dict[str, IpSet] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Direction:
+    """What differs between ingress and egress: the chain name's letter, and which side
+    of the packet the peers are on."""
+
+    letter: str
+    peer_flag: str
+    set_side: str
+    name: LogDirection
+
+
+INGRESS = Direction("I", "-s", "src", "ingress")
+EGRESS = Direction("E", "-d", "dst", "egress")
+
+
+@dataclass
+class Chains:
+    """What rendering one family collects: the chains, the ipset sets their rules match
+    against, and the chain made for each filter object (by its id)."""
+
+    family: Family
+    chains: dict[str, list[str]] = field(default_factory=dict)
+    sets: dict[str, IpSet] = field(default_factory=dict)
+    filters: dict[int, str] = field(default_factory=dict)
+    log: DropLog | None = None
+
+    @property
+    def version(self) -> int:
+        return version(self.family)
 
 
 def version(family: Family) -> int:
@@ -88,52 +119,43 @@ def proto_match(port: PortMatch, family: Family, original: bool) -> str:
     return f"-p {port.proto} -m {port.proto} --dport {port_range(port)}"
 
 
-def allow_rules(allow: Allow, family: Family, peer_flag: str, sets: dict[str, IpSet]) -> list[str]:
+def allow_rules(out: Chains, allow: Allow, direction: Direction) -> list[str]:
     """Every (peer, port) combination of one Allow that exists in this family; a long
-    peer list is one ipset match instead (added to `sets`), so it costs one lookup."""
-    ports = [proto_match(p, family, allow.original) for p in allow.ports] or [""]
+    peer list is one ipset match instead (added to `out.sets`), so it costs one lookup."""
+    ports = [proto_match(p, out.family, allow.original) for p in allow.ports] or [""]
     if allow.peers is None:
         return [words(port, "-j RETURN") for port in ports]
-    mine = [p for p in allow.peers if p.version == version(family)]
+    mine = [p for p in allow.peers if p.version == out.version]
     if wants_set(mine):
-        found = set_for(family, mine)
-        sets[found.name] = found
-        direction = "src" if peer_flag == "-s" else "dst"
-        return [set_rule(found.name, direction, port) for port in ports]
-    return [words(address_match(peer_flag, p), port, "-j RETURN") for p in mine for port in ports]
+        found = set_for(out.family, mine)
+        out.sets[found.name] = found
+        return [set_rule(found.name, direction.set_side, port) for port in ports]
+    flag = direction.peer_flag
+    return [words(address_match(flag, p), port, "-j RETURN") for p in mine for port in ports]
 
 
 def words(*parts: str) -> str:
     return " ".join(part for part in parts if part)
 
 
-def set_rule(name: str, direction: str, port: str) -> str:
+def set_rule(name: str, side: str, port: str) -> str:
     """iptables-save's order: `-p PROTO` first, then the matches as given."""
-    match = f"-m set --match-set {name} {direction}"
+    match = f"-m set --match-set {name} {side}"
     parts = port.split(" ", 2)
     if len(parts) < 2:
         return f"{match} -j RETURN"
     return words(parts[0], parts[1], match, *parts[2:], "-j RETURN")
 
 
-def filter_rules(
-    filter_: Filter, family: Family, peer_flag: str, sets: dict[str, IpSet], log: DropLog | None
-) -> list[str]:
+def filter_rules(out: Chains, filter_: Filter, direction: Direction) -> list[str]:
     """What the filter allows returns; the rest is logged (rate-limited) and dropped."""
-    rules = [r for allow in filter_.allows for r in allow_rules(allow, family, peer_flag, sets)]
-    direction: LogDirection = "ingress" if peer_flag == "-s" else "egress"
-    return [*dict.fromkeys(rules), *log_rules(log, direction, filter_.tag), "-j DROP"]
+    rules = [r for allow in filter_.allows for r in allow_rules(out, allow, direction)]
+    dropped = log_rules(out.log, direction.name, filter_.tag)
+    return [*dict.fromkeys(rules), *dropped, "-j DROP"]
 
 
 def filter_target(
-    chains: dict[str, list[str]],
-    sets: dict[str, IpSet],
-    names: dict[int, str],
-    filter_: Filter | None,
-    family: Family,
-    direction: str,
-    owner: Guard,
-    log: DropLog | None,
+    out: Chains, filter_: Filter | None, direction: Direction, owner: Guard
 ) -> str | None:
     """goto the filter's chain, so its RETURN ends our part of FORWARD for this packet;
     None when the direction is not restricted. The chain is made once per filter object
@@ -141,12 +163,11 @@ def filter_target(
     entry's filter, so 10,000 of them cost one chain."""
     if filter_ is None:
         return None
-    if id(filter_) not in names:
-        chain = f"{CHAIN_PREFIX}{direction}-{owner.key}"
-        names[id(filter_)] = chain
-        peer_flag = "-s" if direction == "I" else "-d"
-        chains[chain] = filter_rules(filter_, family, peer_flag, sets, log)
-    return f"-g {names[id(filter_)]}"
+    if id(filter_) not in out.filters:
+        chain = f"{CHAIN_PREFIX}{direction.letter}-{owner.key}"
+        out.filters[id(filter_)] = chain
+        out.chains[chain] = filter_rules(out, filter_, direction)
+    return f"-g {out.filters[id(filter_)]}"
 
 
 def ingress_dispatch(endpoint: Endpoint, target: str) -> str:
@@ -168,92 +189,92 @@ def egress_dispatch(endpoint: Endpoint, target: str, forwarded: bool) -> str:
 
 def render(ruleset: Ruleset, family: Family) -> Desired:
     """FORWARD dispatch by container address first, then the bridge-wide defaults."""
-    chains: dict[str, list[str]] = {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]}
-    sets: dict[str, IpSet] = {}
-    names: dict[int, str] = {}
+    out = Chains(family, {FORWARD: [ESTABLISHED], INPUT: [ESTABLISHED]}, log=ruleset.log)
     if family == "ipv6":
-        chains[INPUT] += neighbour_discovery()
+        out.chains[INPUT] += neighbour_discovery()
     for guard in ruleset.guards:
-        mine = [e for e in guard.endpoints if e.address.version == version(family)]
-        if not mine:
-            continue
-        log = ruleset.log
-        ingress = filter_target(chains, sets, names, guard.ingress, family, "I", guard, log)
-        egress = filter_target(chains, sets, names, guard.egress, family, "E", guard, log)
-        for endpoint in mine:
-            if ingress or ruleset.default_ingress is not None:
-                chains[FORWARD].append(ingress_dispatch(endpoint, ingress or "-j RETURN"))
-            if egress or ruleset.default_egress is not None:
-                chains[FORWARD].append(egress_dispatch(endpoint, egress or "-j RETURN", True))
-                chains[INPUT].append(egress_dispatch(endpoint, egress or "-j RETURN", False))
-    add_peers(chains, ruleset, family)
-    add_defaults(chains, ruleset, family, sets)
-    return Desired({name: [OWNED, *rules] for name, rules in chains.items()}, sets)
+        add_guard(out, ruleset, guard)
+    add_peers(out, ruleset)
+    add_defaults(out, ruleset)
+    return Desired({name: [OWNED, *rules] for name, rules in out.chains.items()}, out.sets)
+
+
+def add_guard(out: Chains, ruleset: Ruleset, guard: Guard) -> None:
+    """One container's (or one service's replicas') dispatch, by address, both ways."""
+    mine = [e for e in guard.endpoints if e.address.version == out.version]
+    if not mine:
+        return
+    ingress = filter_target(out, guard.ingress, INGRESS, guard)
+    egress = filter_target(out, guard.egress, EGRESS, guard)
+    for endpoint in mine:
+        if ingress or ruleset.default_ingress is not None:
+            out.chains[FORWARD].append(ingress_dispatch(endpoint, ingress or "-j RETURN"))
+        if egress or ruleset.default_egress is not None:
+            out.chains[FORWARD].append(egress_dispatch(endpoint, egress or "-j RETURN", True))
+            out.chains[INPUT].append(egress_dispatch(endpoint, egress or "-j RETURN", False))
 
 
 def neighbour_discovery() -> list[str]:
     return [f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in NEIGHBOUR_DISCOVERY]
 
 
-def add_peers(chains: dict[str, list[str]], ruleset: Ruleset, family: Family) -> None:
+def add_peers(out: Chains, ruleset: Ruleset) -> None:
     """Container to container on one bridge; the kernel shows it to FORWARD only with
     br_netfilter, which the engine checks before relying on this. IPv6 neighbour
     discovery between containers passes, or no IPv6 peer could ever find another."""
     if not ruleset.isolate_peers:
         return
-    rules: list[str] = neighbour_discovery() if family == "ipv6" else []
+    rules: list[str] = neighbour_discovery() if out.family == "ipv6" else []
     for allow in ruleset.peers:
-        if allow.source.version != version(family):
+        if allow.source.version != out.version:
             continue
         pair = f"-s {single(allow.source)} -d {single(allow.destination)} "
-        ports = [proto_match(p, family, original=False) + " " for p in allow.ports] or [""]
+        ports = [proto_match(p, out.family, original=False) + " " for p in allow.ports] or [""]
         rules += [f"{pair}{port}-j RETURN" for port in ports]
-    chains[PEERS] = [*dict.fromkeys(rules), *log_rules(ruleset.log, "peers", "d"), "-j DROP"]
+    out.chains[PEERS] = [*dict.fromkeys(rules), *log_rules(out.log, "peers", "d"), "-j DROP"]
     for bridge in ruleset.known_bridges:
-        chains[FORWARD].append(f"-i {bridge.interface} -o {bridge.interface} -g {PEERS}")
+        out.chains[FORWARD].append(f"-i {bridge.interface} -o {bridge.interface} -g {PEERS}")
 
 
-def add_defaults(
-    chains: dict[str, list[str]], ruleset: Ruleset, family: Family, sets: dict[str, IpSet]
-) -> None:
+def add_defaults(out: Chains, ruleset: Ruleset) -> None:
     """Whole-bridge rules: they hold containers dockwall has not seen yet (fail-closed).
 
     Known bridges are named; then every interface that is not the host's own is held
     too (`add_unseen`), so a Docker network created while no agent was running is never
     open, whatever its bridge is called, not even for a moment."""
     if ruleset.default_ingress is not None:
-        chains[DEFAULT_IN] = filter_rules(ruleset.default_ingress, family, "-s", sets, ruleset.log)
+        out.chains[DEFAULT_IN] = filter_rules(out, ruleset.default_ingress, INGRESS)
     if ruleset.default_egress is not None:
-        chains[DEFAULT_OUT] = filter_rules(ruleset.default_egress, family, "-d", sets, ruleset.log)
+        out.chains[DEFAULT_OUT] = filter_rules(out, ruleset.default_egress, EGRESS)
     hosts = ruleset.plain_host_interfaces
     fallback = (Bridge("", DOCKER_BRIDGES),) if hosts is None else ()
     for bridge in (*ruleset.known_bridges, *fallback):
         iface = bridge.interface
         if ruleset.default_ingress is not None:
-            chains[FORWARD].append(f"! -i {iface} -o {iface} -g {DEFAULT_IN}")
+            out.chains[FORWARD].append(f"! -i {iface} -o {iface} -g {DEFAULT_IN}")
         if ruleset.default_egress is not None:
-            chains[FORWARD].append(f"-i {iface} ! -o {iface} -g {DEFAULT_OUT}")
-            chains[INPUT].append(f"-i {iface} -g {DEFAULT_OUT}")
+            out.chains[FORWARD].append(f"-i {iface} ! -o {iface} -g {DEFAULT_OUT}")
+            out.chains[INPUT].append(f"-i {iface} -g {DEFAULT_OUT}")
     if hosts is not None:
-        add_unseen(chains, ruleset, hosts)
+        add_unseen(out, ruleset, hosts)
 
 
-def add_unseen(chains: dict[str, list[str]], ruleset: Ruleset, hosts: tuple[str, ...]) -> None:
+def add_unseen(out: Chains, ruleset: Ruleset, hosts: tuple[str, ...]) -> None:
     """Forwarded traffic from one of the host's own interfaces to one that is neither
     the host's nor a known bridge (those were dealt with above) is ingress to something
     unseen; the other way round, egress, as is traffic from such an interface to the
     host itself. Each is held by the defaults, and each is checked (a jump, not a goto),
     as for a known bridge. Traffic within one unseen bridge is neither."""
     if ruleset.default_ingress is not None:
-        chains[UNSEEN_IN] = [
+        out.chains[UNSEEN_IN] = [
             *(f"-o {i} -j RETURN" for i in hosts),
             *(f"-i {i} -g {DEFAULT_IN}" for i in hosts),
         ]
-        chains[FORWARD].append(f"-j {UNSEEN_IN}")
+        out.chains[FORWARD].append(f"-j {UNSEEN_IN}")
     if ruleset.default_egress is not None:
-        chains[UNSEEN_OUT] = [
+        out.chains[UNSEEN_OUT] = [
             *(f"-i {i} -j RETURN" for i in hosts),
             *(f"-o {i} -g {DEFAULT_OUT}" for i in hosts),
         ]
-        chains[FORWARD].append(f"-j {UNSEEN_OUT}")
-        chains[INPUT] += [*(f"-i {i} -j RETURN" for i in hosts), f"-g {DEFAULT_OUT}"]
+        out.chains[FORWARD].append(f"-j {UNSEEN_OUT}")
+        out.chains[INPUT] += [*(f"-i {i} -j RETURN" for i in hosts), f"-g {DEFAULT_OUT}"]

@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import gc
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 
-from dockwall.backends.base import Plan, RuleCounter, Transaction
+from dockwall.backends.base import Plan, RuleCounter
 from dockwall.backends.nftables.detect import nft_tables
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
 from dockwall.backends.nftables.live import live_objects, rule_counters
@@ -15,8 +12,10 @@ from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import OWNED, render
 from dockwall.backends.nftables.script import NotScriptable, script
 from dockwall.backends.nftables.view import TableView, table_view
+from dockwall.backends.transaction import Load, Transaction
 from dockwall.compile.ir import Ruleset
 from dockwall.errors import DockwallError
+from dockwall.gcpause import gc_paused
 from dockwall.runner import Runner
 
 LOAD_ARGV = ("nft", "-j", "-f", "-")
@@ -30,9 +29,6 @@ class NftablesBackend:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-
-    def render(self, ruleset: Ruleset) -> list[Json]:
-        return render(ruleset)
 
     def plan(self, ruleset: Ruleset) -> Plan:
         live = self.live_view()
@@ -48,7 +44,7 @@ class NftablesBackend:
             found = table_changes(desired, live)
             if not found:
                 return Plan(self.name)
-            return Plan(self.name, tuple(found), (load(commands, desired),))
+            return Plan(self.name, tuple(found), Transaction(rules=(load(commands, desired),)))
 
     def plan_reset(self) -> Plan:
         live = self.live_view()
@@ -58,12 +54,11 @@ class NftablesBackend:
         return Plan(
             self.name,
             tuple(table_changes(None, live)),
-            (transaction([{"add": table}, {"delete": table}]),),
+            Transaction(rules=(json_load([{"add": table}, {"delete": table}]),)),
         )
 
     def apply(self, plan: Plan) -> None:
-        for step in plan.transactions:
-            self.runner.run(list(step.argv), input=step.payload)
+        plan.transaction.run(self.runner)
 
     def counters(self) -> list[RuleCounter]:
         objects = live_objects(self.runner)
@@ -86,32 +81,19 @@ def owned(live: TableView) -> bool:
     return OWNED in live.chains
 
 
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """A plan builds hundreds of thousands of small dicts, lists and strings, none of them
-    cyclic; the collector's passes over them cost about as much as building them."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def added_objects(commands: list[Json]) -> list[Json]:
     """What a replace transaction creates inside the table (the table itself aside)."""
     return [c["add"] for c in commands if "add" in c and "table" not in c["add"]]
 
 
-def load(commands: list[Json], desired: TableView) -> Transaction:
+def load(commands: list[Json], desired: TableView) -> Load:
     """As an nft script, which nft parses twice as fast, unless something in the table is
     outside what the script writer knows: then as the JSON document, which holds anything."""
     try:
-        return Transaction(SCRIPT_ARGV, script(commands, desired))
+        return Load(SCRIPT_ARGV, script(commands, desired))
     except NotScriptable:
-        return transaction(commands)
+        return json_load(commands)
 
 
-def transaction(commands: list[Json]) -> Transaction:
-    return Transaction(LOAD_ARGV, json.dumps({"nftables": commands}, separators=(",", ":")))
+def json_load(commands: list[Json]) -> Load:
+    return Load(LOAD_ARGV, json.dumps({"nftables": commands}, separators=(",", ":")))

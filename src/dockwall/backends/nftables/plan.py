@@ -6,11 +6,11 @@ and for deciding whether anything needs loading at all.
 
 from __future__ import annotations
 
-import difflib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from typing import Literal
 
 from dockwall.backends.base import Change
+from dockwall.backends.linediff import line_changes
 from dockwall.backends.nftables.expr import FAMILY, TABLE
 from dockwall.backends.nftables.view import ChainView, SetView, TableView
 
@@ -58,24 +58,15 @@ def chain_changes(name: str, want: ChainView | None, have: ChainView | None) -> 
     if want_head != have_head:
         found += changes("remove", where, [have_head] if have_head else [])
         found += changes("add", where, [want_head] if want_head else [])
-    return found + rule_changes(where, want.rules if want else (), have.rules if have else ())
+    return found + line_changes(
+        FAMILY, where, have.rules if have else (), want.rules if want else ()
+    )
 
 
 def chain_head(name: str, chain: ChainView | None) -> str | None:
     if chain is None:
         return None
     return chain.hook or f"chain {name}"
-
-
-def rule_changes(where: str, want: Sequence[str], have: Sequence[str]) -> list[Change]:
-    """Order matters in a chain, so a moved rule shows as removed and added again."""
-    found: list[Change] = []
-    matcher = difflib.SequenceMatcher(a=have, b=want, autojunk=False)
-    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
-        if tag != "equal":
-            found += changes("remove", where, have[a1:a2])
-            found += changes("add", where, want[b1:b2])
-    return found
 
 
 def changes(op: Literal["add", "remove"], where: str, texts: Iterable[str]) -> list[Change]:

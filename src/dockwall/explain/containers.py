@@ -9,11 +9,11 @@ from docker.errors import DockerException
 
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import parse_address
-from dockwall.explain.state import Container, Published
+from dockwall.explain.host import LiveContainer, Published
 from dockwall.sources.docker_state import ports_of
 
 
-def read_containers(make_client: Callable[[], Any]) -> list[Container]:
+def read_containers(make_client: Callable[[], Any]) -> list[LiveContainer]:
     """`make_client` connects as dockwall does everywhere (DOCKER_HOST, contexts)."""
     try:
         client = make_client()
@@ -25,7 +25,7 @@ def read_containers(make_client: Callable[[], Any]) -> list[Container]:
         raise DockwallError(f"cannot read Docker's state: {exc}") from exc
 
 
-def from_attrs(attrs: dict[str, Any]) -> Container:
+def from_attrs(attrs: dict[str, Any]) -> LiveContainer:
     """A container from `docker inspect` output."""
     settings = attrs.get("NetworkSettings") or {}
     host_config = attrs.get("HostConfig") or {}
@@ -35,7 +35,7 @@ def from_attrs(attrs: dict[str, Any]) -> Container:
             if network.get(key):
                 version, value = parse_address(network[key])
                 addresses[version].append(value)
-    return Container(
+    return LiveContainer(
         name=str(attrs.get("Name", "")).lstrip("/"),
         addresses={v: tuple(a) for v, a in addresses.items()},
         published=tuple(

@@ -14,16 +14,16 @@ from __future__ import annotations
 import shlex
 from collections.abc import Collection
 
-from dockwall.explain import iptables_targets as targets
 from dockwall.explain.addresses import slow_net
-from dockwall.explain.iptables_matches import (
+from dockwall.explain.iptables import targets
+from dockwall.explain.iptables.matches import (
     MODIFIERS,
     Cursor,
     RulesetParseError,
     parse_other,
     value_handler,
 )
-from dockwall.explain.model import Action, Condition, Rule, Unsupported
+from dockwall.explain.netfilter import Action, Condition, Rule, Unsupported
 
 JUMPS = frozenset({"-j", "-g", "--jump", "--goto"})
 MODULES = frozenset({"-m", "--match"})

@@ -11,7 +11,7 @@ from typing import Any
 
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import parse_net
-from dockwall.explain.model import Net
+from dockwall.explain.netfilter import Net
 
 ICMP_TYPES = {
     "echo-reply": 0, "destination-unreachable": 3, "redirect": 5, "echo-request": 8,

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import ALL_ONES, parse_net
-from dockwall.explain.model import PROTOCOLS, SetMatch
+from dockwall.explain.netfilter import PROTOCOLS, SetMatch
 from dockwall.explain.packet import Packet
 
 ADDRESS_TYPES = {"hash:ip": 1, "hash:net": 1, "hash:ip,port": 2, "hash:net,port": 2}
@@ -38,7 +38,7 @@ class SetParseError(DockwallError):
 
 
 @dataclass
-class IpSet:
+class LiveIpSet:
     """One parsed set. `by_mask` holds the entries by address mask, most specific first,
     each entry mapped to its `nomatch` flag; `problem` says why it cannot be evaluated."""
 
@@ -92,15 +92,15 @@ def packet_port(packet: Packet, direction: str) -> tuple[int, int] | None:
     return packet.proto, 0
 
 
-class IpSets:
+class LiveIpSets:
     """Every set `ipset save` listed, by name; `problem` is why none could be read."""
 
     def __init__(self, lines: dict[str, list[str]], problem: str | None = None) -> None:
         self.lines = lines
         self.problem = problem
-        self.parsed: dict[str, IpSet] = {}
+        self.parsed: dict[str, LiveIpSet] = {}
 
-    def get(self, name: str) -> IpSet | None:
+    def get(self, name: str) -> LiveIpSet | None:
         found = self.parsed.get(name)
         if found is None and name in self.lines:
             found = self.parsed[name] = parse_set(name, self.lines.pop(name))
@@ -126,11 +126,11 @@ class IpSets:
 NOT_READ = "the host's ipset sets were not read"
 
 
-def not_read() -> IpSets:
-    return IpSets({}, NOT_READ)
+def not_read() -> LiveIpSets:
+    return LiveIpSets({}, NOT_READ)
 
 
-def parse_ipset_save(text: str) -> IpSets:
+def parse_ipset_save(text: str) -> LiveIpSets:
     """Splits `ipset save` output by set (`create NAME ...`, `add NAME ...`)."""
     lines: dict[str, list[str]] = {}
     for line in text.splitlines():
@@ -141,17 +141,17 @@ def parse_ipset_save(text: str) -> IpSets:
             lines[words[1]] = [line]
         elif words[1] in lines:
             lines[words[1]].append(line)
-    return IpSets(lines)
+    return LiveIpSets(lines)
 
 
-def parse_set(name: str, lines: list[str]) -> IpSet:
+def parse_set(name: str, lines: list[str]) -> LiveIpSet:
     create = words_of(lines[0])
     kind = create[2] if len(create) > 2 else ""
     options = create[3:]
     family = option(options, "family") or "inet"
     version = {"inet": 4, "inet6": 6}.get(family, 0)
     dimension = ADDRESS_TYPES.get(kind, 0)
-    ipset = IpSet(name, kind, version, dimension)
+    ipset = LiveIpSet(name, kind, version, dimension)
     if not dimension:
         ipset.problem = f"ipset {name} is a {kind} set, which explain does not model"
         return ipset
@@ -202,7 +202,7 @@ def prefix_mask(version: int, length: int) -> int:
 
 
 def add_entry(
-    ipset: IpSet, by_mask: dict[int, dict[Key, bool]], words: list[str], fixed_mask: int | None
+    ipset: LiveIpSet, by_mask: dict[int, dict[Key, bool]], words: list[str], fixed_mask: int | None
 ) -> None:
     """`add NAME ELEMENT [nomatch] [timeout N] [packets N bytes N] [comment "..."] ...`"""
     if len(words) < 3:

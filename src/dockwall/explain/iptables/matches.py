@@ -14,7 +14,7 @@ from typing import Literal
 
 from dockwall.errors import DockwallError
 from dockwall.explain.addresses import parse_net
-from dockwall.explain.model import (
+from dockwall.explain.netfilter import (
     PROTOCOLS,
     Addr,
     AddrRange,

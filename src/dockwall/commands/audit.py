@@ -37,7 +37,3 @@ def audit(
         print_findings(make_console(), findings)
     if any(f.severity != "info" for f in findings):
         raise typer.Exit(3)
-
-
-def register(app: typer.Typer) -> None:
-    app.command("audit")(audit)

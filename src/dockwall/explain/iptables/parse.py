@@ -9,14 +9,11 @@ reads lazily, because a packet enters only a few of a big host's chains.
 
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 from dockwall.errors import DockwallError
-from dockwall.explain.iptables_matches import RulesetParseError
-from dockwall.explain.iptables_rule import MEMO, clear_memo, parse_rules
-from dockwall.explain.model import BaseHook, Chain, Family, Origin, Rule, Table
+from dockwall.explain.iptables.matches import RulesetParseError
+from dockwall.explain.iptables.rule import MEMO, clear_memo, parse_rules
+from dockwall.explain.netfilter import BaseHook, Chain, Family, Origin, Rule, Table
+from dockwall.gcpause import gc_paused
 
 __all__ = ["BUILTIN_HOOKS", "MEMO", "RulesetParseError", "clear_memo", "parse_iptables_save"]
 
@@ -39,19 +36,6 @@ BUILTIN_HOOKS: dict[tuple[str, str], BaseHook] = {
     ("security", "FORWARD"): BaseHook("forward", 50, "filter"),
     ("security", "OUTPUT"): BaseHook("output", 50, "filter"),
 }
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """Parsing allocates tens of thousands of acyclic objects; the cyclic collector's
-    passes over them cost a third of the parse time and can never free anything."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 class RuleLines:

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from dockwall.explain.model import Chain, Table
+from dockwall.explain.netfilter import Chain, Table
 
 FAMILY_VERSIONS = {"ip": (4,), "ip6": (6,), "inet": (4, 6)}
 
 
 @dataclass
-class Ruleset:
-    """Tables plus a cached hook index; the index is built on first use."""
+class LiveRuleset:
+    """Tables plus a cached hook index; the index is built on first use. Read from the
+    kernel, whoever wrote it: not `compile.ir.Ruleset`, which is what dockwall wants."""
 
     tables: list[Table]
     _index: dict[tuple[str, int], list[tuple[Table, Chain]]] = field(default_factory=dict)

@@ -11,7 +11,7 @@ from collections.abc import Collection
 from typing import Literal
 
 from dockwall.explain.addresses import parse_address
-from dockwall.explain.model import (
+from dockwall.explain.netfilter import (
     Accept,
     Action,
     Continue,

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from dockwall.explain import nft_values as v
-from dockwall.explain.model import (
+from dockwall.explain.netfilter import (
     PROTOCOLS,
     Addr,
     AddrType,
@@ -30,6 +29,7 @@ from dockwall.explain.model import (
     TcpFlags,
     Test,
 )
+from dockwall.explain.nft import values as v
 
 L4 = {"tcp": 6, "udp": 17, "sctp": 132, "udplite": 136}
 NEGATING_OPS = ("!=",)

@@ -12,9 +12,8 @@ from collections.abc import Collection
 from typing import Any, Literal
 
 from dockwall.errors import DockwallError
-from dockwall.explain import nft_values as v
 from dockwall.explain.addresses import parse_address
-from dockwall.explain.model import (
+from dockwall.explain.netfilter import (
     Accept,
     Action,
     BaseHook,
@@ -33,8 +32,9 @@ from dockwall.explain.model import (
     Unsupported,
     Vmap,
 )
-from dockwall.explain.nft_match import match_conditions
-from dockwall.explain.nft_render import render_rule
+from dockwall.explain.nft import values as v
+from dockwall.explain.nft.matches import match_conditions
+from dockwall.explain.nft.printer import show_rule
 
 OBSERVING = frozenset({"counter", "log", "comment", "set", "update", "quota-used"})
 HOOKS = frozenset({"prerouting", "input", "forward", "output", "postrouting", "ingress"})
@@ -79,7 +79,7 @@ def base_hook(chain: dict[str, Any]) -> BaseHook | None:
 
 def parse_rule(body: dict[str, Any], sets: v.Sets) -> Rule:
     """Statements in order: matches become conditions, the last verdict is the action."""
-    text = render_rule(body)
+    text = show_rule(body)
     conditions: list[Condition] = []
     effects: list[SetMark] = []
     action: Action = Continue("counter")
@@ -104,11 +104,11 @@ def safe_match(match: dict[str, Any], sets: v.Sets) -> list[Condition]:
     try:
         return match_conditions(match, sets)
     except (v.UnsupportedValue, DockwallError) as exc:
-        return [Condition(Unsupported(f"{render_match(match)} ({exc})"))]
+        return [Condition(Unsupported(f"{show_match(match)} ({exc})"))]
 
 
-def render_match(match: dict[str, Any]) -> str:
-    return render_rule({"expr": [{"match": match}]})
+def show_match(match: dict[str, Any]) -> str:
+    return show_rule({"expr": [{"match": match}]})
 
 
 def mark_effect(value: dict[str, Any]) -> SetMark | None:

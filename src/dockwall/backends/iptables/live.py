@@ -1,9 +1,13 @@
-"""The filter table as iptables-save prints it, parsed just enough to diff our part."""
+"""Reading the filter table back from the kernel, parsed just enough to diff our part."""
 
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+
+from dockwall.backends.iptables.detect import FAMILIES, Family, Variant
+from dockwall.runner import Runner
 
 COUNTERS = re.compile(r"^\[(\d+):(\d+)\]\s+")
 
@@ -46,3 +50,13 @@ def parse_filter(text: str) -> FilterTable:
             _, chain, rest = line.split(" ", 2) if line.count(" ") >= 2 else (*line.split(" "), "")
             table.chains.setdefault(chain, []).append(LiveRule(chain, rest, packets, size))
     return table
+
+
+def live_table(runner: Runner, variant: Variant, family: Family) -> FilterTable:
+    return parse_filter(runner.run([*variant.save(family), "-c", "-t", "filter"]).stdout)
+
+
+def live_tables(runner: Runner, variant: Variant) -> list[FilterTable]:
+    """Both families read side by side: on the agent's path every millisecond counts."""
+    with ThreadPoolExecutor(max_workers=len(FAMILIES)) as pool:
+        return list(pool.map(lambda family: live_table(runner, variant, family), FAMILIES))

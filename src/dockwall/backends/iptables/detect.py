@@ -8,6 +8,7 @@ from typing import Literal
 from dockwall.runner import Runner
 
 Family = Literal["ipv4", "ipv6"]
+FAMILIES: tuple[Family, ...] = ("ipv4", "ipv6")
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,8 @@
 """Everything explain and audit know about a host, gathered once.
 
-Kept free of subprocess and Docker calls so unit tests build it from saved files.
+Kept free of subprocess and Docker calls so unit tests build it from saved files. Not
+`model.HostState`: the compiler sees networks and selectors, the simulator needs
+addresses as integers, privileges, each container's process and the whole live ruleset.
 """
 
 from __future__ import annotations
@@ -8,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from dockwall.explain.hostnet import HostNet
-from dockwall.explain.ipsets import IpSets, not_read
-from dockwall.explain.ruleset import Ruleset
+from dockwall.explain.iptables.ipsets import LiveIpSets, not_read
+from dockwall.explain.live_ruleset import LiveRuleset
 
 
 @dataclass(frozen=True)
@@ -23,7 +25,9 @@ class Published:
 
 
 @dataclass(frozen=True)
-class Container:
+class LiveContainer:
+    """A running container as the simulator needs it (`model.Container` is the compiler's)."""
+
     name: str
     addresses: dict[int, tuple[int, ...]]
     published: tuple[Published, ...] = ()
@@ -35,16 +39,18 @@ class Container:
 
 
 @dataclass
-class HostState:
-    ruleset: Ruleset
+class LiveHost:
+    """The live host: every table of every tool, addresses, routes, sysctls, containers."""
+
+    ruleset: LiveRuleset
     net: HostNet
-    containers: list[Container] = field(default_factory=list)
+    containers: list[LiveContainer] = field(default_factory=list)
     forwarding: dict[int, bool] = field(default_factory=lambda: {4: True, 6: True})
     bridge_nf: dict[int, bool] = field(default_factory=lambda: {4: True, 6: True})
     conntrack: tuple[int, int] | None = None
     rule_sources: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
-    ipsets: IpSets = field(default_factory=not_read)
+    ipsets: LiveIpSets = field(default_factory=not_read)
 
-    def container(self, name: str) -> Container | None:
+    def container(self, name: str) -> LiveContainer | None:
         return next((c for c in self.containers if c.name == name), None)

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockwall.explain.hostnet import HostNet
-from dockwall.explain.ipsets import IpSets, not_read
-from dockwall.explain.model import (
+from dockwall.explain.iptables.ipsets import LiveIpSets, not_read
+from dockwall.explain.netfilter import (
     Addr,
     AddrRange,
     AddrType,
@@ -48,7 +48,7 @@ class Context:
     conn: Conn
     host: HostNet
     tracked: bool = True
-    sets: IpSets = field(default_factory=not_read)
+    sets: LiveIpSets = field(default_factory=not_read)
 
 
 def evaluate(condition: Condition, ctx: Context) -> bool | None:

@@ -1,4 +1,11 @@
-"""nftables JSON rules back into nft's own syntax, so a path reads like `nft list ruleset`."""
+"""nftables JSON rules back into nft's own syntax, so a path reads like `nft list ruleset`.
+
+Kept apart from the nftables backend's script writer on purpose: that one prints rules
+from dockwall's IR, so it only knows the statements dockwall writes. This printer must
+show any rule `nft -j` lists, whoever wrote it (Docker, firewalld, a hand-written table),
+and falls back to the JSON for statements it has no spelling for; sharing one printer
+would tie what explain can show to what dockwall emits.
+"""
 
 from __future__ import annotations
 
@@ -9,20 +16,20 @@ VERDICTS = ("accept", "drop", "return", "continue", "masquerade")
 SKIPPED = ("counter",)
 
 
-def render_rule(body: dict[str, Any]) -> str:
-    parts = [render_statement(s) for s in body.get("expr", [])]
+def show_rule(body: dict[str, Any]) -> str:
+    parts = [show_statement(s) for s in body.get("expr", [])]
     text = " ".join(part for part in parts if part)
     if body.get("comment"):
         text += f' comment "{body["comment"]}"'
     return text
 
 
-def render_statement(statement: dict[str, Any]) -> str:
+def show_statement(statement: dict[str, Any]) -> str:
     kind, value = next(iter(statement.items()))
     if kind == "match":
         op = value.get("op", "==")
         shown = "" if op in ("==", "in") else f"{op} "
-        return f"{render_expr(value['left'])} {shown}{render_expr(value['right'])}"
+        return f"{show_expr(value['left'])} {shown}{show_expr(value['right'])}"
     if kind in SKIPPED:
         return ""
     if kind in VERDICTS:
@@ -31,11 +38,11 @@ def render_statement(statement: dict[str, Any]) -> str:
         return f"{kind} {value['target']}"
     if kind in ("dnat", "snat"):
         port = f":{value['port']}" if "port" in value else ""
-        return f"{kind} to {render_expr(value.get('addr', ''))}{port}"
+        return f"{kind} to {show_expr(value.get('addr', ''))}{port}"
     if kind == "vmap":
-        return f"{render_expr(value['key'])} vmap {render_expr(value['data'])}"
+        return f"{show_expr(value['key'])} vmap {show_expr(value['data'])}"
     if kind == "mangle":
-        return f"{render_expr(value['key'])} set {render_expr(value['value'])}"
+        return f"{show_expr(value['key'])} set {show_expr(value['value'])}"
     if kind == "reject" and isinstance(value, dict):
         if value.get("type") == "tcp reset":
             return "reject with tcp reset"
@@ -49,9 +56,9 @@ def render_statement(statement: dict[str, Any]) -> str:
     return f"{kind} {json.dumps(value, separators=(',', ':'))}"
 
 
-def render_expr(expr: Any) -> str:
+def show_expr(expr: Any) -> str:
     if isinstance(expr, list):
-        return ",".join(render_expr(e) for e in expr)
+        return ",".join(show_expr(e) for e in expr)
     if not isinstance(expr, dict):
         return str(expr)
     if "payload" in expr:
@@ -67,18 +74,18 @@ def render_expr(expr: Any) -> str:
     if "prefix" in expr:
         return f"{expr['prefix']['addr']}/{expr['prefix']['len']}"
     if "range" in expr:
-        return "-".join(render_expr(e) for e in expr["range"])
+        return "-".join(show_expr(e) for e in expr["range"])
     if "set" in expr:
-        return "{ " + ", ".join(render_element(e) for e in expr["set"]) + " }"
+        return "{ " + ", ".join(show_element(e) for e in expr["set"]) + " }"
     if "&" in expr:
         left, mask = expr["&"]
-        return f"{render_expr(left)} & ({render_expr(mask).replace(',', '|')})"
+        return f"{show_expr(left)} & ({show_expr(mask).replace(',', '|')})"
     if "elem" in expr:
-        return render_expr(expr["elem"]["val"])
+        return show_expr(expr["elem"]["val"])
     return json.dumps(expr, separators=(",", ":"))
 
 
-def render_element(element: Any) -> str:
+def show_element(element: Any) -> str:
     if isinstance(element, list) and len(element) == 2:
-        return f"{render_expr(element[0])} : {render_statement(element[1])}"
-    return render_expr(element)
+        return f"{show_expr(element[0])} : {show_statement(element[1])}"
+    return show_expr(element)

@@ -6,11 +6,10 @@ from typing import Annotated
 
 import typer
 
-from dockwall.audit.cli import register as register_audit
 from dockwall.explain.connection import connection
 from dockwall.explain.endpoints import start
 from dockwall.explain.live import gather, one_shot
-from dockwall.explain.render import print_explanation, to_json
+from dockwall.explain.output import print_explanation, to_json
 from dockwall.explain.simulate import explain_connection
 from dockwall.explain.sockets import read_listeners
 from dockwall.runner import SubprocessRunner
@@ -51,9 +50,3 @@ def explain(
     else:
         print_explanation(make_console(), result, conn)
     raise typer.Exit(EXIT_CODES[result.verdict])
-
-
-def register(app: typer.Typer) -> None:
-    """Adds `explain` and `audit` to the main command line."""
-    app.command("explain")(explain)
-    register_audit(app)

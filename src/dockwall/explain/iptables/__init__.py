@@ -1,0 +1,1 @@
+"""iptables-save and ipset save text, of any origin, into explain's typed ruleset."""

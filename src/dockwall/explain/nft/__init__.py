@@ -1,0 +1,1 @@
+"""`nft -j list ruleset` JSON, of any origin, into explain's typed ruleset."""
