@@ -58,12 +58,14 @@ class DropLogService:
         self.counters: Counters | None = None
         self.lock = threading.Lock()
         self.suppressed: dict[LogDirection, int] | None = None
+        self.pending: tuple[list[Container], float] | None = None
         self.next_summary = time.monotonic() + SUMMARY_INTERVAL
 
     def applied(self, ruleset: Ruleset, containers: list[Container], counters: Counters) -> None:
-        """Called by the agent after each successful reconcile."""
-        self.history.update(containers, time.time())
+        """Called on the agent's loop after each apply: only hands over what is in force
+        (the history, which writes a file, is updated on this service's own thread)."""
         with self.lock:
+            self.pending = (containers, time.time())
             self.ruleset, self.counters = ruleset, counters
             self.suppressed = None  # a load may reset the counters: take a new baseline
             self.next_summary = time.monotonic()
@@ -77,6 +79,7 @@ class DropLogService:
                 if reader is not None:
                     reader.close()
                 reader, group = self.bind(wanted), wanted
+            self.learn()
             if reader is None:
                 stop.wait(0.2)
                 continue
@@ -85,6 +88,13 @@ class DropLogService:
                 self.summarize()
         if reader is not None:
             reader.close()
+
+    def learn(self) -> None:
+        """The containers of the last apply into the address history."""
+        with self.lock:
+            pending, self.pending = self.pending, None
+        if pending is not None:
+            self.history.update(*pending)
 
     def bind(self, group: int | None) -> NflogReader | None:
         if group is None:
@@ -107,6 +117,7 @@ class DropLogService:
         return self.drop(item)
 
     def drop(self, record: Record) -> dict[str, Any]:
+        self.learn()  # an apply that happened while this batch was read comes first
         decoded = parse_prefix(record.prefix)
         found = headers(record.payload)
         if decoded is None or found is None:
