@@ -7,7 +7,19 @@ import sys
 import typer
 from rich.markup import escape
 
-from dockwall.commands import agent, audit, check, explain, export, lab, policy, status, units
+from dockwall.commands import (
+    agent,
+    audit,
+    check,
+    explain,
+    export,
+    graph,
+    lab,
+    logs,
+    policy,
+    status,
+    units,
+)
 from dockwall.errors import DockwallError
 from dockwall.terminal import make_console
 
@@ -28,6 +40,8 @@ app.command()(status.status)
 app.command(help=check.HELP)(check.check)
 app.command()(policy.reset)
 app.command()(agent.agent)
+app.command()(logs.logs)
+app.command()(graph.graph)
 app.command()(units.install_units)
 app.command()(export.export)
 app.command()(explain.explain)

@@ -39,6 +39,15 @@ DOCKER_V6 = (
 NFT = Variant("nft", "test")
 
 
+def nflog(direction: str, tag: str) -> str:
+    """The default log rule before a drop (policy without `log:`)."""
+    return (
+        f"-m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 50 "
+        f"--hashlimit-name dw{direction}20s50 -j NFLOG --nflog-prefix "
+        f'"dw:{direction}:{tag}" --nflog-group 2710 --nflog-size 128'
+    )
+
+
 def ruleset() -> Ruleset:
     return compile_policy(parse_policy(EXAMPLE, "p.yaml"), STATE).ruleset
 
@@ -72,6 +81,7 @@ def test_render_v4_dispatches_by_address_then_bridge_defaults() -> None:
     assert db_in == [
         "-m comment --comment dockwall-chain",
         "-s 192.0.2.100/32 -p tcp -m conntrack --ctorigdstport 5432 --ctdir ORIGINAL -j RETURN",
+        nflog("i", "p13"),
         "-j DROP",
     ]
 
@@ -81,7 +91,7 @@ def test_render_v6_keeps_only_v6_peers_and_neighbour_discovery() -> None:
     db_in = next(c for n, c in chains.items() if n.startswith("DOCKWALL-I-dddd"))
     assert db_in[1].startswith("-s 2001:db8:100::/64 ")
     web_out = next(c for n, c in chains.items() if n.startswith("DOCKWALL-E-a1a1"))
-    assert web_out == ["-m comment --comment dockwall-chain", "-j DROP"], (
+    assert web_out == ["-m comment --comment dockwall-chain", nflog("e", "p6"), "-j DROP"], (
         "the only egress rule is IPv4: IPv6 egress is denied"
     )
     assert "-p ipv6-icmp -m icmp6 --icmpv6-type 135 -j RETURN" in chains["DOCKWALL-INPUT"]
@@ -242,12 +252,14 @@ def test_isolated_peers_chain_lets_neighbour_discovery_and_named_pairs_through()
     assert v4["DOCKWALL-PEERS"] == [
         "-m comment --comment dockwall-chain",
         "-s 172.30.0.3/32 -d 172.30.0.2/32 -p tcp -m tcp --dport 5432 -j RETURN",
+        nflog("p", "d"),
         "-j DROP",
     ]
     assert v6["DOCKWALL-PEERS"] == [
         "-m comment --comment dockwall-chain",
         *(f"-p ipv6-icmp -m icmp6 --icmpv6-type {t} -j RETURN" for t in (133, 134, 135, 136)),
         "-s 2001:db8:d0c:1::3/128 -d 2001:db8:d0c:1::2/128 -j RETURN",
+        nflog("p", "d"),
         "-j DROP",
     ]
     assert "-i docker0 -o docker0 -g DOCKWALL-PEERS" in v4["DOCKWALL-FORWARD"]

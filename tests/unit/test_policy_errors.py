@@ -150,7 +150,7 @@ CASES: list[tuple[str, str, str]] = [
         "unknown top-level key",
         "version: 1\ndefault:\n  ingress: deny\n",
         "policy.yaml:2:1: default: unknown key 'default'; did you mean 'defaults'? "
-        "(allowed keys: version, backend, defaults, labels, dns, lists, containers)",
+        "(allowed keys: version, backend, defaults, labels, dns, lists, log, containers)",
     ),
     (
         "unknown key without a near miss",

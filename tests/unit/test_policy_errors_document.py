@@ -36,13 +36,13 @@ CASES: list[tuple[str, str, str]] = [
         "top level is a list",
         "- version: 1\n",
         "policy.yaml:1:1: the top level must be a mapping with "
-        "version, backend, defaults, labels, dns, lists, containers, not a list",
+        "version, backend, defaults, labels, dns, lists, log, containers, not a list",
     ),
     (
         "top level is a word",
         "hello\n",
         "policy.yaml:1:1: the top level must be a mapping with "
-        "version, backend, defaults, labels, dns, lists, containers, not 'hello'",
+        "version, backend, defaults, labels, dns, lists, log, containers, not 'hello'",
     ),
     (
         "syntax error",

@@ -230,6 +230,11 @@ def test_policy_to_yaml_of_empty_policy() -> None:
     text = policy_to_yaml(Policy(version=1))
     assert text == (
         "version: 1\nbackend: auto\ndefaults:\n  ingress: allow\n  egress: allow\n  peers: allow\n"
-        "labels:\n  trust: true\n  containers: false\ncontainers: []\n"
+        "labels:\n  trust: true\n  containers: false\n"
+        "log:\n  group: 2710\n"
+        + "".join(
+            f"  {d}:\n    rate: 20/second\n    burst: 50\n" for d in ("ingress", "egress", "peers")
+        )
+        + "containers: []\n"
     )
     assert parse_policy(text, "p") == Policy(version=1)

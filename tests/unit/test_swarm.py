@@ -140,6 +140,8 @@ def test_iptables_mesh_rules_match_client_source_and_original_port() -> None:
         "-s 192.0.2.0/24 -p tcp -m conntrack --ctorigdstport 8080 --ctdir ORIGINAL -j RETURN",
         "-p udp -m conntrack --ctorigdstport 9053 --ctdir ORIGINAL -j RETURN",
         "-s 198.51.100.0/24 -p tcp -m conntrack --ctorigdstport 9090 --ctdir ORIGINAL -j RETURN",
+        "-m hashlimit --hashlimit-upto 20/sec --hashlimit-burst 50 --hashlimit-name dwi20s50 "
+        '-j NFLOG --nflog-prefix "dw:i:d" --nflog-group 2710 --nflog-size 128',
         "-j DROP",
     ]
     v6 = render_iptables(ruleset, "ipv6").chains
@@ -164,7 +166,8 @@ def test_nft_mesh_rules_match_client_source_and_original_port() -> None:
         "right": {"prefix": {"addr": "192.0.2.0", "len": 24}},
     }
     assert rules[0][2]["match"] == {"op": "==", "left": original, "right": 8080}
-    assert [r[-1] for r in rules] == [{"return": None}] * 4 + [{"drop": None}]
+    logged = {"log": {"prefix": "dw:i:d", "group": 2710, "snaplen": 128}}
+    assert [r[-1] for r in rules] == [{"return": None}] * 4 + [logged, {"drop": None}]
     ports = [r[-3]["match"]["right"] for r in rules[:4]]
     assert ports == [8080, 8080, 9053, 9090]  # 8080 from IPv4 and from IPv6 sources
 

@@ -140,6 +140,7 @@ class Agent:
         self.ruleset: Ruleset | None = None
         self.selected: Selected | None = None
         self.warned: set[str] = set()
+        self.burst_started: float | None = None  # clock.now() of the burst being enforced
 
     def run(self, stop: threading.Event) -> None:
         """The services run for as long as the loop does, whatever ends it."""
@@ -206,7 +207,9 @@ class Agent:
             if decided.reconcile is not None:
                 burst = decided.reconcile
                 self.refresh(session, burst.containers, burst.bridges)
+                self.burst_started = burst.first  # read by after-apply hooks (latency)
                 self.reconcile(f"{len(burst.containers)} container event(s)")
+                self.burst_started = None
             if decided.drift:
                 state = self.drift(state, now)
 

@@ -6,6 +6,7 @@ import signal
 import sys
 import threading
 from datetime import UTC, datetime
+from pathlib import Path
 from types import FrameType
 from typing import Annotated
 
@@ -16,12 +17,39 @@ from dockwall.agent.loop import Agent, AgentConfig
 from dockwall.agent.source import docker_session
 from dockwall.commands.options import DEFAULT, BackendOption, MaxBytesOption, PolicyOption
 from dockwall.engine import default_engine
+from dockwall.observe.hosting import DEFAULT_LISTEN, Listen, Observe, parse_listen
+from dockwall.observe.web import is_loopback
 
 
 def log(message: str) -> None:
     stamp = datetime.now(UTC).strftime("%H:%M:%S.%f")[:-3]
     sys.stderr.write(f"{stamp} dockwall-agent: {message}\n")
     sys.stderr.flush()
+
+
+def web_token(listen: Listen | None, allow_remote: bool, token_file: Path | None) -> str | None:
+    """A non-local listener is refused unless asked for explicitly and guarded by a token."""
+    token = None
+    if token_file is not None:
+        try:
+            token = token_file.read_text().strip()
+        except OSError as exc:
+            raise typer.BadParameter(
+                f"{token_file}: {exc}", param_hint="--metrics-token-file"
+            ) from None
+        if len(token) < 16:
+            raise typer.BadParameter(
+                f"{token_file}: the token must be at least 16 characters",
+                param_hint="--metrics-token-file",
+            )
+    remote = listen is not None and not is_loopback(listen.host)
+    if remote and (not allow_remote or token is None):
+        raise typer.BadParameter(
+            f"{listen.host if listen else ''} is reachable from other hosts: add "
+            "--metrics-allow-remote and --metrics-token-file",
+            param_hint="--metrics-listen",
+        )
+    return token
 
 
 def agent(
@@ -31,6 +59,20 @@ def agent(
         float, typer.Option(help="Seconds between checks that our rules are still in place.")
     ] = 1.0,
     max_policy_bytes: MaxBytesOption = None,
+    metrics_listen: Annotated[
+        str,
+        typer.Option(
+            help="ADDRESS:PORT for /metrics and the read-only page, or `off`. Any address "
+            "but loopback needs --metrics-allow-remote and --metrics-token-file."
+        ),
+    ] = DEFAULT_LISTEN,
+    metrics_allow_remote: Annotated[
+        bool, typer.Option(help="Allow --metrics-listen on an address other hosts can reach.")
+    ] = False,
+    metrics_token_file: Annotated[
+        Path | None,
+        typer.Option(help="File holding the bearer token every request must carry."),
+    ] = None,
 ) -> None:
     """Follow Docker's events and keep the firewall equal to the policy.
 
@@ -56,8 +98,18 @@ def agent(
     config = AgentConfig(policy, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes)
     engine = default_engine(backend)
     dns = DnsHost(lambda: engine.runner, log)
-    runner = Agent(
-        config, engine, log, connect=docker_session, services=(dns,), after_apply=(dns.enforced,)
+    listen = None if metrics_listen == "off" else parse_listen(metrics_listen)
+    observe = Observe(
+        policy.name, listen, web_token(listen, metrics_allow_remote, metrics_token_file)
     )
+    runner = Agent(
+        config,
+        engine,
+        log,
+        connect=docker_session,
+        services=(dns, *observe.services()),
+        after_apply=(dns.enforced, observe.applied),
+    )
+    observe.agent = runner
     log(f"started with {policy}")
     runner.run(stop)

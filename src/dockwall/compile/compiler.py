@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from dockwall.compile.dns import dns_plan
 from dockwall.compile.ir import (
     Allow,
+    DropLog,
     Endpoint,
     Filter,
     Guard,
+    LogLimit,
     PeerAllow,
     PortMatch,
     Ruleset,
@@ -25,6 +27,7 @@ from dockwall.compile.ir import (
 from dockwall.compile.labels import LabelRules, label_rules
 from dockwall.compile.matching import EntryIndex, selected, where
 from dockwall.compile.normalize import ports
+from dockwall.compile.origin import DEFAULTS, entry_tag, held_tag, joined, label_tag
 from dockwall.compile.peers import (
     address_sets,
     check_label_lists,
@@ -44,6 +47,7 @@ from dockwall.policy import (
     Policy,
     PortRange,
 )
+from dockwall.policy.logging import LogPolicy, LogRate
 
 
 @dataclass(frozen=True)
@@ -120,29 +124,50 @@ def union(a: Filter | None, b: Filter | None) -> Filter | None:
     """Both allow-lists together; allowing everything absorbs any list."""
     if a is None or b is None:
         return None
-    return Filter(tuple(dict.fromkeys(a.allows + b.allows)), a.reject)
+    return Filter(tuple(dict.fromkeys(a.allows + b.allows)), a.reject, joined(a.tag, b.tag))
 
 
-def ingress_filter(direction: IngressPolicy, reject: bool = False) -> Filter | None:
+def ingress_filter(direction: IngressPolicy, tag: str, reject: bool = False) -> Filter | None:
     if direction.mode == "allow":
         return None
-    return Filter(tuple(a for rule in direction.rules for a in ingress_allows(rule)), reject)
+    allows = tuple(a for rule in direction.rules for a in ingress_allows(rule))
+    return Filter(allows, reject=reject, tag=tag)
 
 
-def egress_filter(direction: EgressPolicy, reject: bool = False) -> Filter | None:
+def egress_filter(direction: EgressPolicy, tag: str, reject: bool = False) -> Filter | None:
     if direction.mode == "allow":
         return None
-    return Filter(tuple(a for rule in direction.rules for a in egress_allows(rule)), reject)
+    allows = tuple(a for rule in direction.rules for a in egress_allows(rule))
+    return Filter(allows, reject=reject, tag=tag)
 
 
 def verdict_filter(verdict: str, reject: bool = False) -> Filter | None:
-    return None if verdict == "allow" else Filter((), reject)
+    return None if verdict == "allow" else Filter(reject=reject, tag=DEFAULTS)
 
 
 def rejects(policy: Policy, entry: ContainerEntry | None) -> bool:
     """`deny_with` of the entry, else of the defaults: whether refusals are rejects."""
     chosen = entry.deny_with if entry and entry.deny_with else policy.defaults.deny_with
     return chosen == "reject"
+
+
+def log_limit(rate: LogRate | None) -> LogLimit | None:
+    """The rate in the largest unit where its count is whole (how the kernel prints it)."""
+    if rate is None:
+        return None
+    count, unit = rate.rate
+    seconds = {"second": 1, "minute": 60, "hour": 3600, "day": 86400}
+    for bigger in ("second", "minute", "hour", "day"):
+        scaled, rest = divmod(count * seconds[bigger], seconds[unit])
+        if rest == 0 and scaled >= 1:
+            return LogLimit(scaled, bigger, rate.burst)
+    return LogLimit(count, unit, rate.burst)
+
+
+def drop_log(log: LogPolicy) -> DropLog | None:
+    if not log.enabled:
+        return None
+    return DropLog(log.group, log_limit(log.ingress), log_limit(log.egress), log_limit(log.peers))
 
 
 def endpoints(container: Container) -> tuple[Endpoint, ...]:
@@ -169,16 +194,16 @@ class Filters:
     def __init__(self) -> None:
         self.done: dict[tuple[int, bool], Filter | None] = {}
 
-    def ingress(self, direction: IngressPolicy, reject: bool) -> Filter | None:
+    def ingress(self, direction: IngressPolicy, tag: str, reject: bool) -> Filter | None:
         key = (id(direction), reject)
         if key not in self.done:
-            self.done[key] = ingress_filter(direction, reject)
+            self.done[key] = ingress_filter(direction, tag, reject)
         return self.done[key]
 
-    def egress(self, direction: EgressPolicy, reject: bool) -> Filter | None:
+    def egress(self, direction: EgressPolicy, tag: str, reject: bool) -> Filter | None:
         key = (id(direction), reject)
         if key not in self.done:
-            self.done[key] = egress_filter(direction, reject)
+            self.done[key] = egress_filter(direction, tag, reject)
         return self.done[key]
 
 
@@ -197,20 +222,24 @@ def guard(policy: Policy, governed: Governed, filters: Filters, key: str) -> Gua
     reject = rejects(policy, entry)
     if governed.closed:
         container = governed.container
-        closed = Filter((), reject)
-        return Guard(key, container.name, governed.origin, endpoints(container), closed, closed)
+        closed_in = Filter(reject=reject, tag=held_tag(key))
+        closed_out = Filter(reject=reject, tag=held_tag(key))
+        return Guard(
+            key, container.name, governed.origin, endpoints(container), closed_in, closed_out
+        )
+    tag = entry_tag(entry) if entry else DEFAULTS
     base_in = (
-        filters.ingress(entry.ingress, reject)
+        filters.ingress(entry.ingress, tag, reject)
         if entry and entry.ingress
         else verdict_filter(defaults.ingress, reject)
     )
     base_out = (
-        filters.egress(entry.egress, reject)
+        filters.egress(entry.egress, tag, reject)
         if entry and entry.egress
         else verdict_filter(defaults.egress, reject)
     )
-    label_in = ingress_filter(labels.ingress, reject) if labels.ingress else None
-    label_out = egress_filter(labels.egress, reject) if labels.egress else None
+    label_in = ingress_filter(labels.ingress, label_tag(key), reject) if labels.ingress else None
+    label_out = egress_filter(labels.egress, label_tag(key), reject) if labels.egress else None
     container = governed.container
     return Guard(
         key,
@@ -331,7 +360,11 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
         index,
         state.mesh,
         held,
-        lambda e: filters.ingress(e.ingress, rejects(policy, e)) if e and e.ingress else default_in,
+        lambda e: (
+            filters.ingress(e.ingress, entry_tag(e), rejects(policy, e))
+            if e and e.ingress
+            else default_in
+        ),
         verdict_filter(policy.defaults.egress, reject),
     )
     matched = {e.describe() for g in governed for e in ([g.entry] if g.entry else g.matched)}
@@ -353,5 +386,6 @@ def compile_policy(policy: Policy, state: HostState) -> Compiled:
         peers=peer_allows(governed, state) if policy.defaults.peers == "deny" else (),
         host_interfaces=state.interfaces,
         lists=address_sets(used, policy.loaded_lists),
+        log=drop_log(policy.log),
     )
     return Compiled(ruleset, tuple(held + unused), tuple(held))

@@ -20,7 +20,7 @@ real packets. Semantics every backend must keep:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 from dockwall.model.state import Address, Bridge, Network
@@ -80,10 +80,17 @@ class Allow:
 
 @dataclass(frozen=True)
 class Filter:
-    """Allow what a rule matches, drop (or reject) every other new connection."""
+    """Allow what a rule matches, drop (or reject) every other new connection.
+
+    `tag` names the policy entry that speaks for the drop (see compile/origin.py); it
+    travels into the kernel as the NFLOG prefix, so a logged drop maps back to the
+    line of the policy, the label or the defaults that denied it. It says where a rule
+    came from, not what it allows, so it takes no part in comparing filters.
+    """
 
     allows: tuple[Allow, ...] = ()
     reject: bool = False
+    tag: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True)
@@ -106,6 +113,36 @@ class AddressSet:
 
     def interval(self, family: int) -> bool:
         return self.interval4 if family == 4 else self.interval6
+
+
+@dataclass(frozen=True)
+class LogLimit:
+    """One direction's kernel bucket for drop records: `count` per `unit`, bursts up to
+    `burst`. The unit is the largest one in which the count is whole (60/minute is
+    1/second), which is how both iptables-save and nft print a rate back."""
+
+    count: int
+    unit: Literal["second", "minute", "hour", "day"]
+    burst: int
+
+
+@dataclass(frozen=True)
+class DropLog:
+    """How drops of new connections are logged: NFLOG group, bytes of each packet copied
+    (`snaplen`, enough for the headers), and a bucket per direction (None: not logged).
+    Rule counters still count every drop; the log is a rate-limited sample of them."""
+
+    group: int
+    ingress: LogLimit | None
+    egress: LogLimit | None
+    peers: LogLimit | None
+    snaplen: int = 128
+
+    def limit(self, direction: LogDirection) -> LogLimit | None:
+        return {"ingress": self.ingress, "egress": self.egress, "peers": self.peers}[direction]
+
+
+LogDirection = Literal["ingress", "egress", "peers"]
 
 
 @dataclass(frozen=True)
@@ -195,6 +232,7 @@ class Ruleset:
     host_interfaces: tuple[str, ...] | None = None
     dns: Dns | None = None
     lists: tuple[AddressSet, ...] = ()
+    log: DropLog | None = None
 
     @property
     def known_bridges(self) -> tuple[Bridge, ...]:

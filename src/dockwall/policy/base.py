@@ -67,7 +67,7 @@ class MappingModel(Model):
             return data
         if not isinstance(data, dict):
             raise fail(f"expected a mapping, got {shown(data)}")
-        _check_keys(data, cls.yaml_keys())
+        check_keys(data, cls.yaml_keys())
         cls._check_yaml(data)
         return _renamed(data, cls._renames)
 
@@ -76,7 +76,7 @@ class MappingModel(Model):
         """Checks that only make sense on the YAML spelling, run before renaming."""
 
 
-def _check_keys(data: dict[str, Any], allowed: Sequence[str]) -> None:
+def check_keys(data: dict[str, Any], allowed: Sequence[str]) -> None:
     """Refuses unknown keys and keys written without a value.
 
     An empty value is refused rather than read as "use the default" because in YAML it is

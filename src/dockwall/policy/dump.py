@@ -6,6 +6,7 @@ from typing import Any
 
 import yaml
 
+from dockwall.policy.logging import LogPolicy
 from dockwall.policy.model import ContainerEntry, LabelPolicy, Policy
 from dockwall.policy.rules import (
     ContainerSelector,
@@ -49,6 +50,7 @@ def policy_to_yaml(policy: Policy) -> str:
         },
         "labels": _labels(policy.labels),
         **_lists(policy),
+        "log": _log(policy.log),
         "containers": [_entry(entry) for entry in policy.containers],
     }
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, default_flow_style=False)
@@ -71,6 +73,17 @@ def _labels(labels: LabelPolicy) -> dict[str, Any]:
         data["ingress_from"] = _addresses(labels.ingress_from)
     if labels.egress_to is not None:
         data["egress_to"] = _addresses(labels.egress_to)
+    return data
+
+
+def _log(log: LogPolicy) -> dict[str, Any]:
+    data: dict[str, Any] = {"group": log.group}
+    for name, rate in (("ingress", log.ingress), ("egress", log.egress), ("peers", log.peers)):
+        data[name] = (
+            "off"
+            if rate is None
+            else {"rate": f"{rate.rate[0]}/{rate.rate[1]}", "burst": rate.burst}
+        )
     return data
 
 

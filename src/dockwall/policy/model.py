@@ -13,6 +13,7 @@ from dockwall.policy.base import MappingModel
 from dockwall.policy.fields import Network, SpecError, check_name
 from dockwall.policy.fqdn import DnsSettings, patterns
 from dockwall.policy.listfile import ListContents
+from dockwall.policy.logging import LogPolicy
 from dockwall.policy.problems import PathStep, choice, fail, shown
 from dockwall.policy.rules import (
     OVERLAY_PEERS,
@@ -192,6 +193,7 @@ class Policy(MappingModel):
     labels: LabelPolicy = LabelPolicy()
     dns: DnsSettings = DnsSettings()
     lists: dict[str, ListSpec] = Field(default_factory=dict)
+    log: LogPolicy = LogPolicy()
     containers: tuple[ContainerEntry, ...] = ()
     loaded_lists: Mapping[str, ListContents] = Field(default_factory=dict, exclude=True, repr=False)
     _internal: ClassVar[frozenset[str]] = frozenset({"loaded_lists"})

@@ -248,11 +248,17 @@ def spelled(rule: Parsed) -> str:
             words += option.words()
     for option in rule.target:
         words += option.words()
-    return " ".join(quoted(word) for word in words)
+    previous = ["", *words[:-1]]
+    pairs = zip(previous, words, strict=True)
+    return " ".join(quoted(word, always=before in ALWAYS_QUOTED) for before, word in pairs)
 
 
-def quoted(word: str) -> str:
-    """iptables-save quotes an argument with spaces (a comment) in double quotes."""
-    if word and not any(ch.isspace() or ch == '"' for ch in word):
+ALWAYS_QUOTED = frozenset({"--nflog-prefix", "--log-prefix"})
+
+
+def quoted(word: str, *, always: bool = False) -> str:
+    """iptables-save quotes an argument with spaces (a comment) in double quotes, and a
+    log prefix always."""
+    if word and not always and not any(ch.isspace() or ch == '"' for ch in word):
         return word
     return '"' + word.replace("\\", "\\\\").replace('"', '\\"') + '"'

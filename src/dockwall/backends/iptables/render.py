@@ -12,10 +12,21 @@ from dataclasses import dataclass, field
 
 from dockwall.backends.iptables import fqdn
 from dockwall.backends.iptables.detect import Family
+from dockwall.backends.iptables.droplog import log_rules
 from dockwall.backends.iptables.ipsets import IpSet, set_for, wants_set
 from dockwall.backends.iptables.lists import except_match, list_ipsets, list_match, refusal
 from dockwall.backends.iptables.ownership import OWNED, PREFIX
-from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset, plain_interface
+from dockwall.compile.ir import (
+    Allow,
+    DropLog,
+    Endpoint,
+    Filter,
+    Guard,
+    LogDirection,
+    PortMatch,
+    Ruleset,
+    plain_interface,
+)
 from dockwall.compile.normalize import is_any_of_family
 from dockwall.model.state import Address, Bridge, Network
 
@@ -49,10 +60,11 @@ class Direction:
     letter: str
     peer_flag: str
     set_side: str
+    name: LogDirection
 
 
-INGRESS = Direction("I", "-s", "src")
-EGRESS = Direction("E", "-d", "dst")
+INGRESS = Direction("I", "-s", "src", "ingress")
+EGRESS = Direction("E", "-d", "dst", "egress")
 
 
 @dataclass
@@ -64,6 +76,7 @@ class Chains:
     chains: dict[str, list[str]] = field(default_factory=dict)
     sets: dict[str, IpSet] = field(default_factory=dict)
     filters: dict[int, str] = field(default_factory=dict)
+    log: DropLog | None = None
 
     @property
     def version(self) -> int:
@@ -160,8 +173,10 @@ def words(*parts: str) -> str:
 
 
 def filter_rules(out: Chains, filter_: Filter, direction: Direction) -> list[str]:
+    """What the filter allows returns; the rest is logged (rate-limited) and dropped."""
     rules = [r for allow in filter_.allows for r in allow_rules(out, allow, direction)]
-    return [*dict.fromkeys(rules), *refusal(filter_.reject, out.family)]
+    dropped = log_rules(out.log, direction.name, filter_.tag)
+    return [*dict.fromkeys(rules), *dropped, *refusal(filter_.reject, out.family)]
 
 
 def filter_target(
@@ -205,6 +220,7 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
             FORWARD: [ESTABLISHED, *fqdn.forward_rules(ruleset, family)],
             INPUT: [ESTABLISHED, *fqdn.input_rules(ruleset)],
         },
+        log=ruleset.log,
     )
     if family == "ipv6":
         out.chains[INPUT] += neighbour_discovery()
@@ -248,7 +264,7 @@ def add_peers(out: Chains, ruleset: Ruleset) -> None:
         pair = f"-s {single(allow.source)} -d {single(allow.destination)} "
         ports = [proto_match(p, out.family, original=False) + " " for p in allow.ports] or [""]
         rules += [f"{pair}{port}-j RETURN" for port in ports]
-    out.chains[PEERS] = [*dict.fromkeys(rules), "-j DROP"]
+    out.chains[PEERS] = [*dict.fromkeys(rules), *log_rules(out.log, "peers", "d"), "-j DROP"]
     for bridge in ruleset.known_bridges:
         out.chains[FORWARD].append(f"-i {bridge.interface} -o {bridge.interface} -g {PEERS}")
 

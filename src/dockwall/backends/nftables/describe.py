@@ -71,10 +71,22 @@ def statement_text(statement: Json) -> str:
         return f"{value_text(body['left'])}{op} {right_text(body['right'])}"
     if kind == "counter":
         return "counter"
+    if kind == "limit" and isinstance(statement[kind], str):
+        return f"limit name {statement[kind]}"
+    if kind == "log" and isinstance(statement[kind], dict):
+        return log_text(statement[kind])
     if kind == "vmap":
         body = statement[kind]
         return f"{value_text(body['key'])} vmap {value_text(body['data'])}"
     return verdict_text(statement)
+
+
+def log_text(body: Json) -> str:
+    """`log prefix "dw:i:p4" group 2710 snaplen 128`, nft's own order; an unusual log
+    statement keeps a JSON text, so it is never mistaken for one of ours."""
+    if set(body) != {"prefix", "group", "snaplen"}:
+        return json.dumps({"log": body}, sort_keys=True)
+    return f'log prefix "{body["prefix"]}" group {body["group"]} snaplen {body["snaplen"]}'
 
 
 def verdict_text(statement: Json) -> str:

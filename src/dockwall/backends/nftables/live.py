@@ -13,7 +13,7 @@ from dockwall.runner import Runner
 
 LIST_ARGV = ("nft", "-j", "list", "table", FAMILY, TABLE)
 ABSENT = "No such file or directory"
-TABLE_KINDS = frozenset({"set", "map", "chain", "rule"})
+TABLE_KINDS = frozenset({"set", "map", "limit", "chain", "rule"})
 
 
 def live_objects(runner: Runner) -> list[Json] | None:

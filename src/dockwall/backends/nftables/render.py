@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from dockwall.backends.nftables import expr as e
 from dockwall.backends.nftables import fqdn, unseen
 from dockwall.backends.nftables.describe import without_implied_family
+from dockwall.backends.nftables.droplog import limit_objects, log_rules
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed
 from dockwall.backends.nftables.lists import (
@@ -44,8 +45,10 @@ from dockwall.backends.nftables.lists import (
 from dockwall.compile.ir import (
     Allow,
     Dns,
+    DropLog,
     Filter,
     Guard,
+    LogDirection,
     PeerAllow,
     PortMatch,
     Ruleset,
@@ -72,7 +75,7 @@ L4_PORTS = ("tcp", "udp")
 class Direction:
     """What differs between ingress and egress: which side of the packet is whose."""
 
-    chain: str
+    chain: LogDirection
     default_chain: str
     prefix: str
     container_field: str
@@ -92,6 +95,7 @@ class Objects:
     chains: list[Json] = field(default_factory=list)
     rules: list[Json] = field(default_factory=list)
     texts: dict[Address, str] = field(default_factory=dict)
+    log: DropLog | None = None
 
     def address(self, address: Address) -> str:
         """str() of an IPv6 address is slow; each container's is needed in both directions."""
@@ -128,8 +132,9 @@ def render(ruleset: Ruleset, carried: dict[str, list[Json]] | None = None) -> li
 def table_objects(ruleset: Ruleset, carried: dict[str, list[Json]] | None = None) -> list[Json]:
     """Chain OWNED marks the table as dockwall's: nft 1.0's JSON keeps no table comment,
     and a table someone else named `inet dockwall` must never be replaced."""
-    objects = Objects()
+    objects = Objects(log=ruleset.log)
     objects.chains.append({"chain": chain_ref(OWNED)})
+    objects.sets += limit_objects(ruleset.log)
     interfaces = bridge_interfaces(ruleset)
     objects.sets.append(named_set("bridges", "ifname", [], interfaces))
     objects.sets.append(
@@ -249,6 +254,7 @@ def add_peers(objects: Objects, peers: Sequence[PeerAllow]) -> None:
                 rules.append(
                     [e.match(pair_key, e.set_ref(name)), *match, e.counter(), e.verdict("accept")]
                 )
+    rules += log_rules(objects.log, "peers", "d")
     rules.append([e.counter(), e.verdict("drop")])
     objects.chain(PEERS, rules)
 
@@ -367,6 +373,7 @@ def add_filter(objects: Objects, chain: str, flt: Filter, direction: Direction) 
             for ports in port_matches(allow, family):
                 exprs = [*peer, *carve, *ports]
                 rules.append([*without_implied_family(exprs), e.counter(), e.verdict("return")])
+    rules += log_rules(objects.log, direction.chain, flt.tag)
     rules += refusal(flt.reject)
     objects.chain(chain, rules)
 

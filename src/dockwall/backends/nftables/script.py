@@ -27,7 +27,9 @@ IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 ATOM = re.compile(r"[A-Za-z0-9:][A-Za-z0-9:._-]*")
 IFNAME = re.compile(r"[^\"\\\x00-\x1f\x7f]+")
 ADDRESS = re.compile(r"[0-9A-Fa-f:.]+")
-RULE = re.compile(r'(?:[A-Za-z0-9 :./@{},_-]|!=|"[A-Za-z0-9_.-]+\*")+')
+RULE = re.compile(
+    r'(?:[A-Za-z0-9 :./@{},_-]|!=|"[A-Za-z0-9_.-]+\*"|(?<=log prefix )"[A-Za-z0-9_.:+-]+")+'
+)
 WHERE = f"{FAMILY} {TABLE}"
 
 
@@ -86,7 +88,14 @@ def command_text(command: Json) -> str:
         return chain_text(body)
     if kind in ("set", "map"):
         return set_text(kind, body)
+    if kind == "limit":
+        return limit_text(body)
     raise NotScriptable(f"object {obj!r}")
+
+
+def limit_text(body: Json) -> str:
+    rate, per, burst = (int(body["rate"]), atom(body["per"]), int(body["burst"]))
+    return f"add limit {WHERE} {name(body['name'])} {{ rate {rate}/{per} burst {burst} packets; }}"
 
 
 def name(text: Any) -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from dockwall.backends.nftables.describe import rule_text, value_text, verdict_text
+from dockwall.backends.nftables.droplog import limit_text
 from dockwall.backends.nftables.expr import Json
 from dockwall.backends.nftables.intervals import collapsed, element_networks, network_text
 from dockwall.model.state import Network
@@ -51,6 +52,8 @@ def table_view(objects: Iterable[Json]) -> TableView:
         (kind, body), *_ = obj.items()
         if kind in ("set", "map"):
             sets[body["name"]] = set_view(kind, body)
+        elif kind == "limit":
+            sets[body["name"]] = SetView(kind, limit_text(body), frozenset())
         elif kind == "chain":
             hooks[body["name"]] = hook_text(body)
             rules.setdefault(body["name"], [])
