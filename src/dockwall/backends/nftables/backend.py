@@ -42,7 +42,7 @@ class NftablesBackend:
         """The learned addresses of name rules ride along in the replace (`carried`)."""
         with gc_paused():
             objects = live_objects(self.runner)
-            live = table_view(objects) if objects is not None else None
+            live = self.view_of(objects)
         if live is not None and not owned(live):
             raise DockwallError(
                 f"table {FAMILY} {TABLE} exists but is not dockwall's (it has no chain "
@@ -93,12 +93,15 @@ class NftablesBackend:
         The named lists' elements are kept aside as strings (`live_elements`): a list of
         a million elements is compared as two sets of strings, not as a view."""
         with gc_paused():
-            objects = live_objects(self.runner)
-            if objects is None:
-                self.live_elements = {}
-                return None
-            structure, self.live_elements = split_lists(objects)
-            return table_view(structure)
+            return self.view_of(live_objects(self.runner))
+
+    def view_of(self, objects: list[Json] | None) -> TableView | None:
+        """The live table without the named lists' elements, which go to `live_elements`."""
+        if objects is None:
+            self.live_elements = {}
+            return None
+        structure, self.live_elements = split_lists(objects)
+        return table_view(structure)
 
 
 def owned(live: TableView) -> bool:
