@@ -18,6 +18,7 @@ import dns.message
 import dns.rcode
 import dns.rrset
 import pytest
+from prometheus_client import CollectorRegistry
 
 from dockwall.compile.ir import DnsClient
 from dockwall.dnsproxy import answers, upstream
@@ -25,6 +26,7 @@ from dockwall.dnsproxy.batch import merged
 from dockwall.dnsproxy.forwarder import Config, Forwarder
 from dockwall.dnsproxy.kernelsets import Element, IpsetSets, NftSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore, read_entries
+from dockwall.dnsproxy.metrics import DnsCollector
 from dockwall.dnsproxy.report import named_destination
 from tests.unit.fakes import FakeRunner
 
@@ -179,6 +181,72 @@ def test_no_upstream_is_servfail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch
         assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.SERVFAIL
     finally:
         sock.close()
+
+
+def by_name(query: dns.message.Message) -> dns.message.Message:
+    name = query.question[0].name.to_text()
+    if name == "api.example.test.":
+        return response(query, ("api.example.test.", 60, "A", "192.0.2.100"))
+    if name == "new.example.test.":
+        return response(query, ("new.example.test.", 60, "AAAA", "2001:db8::7"))
+    if name == "gone.example.test.":
+        return dns.message.make_response(query)  # NOERROR without addresses: nothing to hold
+    return response(query, ("other.test.", 60, "A", "198.51.100.7"))
+
+
+def test_every_outcome_is_counted_once_and_scraped(
+    tmp_path: Path, upstream_server: list[Answer]
+) -> None:
+    upstream_server.append(by_name)
+    sets = Recording()
+    fwd, _ = forwarder(tmp_path, sets, ("api.example.test", "*.example.test"), restrict=True)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DnsCollector(lambda: fwd))
+    assert registry.get_sample_value("dockwall_dns_queries_total", {"outcome": "held"}) == 0
+    assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.NOERROR  # held, 2 learned
+    assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.NOERROR  # held, known
+    assert ask(fwd, asked("gone.example.test")).rcode() == dns.rcode.NOERROR  # answered
+    assert ask(fwd, asked("other.test")).rcode() == dns.rcode.REFUSED
+    assert ask(fwd, asked("other.test"), client="172.17.0.9").rcode() == dns.rcode.NOERROR
+    sets.fail = True
+    assert ask(fwd, asked("new.example.test")).rcode() == dns.rcode.SERVFAIL
+    sample = registry.get_sample_value
+    outcomes = {o: sample("dockwall_dns_queries_total", {"outcome": o}) for o in
+                ("answered", "held", "refused", "servfail")}  # fmt: skip
+    assert outcomes == {"answered": 2, "held": 2, "refused": 1, "servfail": 1}
+    assert fwd.counts.queries == sum(outcomes.values())
+    assert sample("dockwall_dns_learned_elements_total") == 2
+    assert sample("dockwall_dns_set_update_seconds_count") == 2
+    assert 0 < (sample("dockwall_dns_set_update_seconds_sum") or 0) < 2
+    for pattern in ("api.example.test", "*.example.test"):
+        assert sample("dockwall_dns_learned_addresses", {"pattern": pattern}) == 1
+
+
+def test_no_forwarder_yet_scrapes_as_zero() -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DnsCollector(lambda: None))
+    assert registry.get_sample_value("dockwall_dns_queries_total", {"outcome": "refused"}) == 0
+    assert registry.get_sample_value("dockwall_dns_learned_elements_total") == 0
+
+
+def test_learned_names_by_address_expire_and_keep_the_longest_lived(tmp_path: Path) -> None:
+    store = LearnedStore(tmp_path / "learned.json")
+    store.record(
+        [
+            Entry("*.example.test", "192.0.2.5", "a.example.test", 0, 100),
+            Entry("b.example.test", "192.0.2.5", "b.example.test", 0, 50),
+            Entry("b.example.test", "2001:db8::5", "b.example.test", 0, 50),
+        ]
+    )
+    assert store.name_of("192.0.2.5", now=10) == "a.example.test"
+    assert store.name_of("2001:db8::5", now=10) == "b.example.test"
+    assert store.name_of("198.51.100.1", now=10) is None
+    assert store.in_force(now=10) == {"*.example.test": 1, "b.example.test": 2}
+    assert store.in_force(now=60) == {"*.example.test": 1}
+    assert store.name_of("2001:db8::5", now=60) is None
+    store.live(now=200)
+    assert store.by_address == {}
+    assert store.name_of("192.0.2.5", now=10) is None
 
 
 def test_nft_refresh_is_add_delete_add_in_one_transaction() -> None:

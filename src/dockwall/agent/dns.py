@@ -16,7 +16,7 @@ from pathlib import Path
 
 from dockwall.agent.services import Enforced, Hosting
 from dockwall.compile.ir import Dns
-from dockwall.dnsproxy.forwarder import Config, Log
+from dockwall.dnsproxy.forwarder import Config, Forwarder, Log
 from dockwall.dnsproxy.kernelsets import for_backend
 from dockwall.dnsproxy.libnft import NftLibrary
 from dockwall.dnsproxy.libnft import load as load_library
@@ -95,6 +95,16 @@ class DnsHost:
                 f"warning: dns.port changed to {dns.port}; restart the agent to move the forwarder"
             )
         self.service.configure(config)
+
+    def forwarder(self) -> Forwarder | None:
+        """The running forwarder, for its metrics (None until a ruleset has clients)."""
+        return self.service.forwarder if self.service is not None else None
+
+    def learned_name(self, address: str) -> str | None:
+        """The name the forwarder learned `address` for, while in force (for the drop
+        log's `fqdn`); called from the drop log's thread, the store has its own lock."""
+        service = self.service
+        return service.store.name_of(address) if service is not None else None
 
     def start(self, hosting: Hosting) -> None:
         """Nothing to start until a ruleset names domains; the log becomes the agent's."""

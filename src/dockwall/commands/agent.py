@@ -16,6 +16,7 @@ from dockwall.agent.dns import DnsHost
 from dockwall.agent.loop import Agent, AgentConfig
 from dockwall.agent.source import docker_session
 from dockwall.commands.options import DEFAULT, BackendOption, MaxBytesOption, PolicyOption
+from dockwall.dnsproxy.metrics import DnsCollector
 from dockwall.engine import default_engine
 from dockwall.observe.hosting import DEFAULT_LISTEN, Listen, Observe, parse_listen
 from dockwall.observe.web import is_loopback
@@ -100,7 +101,11 @@ def agent(
     dns = DnsHost(lambda: engine.runner, log)
     listen = None if metrics_listen == "off" else parse_listen(metrics_listen)
     observe = Observe(
-        policy.name, listen, web_token(listen, metrics_allow_remote, metrics_token_file)
+        policy.name,
+        listen,
+        web_token(listen, metrics_allow_remote, metrics_token_file),
+        collectors=(DnsCollector(dns.forwarder),),
+        fqdn_of=dns.learned_name,
     )
     runner = Agent(
         config,

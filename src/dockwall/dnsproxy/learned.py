@@ -43,6 +43,7 @@ class LearnedStore:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path or learned_path()
         self.entries: dict[tuple[str, str], Entry] = {}
+        self.by_address: dict[str, Entry] = {}
         self.lock = threading.Lock()
         self.dirty = False
 
@@ -58,7 +59,29 @@ class LearnedStore:
         with self.lock:
             for entry in entries:
                 self.entries[(entry.pattern, entry.address)] = entry
+                known = self.by_address.get(entry.address)
+                if known is None or entry.expires >= known.expires:
+                    self.by_address[entry.address] = entry
             self.dirty = True
+
+    def name_of(self, address: str, now: float | None = None) -> str | None:
+        """The name of the address's longest-lived entry, while it is in force: one
+        dict look-up, cheap enough for every drop record."""
+        moment = time.time() if now is None else now
+        with self.lock:
+            entry = self.by_address.get(address)
+        return entry.name if entry is not None and entry.expires > moment else None
+
+    def in_force(self, now: float | None = None) -> dict[str, int]:
+        """Unexpired addresses per pattern, counted without sorting or purging (the
+        metrics scrape asks this on every scrape)."""
+        moment = time.time() if now is None else now
+        counts: dict[str, int] = {}
+        with self.lock:
+            for (pattern, _), entry in self.entries.items():
+                if entry.expires > moment:
+                    counts[pattern] = counts.get(pattern, 0) + 1
+        return counts
 
     def live(self, now: float | None = None) -> list[Entry]:
         moment = time.time() if now is None else now
@@ -67,6 +90,8 @@ class LearnedStore:
             for key in expired:
                 del self.entries[key]
                 self.dirty = True
+            for address in [a for a, e in self.by_address.items() if e.expires <= moment]:
+                del self.by_address[address]
             return sorted(self.entries.values(), key=lambda e: (e.pattern, e.address))
 
     def save(self) -> None:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import ipaddress
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from http.server import ThreadingHTTPServer
 from typing import Any
 
 from prometheus_client import Histogram
+from prometheus_client.registry import Collector
 
 from dockwall.agent.loop import Agent
 from dockwall.agent.services import Enforced, Hosting, Service
@@ -32,7 +33,7 @@ from dockwall.observe.metrics import (
     event_histogram,
     make_registry,
 )
-from dockwall.observe.service import DropLogService
+from dockwall.observe.service import DropLogService, FqdnOf
 from dockwall.observe.web import Site, is_loopback, serve
 from dockwall.statefile import run_dir
 
@@ -104,9 +105,18 @@ def page_svg(agent: Agent) -> str:
 class Observe:
     """The drop log and the web listener as agent services, and the hook that tells them
     of every apply (agent/services.py). `agent` is set once the Agent exists: the
-    services read its containers, backend and stats only when asked."""
+    services read its containers, backend and stats only when asked. Other features
+    reach the metrics and drop records through `collectors` and `fqdn_of` (the DNS
+    forwarder's, given by commands/agent.py), so observe never imports them."""
 
-    def __init__(self, policy_name: str, listen: Listen | None, token: str | None) -> None:
+    def __init__(
+        self,
+        policy_name: str,
+        listen: Listen | None,
+        token: str | None,
+        collectors: Iterable[Collector] = (),
+        fqdn_of: FqdnOf = lambda _: None,
+    ) -> None:
         directory = run_dir()
         directory.mkdir(parents=True, exist_ok=True)
         self.agent: Agent | None = None
@@ -116,6 +126,7 @@ class Observe:
             AddressHistory(directory / "addresses.json"),
             Journal(directory / "drops.jsonl"),
             print,
+            fqdn_of,
         )
         view = AgentView(
             counters=self.counters,
@@ -124,8 +135,9 @@ class Observe:
             log_stats=lambda: dict(self.drops.stats.__dict__),
             policy_name=policy_name,
             history=self.drops.history,
+            ruleset=lambda: self.drops.ruleset,
         )
-        self.registry = make_registry(view)
+        self.registry = make_registry(view, collectors)
         self.durations: Histogram = apply_histogram(self.registry)
         self.latency: Histogram = event_histogram(self.registry)
 

@@ -77,5 +77,7 @@ def columns(entry: dict[str, Any]) -> list[str]:
     remote = f"{endpoint(entry.get('remote'), entry.get('port'))}/{entry.get('proto')}"
     if entry.get("remote_container"):
         remote += f" ({entry['remote_container']})"
+    if entry.get("fqdn"):
+        remote += f" ({entry['fqdn']})"
     direction = str(entry.get("direction", "")).upper()
     return [stamp, direction, container, remote, str(entry.get("policy"))]

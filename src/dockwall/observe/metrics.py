@@ -12,13 +12,14 @@ endpoint without touching this module.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prometheus_client import CollectorRegistry, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from dockwall.backends.base import RuleCounter
+from dockwall.compile.ir import Ruleset
 from dockwall.compile.origin import describe_tag
 from dockwall.observe.counters import ChainTotals, chain_totals
 from dockwall.observe.history import AddressHistory
@@ -36,6 +37,7 @@ class AgentView:
     log_stats: Callable[[], dict[str, object]]
     policy_name: str
     history: AddressHistory
+    ruleset: Callable[[], Ruleset | None] = field(default=lambda: None)
 
 
 def chain_container(chain: ChainTotals, history: AddressHistory) -> str:
@@ -96,8 +98,26 @@ class DockwallCollector(Collector):
         )
         rules.add_metric([backend], len(counters))
         yield rules
+        yield self.set_elements(backend)
         yield from self.agent_metrics()
         yield from self.log_metrics()
+
+    def set_elements(self, backend: str) -> Metric:
+        """Elements of each named list in force, per family: the sizes the compiled
+        ruleset already holds, never a listing of the kernel's (maybe huge) sets. The
+        forwarder's learned addresses are `dockwall_dns_learned_addresses`."""
+        elements = GaugeMetricFamily(
+            "dockwall_set_elements",
+            "Elements of each named list's kernel set in force, per family.",
+            labels=["backend", "set", "family"],
+        )
+        ruleset = self.view.ruleset()
+        for found in ruleset.lists if ruleset is not None else ():
+            for family in (4, 6):
+                elements.add_metric(
+                    [backend, found.name, f"ipv{family}"], len(found.elements(family))
+                )
+        return elements
 
     def agent_metrics(self) -> Iterable[Metric]:
         stats = self.view.stats()

@@ -30,6 +30,7 @@ from dockwall.observe.packet import Headers, headers
 
 Log = Callable[[str], None]
 Counters = Callable[[], list[RuleCounter]]
+FqdnOf = Callable[[str], str | None]
 SUMMARY_INTERVAL = 2.0
 
 
@@ -48,8 +49,16 @@ class LogStats:
 
 
 class DropLogService:
-    def __init__(self, policy_name: str, history: AddressHistory, journal: Journal, log: Log):
+    def __init__(
+        self,
+        policy_name: str,
+        history: AddressHistory,
+        journal: Journal,
+        log: Log,
+        fqdn_of: FqdnOf = lambda _: None,
+    ):
         self.policy_name = policy_name
+        self.fqdn_of = fqdn_of
         self.history = history
         self.journal = journal
         self.log = log
@@ -138,7 +147,7 @@ class DropLogService:
             "policy": describe_tag(
                 decoded.tag, direction, self.policy_name, self.history.name_of_key
             ),
-            "fqdn": None,
+            "fqdn": self.fqdn_of(str(found.destination)) if direction == "egress" else None,
         }
         return entry
 
