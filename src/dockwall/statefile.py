@@ -9,6 +9,13 @@ in between leaves the pending file, and `apply --boot` decides which of the two 
 live (see Engine.boot). Every write is a temporary file in the same directory, fsynced
 and renamed, so a crash never leaves half a file.
 
+The elements of the named lists (a million lines for a threat feed) are not in the
+JSON: each list's canonical contents are a file of their own under `lists/`, named by
+the list file's digest and written once, so an apply that changes only rules writes no
+element, and a plan reads the digest last applied (`applied_list`) without reading a
+single element. The elements are read only where they are needed: a restore at boot,
+or an in-place update computing the difference from the previous contents.
+
 Both locations can be moved with environment variables, which the lab uses to give
 each lab its own.
 """
@@ -16,21 +23,25 @@ each lab its own.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import os
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from dockwall.compile.ir import Ruleset
+from dockwall.compile.ir import AddressSet, Ruleset
 from dockwall.errors import DockwallError
 
 RULESET = TypeAdapter(Ruleset)
 LAST_APPLIED = "last-applied.json"
 PENDING = "pending-apply.json"
+LISTS = "lists"
+LIST_HEADER = "dockwall-list"
 EXIT_STATE_NOT_SAVED = 3
 
 
@@ -90,11 +101,83 @@ def write_atomically(path: Path, text: str) -> None:
 
 
 def _payload(backend: str, ruleset: Ruleset) -> str:
-    return json.dumps({"backend": backend, "ruleset": json.loads(RULESET.dump_json(ruleset))})
+    """The ruleset with the lists' elements left out: they are in `lists/` (save_lists)."""
+    bare = replace(ruleset, lists=tuple(without_elements(found) for found in ruleset.lists))
+    return json.dumps({"backend": backend, "ruleset": json.loads(RULESET.dump_json(bare))})
+
+
+def without_elements(found: AddressSet) -> AddressSet:
+    return replace(found, v4=(), v6=())
+
+
+def list_store(digest: str) -> Path:
+    return state_dir() / LISTS / f"{digest}.txt"
+
+
+def save_lists(lists: tuple[AddressSet, ...]) -> None:
+    """Each list's elements, once per digest: a header line (digest and the count per
+    family, which a reader checks, so a torn or foreign file is never trusted), then
+    one element per line, IPv4 first."""
+    for found in lists:
+        path = list_store(found.digest)
+        if path.exists():
+            continue
+        head = f"{LIST_HEADER} {found.digest} {len(found.v4)} {len(found.v6)}\n"
+        write_atomically(path, head + "".join(f"{text}\n" for text in (*found.v4, *found.v6)))
+
+
+def stored_elements(digest: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    """(v4, v6) as saved for `digest`, or None when missing or not what the header says."""
+    try:
+        text = list_store(digest).read_text()
+    except OSError:
+        return None
+    lines = text.split("\n")
+    head = lines[0].split()
+    if len(head) != 4 or head[:2] != [LIST_HEADER, digest] or lines[-1] != "":
+        return None
+    try:
+        count4, count6 = int(head[2]), int(head[3])
+    except ValueError:
+        return None
+    if len(lines) != count4 + count6 + 2:
+        return None
+    return tuple(lines[1 : 1 + count4]), tuple(lines[1 + count4 : -1])
+
+
+def with_elements(found: AddressSet) -> AddressSet:
+    """A list of a state file as applied: its elements from `lists/` (an older state
+    file kept them inline, and then they are already there)."""
+    if found.v4 or found.v6:
+        return found
+    stored = stored_elements(found.digest)
+    if stored is None:
+        raise ValueError(f"the elements of list {found.name} ({list_store(found.digest)})")
+    return replace(found, v4=stored[0], v6=stored[1])
+
+
+def prune_lists() -> None:
+    """Element files neither the last applied nor a pending ruleset names any more."""
+    keep = {f"{digest}.txt" for digest in recorded_digests()}
+    with contextlib.suppress(OSError):
+        for path in (state_dir() / LISTS).iterdir():
+            if path.name not in keep:
+                path.unlink(missing_ok=True)
+
+
+def recorded_digests() -> set[str]:
+    digests: set[str] = set()
+    for name in (LAST_APPLIED, PENDING):
+        record = _list_records(state_dir() / name)
+        if record is not None:
+            digests |= {found.digest for found in record[1].values()}
+    return digests
 
 
 def save_pending(backend: str, ruleset: Ruleset) -> None:
-    """Before a load: the ruleset about to be handed to the kernel."""
+    """Before a load: the ruleset about to be handed to the kernel (list elements that
+    are not saved yet first, so a pending ruleset never names elements that are not)."""
+    save_lists(ruleset.lists)
     write_atomically(state_dir() / PENDING, _payload(backend, ruleset))
 
 
@@ -103,15 +186,18 @@ def commit_pending() -> None:
     directory = state_dir()
     os.replace(directory / PENDING, directory / LAST_APPLIED)
     _fsync_dir(directory)
+    prune_lists()
 
 
 def discard_pending() -> None:
     """After a failed (rolled back) load: the last applied ruleset is still the live one."""
     with contextlib.suppress(OSError):
         (state_dir() / PENDING).unlink(missing_ok=True)
+    prune_lists()
 
 
 def save_applied(backend: str, ruleset: Ruleset) -> None:
+    save_lists(ruleset.lists)
     write_atomically(state_dir() / LAST_APPLIED, _payload(backend, ruleset))
 
 
@@ -119,11 +205,14 @@ def forget_applied() -> None:
     """After a reset there is nothing to restore at boot."""
     for name in (PENDING, LAST_APPLIED):
         (state_dir() / name).unlink(missing_ok=True)
+    prune_lists()
 
 
 def _read(path: Path) -> Applied:
     payload = json.loads(path.read_text())
-    return Applied(str(payload["backend"]), RULESET.validate_python(payload["ruleset"]))
+    ruleset = RULESET.validate_python(payload["ruleset"])
+    lists = tuple(with_elements(found) for found in ruleset.lists)
+    return Applied(str(payload["backend"]), replace(ruleset, lists=lists))
 
 
 def load_applied() -> Applied:
@@ -143,6 +232,79 @@ def load_pending() -> Applied | None:
         return _read(state_dir() / PENDING)
     except (OSError, ValueError, KeyError, TypeError, ValidationError):
         return None
+
+
+@dataclass(frozen=True)
+class AppliedList:
+    """A named list as last applied: the digest of its file, and its elements on demand
+    (None when they were not kept: a state file of an older version, or damaged)."""
+
+    name: str
+    digest: str
+
+    def elements(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+        """(v4, v6), read from `lists/`: a million lines, so only when needed."""
+        return stored_elements(self.digest)
+
+
+_distrusted: contextvars.ContextVar[bool] = contextvars.ContextVar("distrusted", default=False)
+_records: dict[Path, tuple[tuple[int, int, int], tuple[str, dict[str, AppliedList]] | None]] = {}
+
+
+@contextlib.contextmanager
+def records_distrusted() -> Iterator[None]:
+    """Within: `applied_list` answers None, so the backends compare the kernel's own
+    elements one by one (`plan --verify-lists`) instead of trusting the record."""
+    token = _distrusted.set(True)
+    try:
+        yield
+    finally:
+        _distrusted.reset(token)
+
+
+def applied_list(name: str, backend: str) -> AppliedList | None:
+    """The list `name` as `backend` last applied it, which is what its kernel set holds
+    unless someone edited the set by hand; None when that is not known for sure: no
+    last applied ruleset, another backend's, a list it did not have, a pending ruleset
+    (an interrupted load: the kernel holds one of the two), or inside
+    `records_distrusted`. The backends then read the kernel set itself.
+
+    Cheap on a hot path (the agent plans on every event): only the small JSON is read,
+    and again only when it changed on disk."""
+    if _distrusted.get() or (state_dir() / PENDING).exists():
+        return None
+    record = _list_records(state_dir() / LAST_APPLIED)
+    if record is None or record[0] != backend:
+        return None
+    return record[1].get(name)
+
+
+def applied_digests() -> dict[str, str]:
+    """Every list's digest as last applied, whichever backend: what `status` shows."""
+    record = _list_records(state_dir() / LAST_APPLIED)
+    return {name: found.digest for name, found in record[1].items()} if record else {}
+
+
+def _list_records(path: Path) -> tuple[str, dict[str, AppliedList]] | None:
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    version = (st.st_mtime_ns, st.st_size, st.st_ino)
+    cached = _records.get(path)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    try:
+        payload = json.loads(path.read_text())
+        found = {
+            str(item["name"]): AppliedList(str(item["name"]), str(item["digest"]))
+            for item in payload["ruleset"].get("lists", ())
+        }
+        record: tuple[str, dict[str, AppliedList]] | None = (str(payload["backend"]), found)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        record = None
+    _records[path] = (version, record)
+    return record
 
 
 def save_agent_state(state: dict[str, Any]) -> None:

@@ -1,0 +1,111 @@
+"""The named lists' elements beside the state file: written once per digest, read only
+on demand, and the record a plan trusts (`applied_list`) only when it is sure."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from dockwall.compile.ir import AddressSet, Ruleset
+from dockwall.statefile import (
+    LAST_APPLIED,
+    LISTS,
+    applied_digests,
+    applied_list,
+    commit_pending,
+    discard_pending,
+    forget_applied,
+    load_applied,
+    records_distrusted,
+    save_applied,
+    save_pending,
+)
+
+BIG = AddressSet("big", "big.txt", "a" * 64, ("192.0.2.1", "198.51.100.0/24"), ("2001:db8::1",))
+BIGGER = AddressSet("big", "big.txt", "b" * 64, ("192.0.2.1", "192.0.2.2"), ())
+
+
+def ruleset(*lists: AddressSet) -> Ruleset:
+    return Ruleset((), (), None, None, lists=lists)
+
+
+@pytest.fixture(autouse=True)
+def state(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    directory = tmp_path / "state"
+    monkeypatch.setenv("DOCKWALL_STATE_DIR", str(directory))
+    return directory
+
+
+def stored(state: Path) -> set[str]:
+    return {p.name for p in (state / LISTS).iterdir()}
+
+
+def test_the_state_json_holds_no_element_and_the_elements_come_back(state: Path) -> None:
+    save_pending("nftables", ruleset(BIG))
+    commit_pending()
+    text = (state / LAST_APPLIED).read_text()
+    assert "198.51.100.0/24" not in text
+    assert load_applied().ruleset == ruleset(BIG)
+    record = applied_list("big", "nftables")
+    assert record is not None and record.digest == BIG.digest
+    assert record.elements() == (BIG.v4, BIG.v6)
+    assert applied_digests() == {"big": BIG.digest}
+
+
+def test_a_rule_only_apply_writes_no_element(state: Path) -> None:
+    save_applied("nftables", ruleset(BIG))
+    path = state / LISTS / f"{BIG.digest}.txt"
+    before = path.stat().st_mtime_ns, path.stat().st_ino
+    save_pending("nftables", ruleset(BIG))
+    commit_pending()
+    assert (path.stat().st_mtime_ns, path.stat().st_ino) == before
+
+
+def test_old_contents_are_pruned_once_no_record_names_them(state: Path) -> None:
+    save_applied("nftables", ruleset(BIG))
+    save_pending("nftables", ruleset(BIGGER))
+    assert stored(state) == {f"{BIG.digest}.txt", f"{BIGGER.digest}.txt"}
+    commit_pending()
+    assert stored(state) == {f"{BIGGER.digest}.txt"}
+    save_pending("nftables", ruleset(BIG))
+    discard_pending()
+    assert stored(state) == {f"{BIGGER.digest}.txt"}
+    forget_applied()
+    assert stored(state) == set()
+
+
+def test_the_record_is_not_trusted_when_unsure(state: Path) -> None:
+    assert applied_list("big", "nftables") is None
+    save_applied("nftables", ruleset(BIG))
+    assert applied_list("big", "iptables") is None
+    assert applied_list("other", "nftables") is None
+    with records_distrusted():
+        assert applied_list("big", "nftables") is None
+    assert applied_list("big", "nftables") is not None
+    save_pending("nftables", ruleset(BIGGER))
+    assert applied_list("big", "nftables") is None
+
+
+def test_damaged_contents_are_never_elements(state: Path) -> None:
+    save_applied("nftables", ruleset(BIG))
+    path = state / LISTS / f"{BIG.digest}.txt"
+    path.write_text(path.read_text().rsplit("\n", 2)[0] + "\n")
+    record = applied_list("big", "nftables")
+    assert record is not None and record.elements() is None
+
+
+def test_a_state_file_with_inline_elements_still_loads(state: Path) -> None:
+    state.mkdir(parents=True)
+    inline = {
+        "backend": "nftables",
+        "ruleset": {"bridges": [], "guards": [], "default_ingress": None, "default_egress": None},
+    }
+    inline["ruleset"]["lists"] = [
+        {"name": "big", "file": "big.txt", "digest": BIG.digest, "v4": list(BIG.v4), "v6": []}
+    ]
+    (state / LAST_APPLIED).write_text(json.dumps(inline))
+    assert load_applied().ruleset.lists[0].v4 == BIG.v4
+    record = applied_list("big", "nftables")
+    assert record is not None and record.elements() is None
