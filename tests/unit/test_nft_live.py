@@ -15,7 +15,7 @@ import pytest
 
 from dockwall.backends.nftables import NftablesBackend, docker_uses_nftables
 from dockwall.backends.nftables.backend import load
-from dockwall.backends.nftables.live import LIST_ARGV, listing_objects, rule_counters
+from dockwall.backends.nftables.live import TERSE_ARGV, listing_objects, rule_counters
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import render, table_objects
 from dockwall.backends.nftables.view import TableView, table_view
@@ -26,7 +26,6 @@ from dockwall.model.state import Bridge
 from dockwall.runner import Result
 from tests.unit.test_nft_render import PEERS, RULESET, WEB, ip, net
 
-ABSENT = "Error: No such file or directory\nlist table inet dockwall\n"
 OWNED_CHAIN = {
     "chain": {"family": "inet", "table": "dockwall", "name": "owned-by-dockwall", "handle": 99}
 }
@@ -70,12 +69,34 @@ def answer(stdout: str = "", returncode: int = 0, stderr: str = "") -> Result:
     return Result([], returncode, stdout, stderr)
 
 
+def listed(listing: str) -> dict[tuple[str, ...], Result | CommandError]:
+    """How nft answers for the table of `listing` (an `nft -j list table`): the terse
+    ruleset listing (named sets without elements, beside another table), and each set
+    or map alone with its elements."""
+    objects = json.loads(listing)["nftables"]
+    table = {"table": {"family": "inet", "name": "dockwall", "handle": 1}}
+    other = {"chain": {"family": "ip", "table": "filter", "name": "FORWARD", "handle": 1}}
+    terse = [table, other]
+    answers: dict[tuple[str, ...], Result | CommandError] = {}
+    for obj in objects:
+        (kind, body), *_ = obj.items()
+        if kind in ("set", "map"):
+            terse.append({kind: {k: v for k, v in body.items() if k != "elem"}})
+            argv = ("nft", "-j", "list", kind, "inet", "dockwall", body["name"])
+            answers[argv] = answer(json.dumps({"nftables": [{"metainfo": {}}, obj]}))
+        elif kind not in {"metainfo", "table"}:
+            terse.append(obj)
+    answers[TERSE_ARGV] = answer(json.dumps({"nftables": [{"metainfo": {}}, *terse]}))
+    return answers
+
+
 def with_table(listing: str) -> FakeRunner:
-    return FakeRunner({("nft", "-j", "list", "table"): answer(listing)})
+    return FakeRunner(listed(listing))
 
 
 def without_table() -> FakeRunner:
-    return FakeRunner({("nft", "-j", "list", "table"): answer(returncode=1, stderr=ABSENT)})
+    other = {"table": {"family": "ip", "name": "filter", "handle": 1}}
+    return FakeRunner({TERSE_ARGV: answer(json.dumps({"nftables": [other]}))})
 
 
 def live_lines(listing: str, ruleset: Ruleset = RULESET) -> list[str]:
@@ -270,11 +291,11 @@ def tables(*names: tuple[str, str]) -> Result:
 
 
 def test_installed_and_counters_follow_the_live_table() -> None:
-    listed = tables(("inet", "dockwall"))
-    runner = FakeRunner({("nft", "-j", "list", "tables"): listed, LIST_ARGV: answer(LISTING)})
+    names = tables(("inet", "dockwall"))
+    runner = FakeRunner({("nft", "-j", "list", "tables"): names, **listed(LISTING)})
     assert NftablesBackend(runner).installed()
     foreign = json.dumps({"nftables": [{"table": {"family": "inet", "name": "dockwall"}}]})
-    theirs = FakeRunner({("nft", "-j", "list", "tables"): listed, LIST_ARGV: answer(foreign)})
+    theirs = FakeRunner({("nft", "-j", "list", "tables"): names, TERSE_ARGV: answer(foreign)})
     assert not NftablesBackend(theirs).installed(), "a table of that name without our mark"
     assert NftablesBackend(theirs).plan_reset().in_sync, "is never deleted"
     with pytest.raises(DockwallError, match="not dockwall's"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -25,6 +26,7 @@ from dockwall.conntrack import Flow, cut_refused
 from dockwall.engine import Inputs, default_engine, read_host_state, read_inputs
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
+from dockwall.statefile import records_distrusted
 
 EXIT_PENDING = 2
 EXIT_HELD = 5
@@ -42,6 +44,16 @@ def plan(
         ),
     ] = False,
     max_policy_bytes: MaxBytesOption = None,
+    verify_lists: Annotated[
+        bool,
+        typer.Option(
+            "--verify-lists",
+            help="Read every element of the named lists' kernel sets and compare them one "
+            "by one (seconds for a million entries). Without it a list set counts as in "
+            "sync when it is declared as wanted and the list file's digest is the one "
+            "last applied: an element edited into dockwall's sets by hand goes unseen.",
+        ),
+    ] = False,
 ) -> None:
     """Show what `apply` would change, as a diff against the LIVE firewall.
 
@@ -50,7 +62,8 @@ def plan(
     """
     inputs = read_inputs(policy, max_policy_bytes)
     engine = default_engine(backend)
-    selected, plans = engine.plan(inputs)
+    with records_distrusted() if verify_lists else contextlib.nullcontext():
+        selected, plans = engine.plan(inputs)
     if as_json:
         typer.echo(
             plan_json(

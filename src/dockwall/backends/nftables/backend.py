@@ -1,4 +1,5 @@
-"""The nftables backend: one table of dockwall's own, replaced whole in one transaction."""
+"""The nftables backend: one table of dockwall's own, replaced in one transaction (all of
+it, or all but the named lists' sets, which keep their elements across rule changes)."""
 
 from __future__ import annotations
 
@@ -8,16 +9,12 @@ from dockwall.backends.base import Plan, RuleCounter
 from dockwall.backends.nftables.detect import nft_tables
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
 from dockwall.backends.nftables.fqdn import carried_elements
-from dockwall.backends.nftables.lists import (
-    list_changes,
-    list_deltas,
-    split_lists,
-    update_script,
-)
-from dockwall.backends.nftables.live import live_objects, rule_counters
+from dockwall.backends.nftables.listplan import kept_lists, list_deltas
+from dockwall.backends.nftables.lists import bare, is_list_set, list_changes, update_script
+from dockwall.backends.nftables.live import rule_counters, table_objects, terse_objects
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import OWNED, render
-from dockwall.backends.nftables.script import NotScriptable, script
+from dockwall.backends.nftables.script import NotScriptable, keeping_script, script
 from dockwall.backends.nftables.view import TableView, table_view
 from dockwall.backends.transaction import Load, Transaction
 from dockwall.compile.ir import Ruleset
@@ -36,13 +33,15 @@ class NftablesBackend:
 
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
-        self.live_elements: dict[str, frozenset[str]] = {}
 
     def plan(self, ruleset: Ruleset) -> Plan:
-        """The learned addresses of name rules ride along in the replace (`carried`)."""
+        """The learned addresses of name rules ride along in the replace (`carried`); the
+        named lists' sets stay in the kernel when their declaration does, and their
+        elements change in place (listplan), so neither side's million elements are
+        ever rendered, read or compared as a table."""
         with gc_paused():
-            objects = live_objects(self.runner)
-            live = self.view_of(objects)
+            objects = self.live_objects()
+            live = table_view(objects) if objects is not None else None
         if live is not None and not owned(live):
             raise DockwallError(
                 f"table {FAMILY} {TABLE} exists but is not dockwall's (it has no chain "
@@ -50,19 +49,24 @@ class NftablesBackend:
                 "--backend iptables"
             )
         with gc_paused():
-            commands = render(ruleset, carried_elements(objects or []))
-            structure, wanted = split_lists(added_objects(commands))
-            desired = table_view(structure)
+            carried = carried_elements(objects or [])
+            commands = render(bare(ruleset), carried)
+            desired = table_view(added_objects(commands))
             found = table_changes(desired, live)
-            deltas = list_deltas(wanted, self.live_elements)
+            kept = kept_lists(ruleset, desired, live)
+            deltas = list_deltas(ruleset, kept, self.runner)
             if not found and not deltas:
                 return Plan(self.name)
+            changes = (*found, *list_changes(deltas))
             if not found:
                 update = Load(SCRIPT_ARGV, update_script(deltas))
-                changes = tuple(list_changes(deltas, True))
                 return Plan(self.name, changes, Transaction(rules=(update,)))
-            changes = (*found, *list_changes(deltas, False))
-            return Plan(self.name, changes, Transaction(rules=(load(commands, desired),)))
+            try:
+                text = replacing_script(objects, commands, desired, kept) + update_script(deltas)
+                step = Load(SCRIPT_ARGV, text)
+            except NotScriptable:
+                step = json_load(render(ruleset, carried))
+            return Plan(self.name, changes, Transaction(rules=(step,)))
 
     def plan_reset(self) -> Plan:
         live = self.live_view()
@@ -79,29 +83,33 @@ class NftablesBackend:
         plan.transaction.run(self.runner)
 
     def counters(self) -> list[RuleCounter]:
-        objects = live_objects(self.runner)
+        objects = terse_objects(self.runner)
         return rule_counters(objects) if objects is not None else []
 
     def installed(self) -> bool:
         if (FAMILY, TABLE) not in nft_tables(self.runner):
             return False
-        live = self.live_view()
-        return live is not None and owned(live)
+        objects = terse_objects(self.runner)
+        return objects is not None and owned(table_view(objects))
+
+    def live_objects(self) -> list[Json] | None:
+        """The live table with every set's elements but the named lists' (see live)."""
+        return table_objects(self.runner, skip=is_list_set)
 
     def live_view(self) -> TableView | None:
-        """None when the table is absent: then there is nothing to read or describe.
-        The named lists' elements are kept aside as strings (`live_elements`): a list of
-        a million elements is compared as two sets of strings, not as a view."""
+        """None when the table is absent: then there is nothing to read or describe."""
         with gc_paused():
-            return self.view_of(live_objects(self.runner))
+            objects = self.live_objects()
+            return table_view(objects) if objects is not None else None
 
-    def view_of(self, objects: list[Json] | None) -> TableView | None:
-        """The live table without the named lists' elements, which go to `live_elements`."""
-        if objects is None:
-            self.live_elements = {}
-            return None
-        structure, self.live_elements = split_lists(objects)
-        return table_view(structure)
+
+def replacing_script(
+    live: list[Json] | None, commands: list[Json], desired: TableView, kept: set[str]
+) -> str:
+    """The whole table anew, or, when list sets stay, everything around them."""
+    if live is None or not kept:
+        return script(commands, desired)
+    return keeping_script(live, commands, desired, kept)
 
 
 def owned(live: TableView) -> bool:

@@ -8,14 +8,13 @@ that gains its first IPv6 entry changes elements only, never a rule.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from dockwall.backends.base import Change
 from dockwall.backends.nftables import expr as e
 from dockwall.backends.nftables.expr import Json
-from dockwall.compile.ir import AddressSet, Allow
+from dockwall.compile.ir import AddressSet, Allow, Ruleset
 from dockwall.model.state import Network
 
 ADDR_TYPE = {4: "ipv4_addr", 6: "ipv6_addr"}
@@ -113,49 +112,37 @@ def is_list_set(obj: Json) -> bool:
     return isinstance(body, dict) and str(body.get("name", "")).startswith(LIST_PREFIX)
 
 
-def split_lists(objects: list[Json]) -> tuple[list[Json], dict[str, frozenset[str]]]:
-    """The objects with the list sets' elements taken out, and those elements as texts.
-
-    The rest of the table is compared as a view (rule texts, merged intervals); a list
-    of a million elements is compared as two sets of strings, which is what makes a
-    plan of a big list cheap and its changes exact element for element."""
-    rest: list[Json] = []
-    elements: dict[str, frozenset[str]] = {}
-    for obj in objects:
-        if not is_list_set(obj):
-            rest.append(obj)
-            continue
-        body = obj["set"]
-        elements[body["name"]] = frozenset(element_text(v) for v in body.get("elem", ()))
-        rest.append({"set": {k: v for k, v in body.items() if k != "elem"}})
-    return rest, elements
+def bare(ruleset: Ruleset) -> Ruleset:
+    """The ruleset with its lists declared but empty: what is rendered, described and
+    compared as a table; the elements travel apart, as strings (ListDelta)."""
+    lists = tuple(replace(found, v4=(), v6=()) for found in ruleset.lists)
+    return replace(ruleset, lists=lists)
 
 
 @dataclass(frozen=True)
 class ListDelta:
-    """What changes in one list set: elements to delete and to add."""
+    """What changes in one list set: elements to delete and to add. `fresh`: the set is
+    new in this load (or declared anew), so every element is added."""
 
     name: str
-    removed: frozenset[str]
-    added: frozenset[str]
+    removed: tuple[str, ...]
+    added: tuple[str, ...]
     size: int
+    fresh: bool = False
 
 
-def list_deltas(
-    want: Mapping[str, frozenset[str]], have: Mapping[str, frozenset[str]]
-) -> list[ListDelta]:
-    found = []
-    for name in sorted(want):
-        before = have.get(name, frozenset())
-        after = want[name]
-        if before != after:
-            found.append(ListDelta(name, before - after, after - before, len(after)))
-    return found
+def difference(name: str, before: frozenset[str], after: tuple[str, ...]) -> ListDelta | None:
+    """The in-place update from `before` to `after` (in the list's order), None if equal."""
+    wanted = frozenset(after)
+    if wanted == before:
+        return None
+    removed = tuple(sorted(before - wanted))
+    added = tuple(text for text in after if text not in before)
+    return ListDelta(name, removed, added, len(after))
 
 
-def list_changes(deltas: list[ListDelta], in_place: bool) -> list[Change]:
+def list_changes(deltas: list[ListDelta]) -> list[Change]:
     """One line per list and family, `list feeds: +120 -45`, never the elements."""
-    how = "in place" if in_place else "table replaced"
     return [
         Change(
             family=e.FAMILY,
@@ -163,7 +150,8 @@ def list_changes(deltas: list[ListDelta], in_place: bool) -> list[Change]:
             where=f"set {d.name}",
             text=(
                 f"list {d.name.removeprefix(LIST_PREFIX).rsplit('-v', 1)[0]}: "
-                f"+{len(d.added)} -{len(d.removed)} ({how}, {d.size} entries)"
+                f"+{len(d.added)} -{len(d.removed)} "
+                f"({'loaded' if d.fresh else 'in place'}, {d.size} entries)"
             ),
         )
         for d in deltas
@@ -171,15 +159,16 @@ def list_changes(deltas: list[ListDelta], in_place: bool) -> list[Change]:
 
 
 def update_script(deltas: list[ListDelta]) -> str:
-    """The in-place update, one nft transaction: deletions first, so an added network
-    never collides with an element on its way out."""
+    """The elements to change, as nft script lines: deletions first, so an added network
+    never collides with an element on its way out. One line per set, however long:
+    nft parses a million elements of one `add element` fastest."""
     lines = [
-        f"delete element {e.FAMILY} {e.TABLE} {d.name} {{ {', '.join(sorted(d.removed))} }}"
+        f"delete element {e.FAMILY} {e.TABLE} {d.name} {{ {', '.join(d.removed)} }}"
         for d in deltas
         if d.removed
     ]
     lines += [
-        f"add element {e.FAMILY} {e.TABLE} {d.name} {{ {', '.join(sorted(d.added))} }}"
+        f"add element {e.FAMILY} {e.TABLE} {d.name} {{ {', '.join(d.added)} }}"
         for d in deltas
         if d.added
     ]

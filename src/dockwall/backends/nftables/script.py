@@ -22,7 +22,9 @@ from dockwall.backends.nftables.describe import VERDICTS
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json
 from dockwall.backends.nftables.view import TableView
 
-FIXED_NAMES = frozenset({"forward", "input", "ingress", "egress", "peers", "bridges", "intra"})
+FIXED_NAMES = frozenset(
+    {"forward", "input", "ingress", "egress", "peers", "bridges", "intra", "hosts"}
+)
 IDENTIFIER = re.compile(r"[A-Za-z][A-Za-z0-9_.-]*")
 ATOM = re.compile(r"[A-Za-z0-9:][A-Za-z0-9:._-]*")
 IFNAME = re.compile(r"[^\"\\\x00-\x1f\x7f]+")
@@ -69,6 +71,31 @@ def script(commands: Sequence[Json], view: TableView) -> str:
             lines.append("}")
     lines.append("}")
     return "\n".join(lines) + "\n"
+
+
+def keeping_script(
+    live: Sequence[Json], commands: Sequence[Json], view: TableView, kept: set[str]
+) -> str:
+    """The replace transaction that keeps the sets named in `kept` (the named lists, a
+    million elements each) with their elements: every rule flushed, every other live
+    object deleted, then the table's objects added as `script` writes them, but the
+    kept sets. One transaction still: the kernel swaps the old rules for the new ones
+    in one commit, and the kept sets are never without their elements."""
+    lines = [f"add table {WHERE}", f"flush table {WHERE}"]
+    chains = []
+    for obj in live:
+        (kind, body), *_ = obj.items()
+        if kind == "chain":
+            chains.append(f"delete chain {WHERE} {name(body['name'])}")
+        elif kind in ("set", "map", "limit") and body["name"] not in kept:
+            lines.append(f"delete {kind} {WHERE} {name(body['name'])}")
+    rest = [c for c in commands if "add" in c and not is_kept(c["add"], kept)]
+    return "\n".join([*lines, *chains, ""]) + script(rest, view)
+
+
+def is_kept(obj: Json, kept: set[str]) -> bool:
+    """A table command, or a set that stays: not part of the objects to add."""
+    return "table" in obj or ("set" in obj and obj["set"]["name"] in kept)
 
 
 def command_text(command: Json) -> str:
