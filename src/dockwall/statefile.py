@@ -123,7 +123,8 @@ def save_lists(lists: tuple[AddressSet, ...]) -> None:
         if path.exists():
             continue
         head = f"{LIST_HEADER} {found.digest} {len(found.v4)} {len(found.v6)}\n"
-        write_atomically(path, head + "".join(f"{text}\n" for text in (*found.v4, *found.v6)))
+        elements = (*found.v4, *found.v6)
+        write_atomically(path, head + "".join(("\n".join(elements), "\n" if elements else "")))
 
 
 def stored_elements(digest: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
@@ -179,6 +180,8 @@ def save_pending(backend: str, ruleset: Ruleset) -> None:
     are not saved yet first, so a pending ruleset never names elements that are not)."""
     save_lists(ruleset.lists)
     write_atomically(state_dir() / PENDING, _payload(backend, ruleset))
+    found = {item.name: AppliedList(item.name, item.digest) for item in ruleset.lists}
+    _pending[state_dir()] = (backend, found)
 
 
 def commit_pending() -> None:
@@ -186,6 +189,7 @@ def commit_pending() -> None:
     directory = state_dir()
     os.replace(directory / PENDING, directory / LAST_APPLIED)
     _fsync_dir(directory)
+    remember(directory / LAST_APPLIED, _pending.pop(directory, None))
     prune_lists()
 
 
@@ -247,6 +251,7 @@ class AppliedList:
         return stored_elements(self.digest)
 
 
+_pending: dict[Path, tuple[str, dict[str, AppliedList]]] = {}
 _distrusted: contextvars.ContextVar[bool] = contextvars.ContextVar("distrusted", default=False)
 _records: dict[Path, tuple[tuple[int, int, int], tuple[str, dict[str, AppliedList]] | None]] = {}
 
@@ -283,6 +288,16 @@ def applied_digests() -> dict[str, str]:
     """Every list's digest as last applied, whichever backend: what `status` shows."""
     record = _list_records(state_dir() / LAST_APPLIED)
     return {name: found.digest for name, found in record[1].items()} if record else {}
+
+
+def remember(path: Path, record: tuple[str, dict[str, AppliedList]] | None) -> None:
+    """The lists just committed, so the next plan (the agent's, at once) need not parse
+    the file it just wrote."""
+    if record is None:
+        return
+    with contextlib.suppress(OSError):
+        st = path.stat()
+        _records[path] = ((st.st_mtime_ns, st.st_size, st.st_ino), record)
 
 
 def _list_records(path: Path) -> tuple[str, dict[str, AppliedList]] | None:

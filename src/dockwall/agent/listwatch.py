@@ -5,14 +5,28 @@ within about two): a stat per list is cheap, portable and sees what inotify woul
 (a list on NFS, a file replaced by rename into a directory not watched). The agent then
 reads the policy again, lists included, and a change of list contents only is loaded
 in place by the backends.
+
+Between edits, a plan trusts the record of the last apply for what a list set holds
+(its digest), so the drift check sees a deleted set or table but not an element edited
+into dockwall's set by hand. Once an hour (`DEEP_CHECK_SECONDS`) the drift check reads
+the kernel's elements and compares them one by one (`plan --verify-lists`), and repairs
+what differs: a few seconds of nft reading for a million entries, once an hour rather
+than every second.
 """
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 
 from dockwall.policy import Policy
 from dockwall.policy.lists import list_path
+from dockwall.statefile import records_distrusted
+
+DEEP_CHECK_SECONDS = 3600.0
 
 ListVersion = tuple[int, int, int] | str
 
@@ -30,9 +44,18 @@ def list_version(path: Path) -> ListVersion:
 class ListWatch:
     """The versions of the list files of the policy in force."""
 
-    def __init__(self, policy_path: Path, policy: Policy) -> None:
+    def __init__(
+        self,
+        policy_path: Path,
+        policy: Policy,
+        clock: Callable[[], float] = time.monotonic,
+        deep_every: float = DEEP_CHECK_SECONDS,
+    ) -> None:
         self.policy_path = policy_path
         self.seen = self.versions(policy)
+        self.clock = clock
+        self.deep_every = deep_every
+        self.deep_checked = clock()
 
     def versions(self, policy: Policy) -> dict[str, ListVersion]:
         return {
@@ -47,3 +70,12 @@ class ListWatch:
             return False
         self.seen = now
         return True
+
+    def drift_check(self, policy: Policy) -> AbstractContextManager[None]:
+        """What a drift check runs under: the deep comparison of the list sets' elements
+        when the policy has lists and the last one is `deep_every` seconds ago."""
+        now = self.clock()
+        if not policy.lists or now - self.deep_checked < self.deep_every:
+            return contextlib.nullcontext()
+        self.deep_checked = now
+        return records_distrusted()

@@ -313,7 +313,8 @@ class Agent:
             self.reconcile("retry")
             return
         try:
-            plans = self.enforce(self.ruleset, repair=True)
+            with self.lists.drift_check(self.policy):
+                plans = self.enforce(self.ruleset, repair=True)
         except StateError as exc:  # repaired; only the record for `apply --boot` lags
             self.stats.drift_checks += 1
             self.stats.repairs += 1
