@@ -9,7 +9,7 @@ Every `dockwall` figure is the whole command, a fresh process. Its fixed part is
 measured on its own: the same policy with an empty list (Python start, imports, the
 policy, Docker's state, a table without elements); `over fixed` is what the list adds.
 
-    .venv/bin/python bench/bench_lists.py [ENTRIES]     (as root)
+    .venv/bin/python bench/bench_lists.py [ENTRIES [BACKEND...]]     (as root)
 
 `run()` returns the table as markdown, for `python -m bench`.
 """
@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TypeVar
 
@@ -33,6 +33,7 @@ from dockwall.policy.listfile import read_list_file
 from dockwall.runner import SubprocessRunner
 
 ENTRIES = 1_000_000
+BACKENDS = ("nftables", "iptables")
 POLICY = """\
 version: 1
 lists:
@@ -66,9 +67,16 @@ def address(i: int) -> str:
     return f"{10 + (i >> 24)}.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
 
 
+def host(lab: Lab) -> SubprocessRunner:
+    """The lab host, with Python writing bytecode as an installed dockwall has it (this
+    machine's environment sets PYTHONDONTWRITEBYTECODE, which makes every start compile
+    every module: seconds that are no part of dockwall)."""
+    return replace(lab.host, env={**lab.host.env, "PYTHONDONTWRITEBYTECODE": ""})
+
+
 def timed(lab: Lab, argv: list[str], text: str | None = None) -> float:
     started = time.perf_counter()
-    lab.host.run(argv, input=text, timeout=1800)
+    host(lab).run(argv, input=text, timeout=1800)
     return time.perf_counter() - started
 
 
@@ -126,6 +134,7 @@ def measure(lab: Lab, backend: str, entries: int) -> Row:
     policy.write_text(POLICY.replace("PORT", "8080"))
     listed = work / "big.txt"
     write_list(listed, [])
+    timed(lab, [sys.executable, "-m", "dockwall", "--help"])
     fixed_s = timed(lab, dockwall(backend, "apply", "-f", str(policy)))
     lab.host.run(dockwall(backend, "reset"))
     members = [address(i) for i in range(entries)]
@@ -167,7 +176,8 @@ def agent_edit(
     the reconcile's own milliseconds (compile, plan, load, state)."""
     log_path = work / "agent.log"
     state = lab.names.state_dir / "dockwall-run" / "agent.json"
-    pid = lab.host.spawn(dockwall(backend, "agent", "-f", str(policy)), log_path=str(log_path))
+    argv = dockwall(backend, "agent", "-f", str(policy))
+    pid = host(lab).spawn(argv, log_path=str(log_path))
     try:
         wait_for(lambda: agent_ready(state, pid), 300, log_path)
         time.sleep(2.0)
@@ -240,27 +250,33 @@ def loadavg() -> str:
     return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
-def run(entries: int = ENTRIES) -> str:
+def run(entries: int = ENTRIES, backends: tuple[str, ...] = BACKENDS) -> str:
     lab = Lab("nb" + secrets.token_hex(3))
     lab.up()
     before = loadavg()
+    rows = []
     try:
-        rows = [measure(lab, backend, entries) for backend in ("iptables", "nftables")]
+        for backend in backends:
+            rows.append(measure(lab, backend, entries))
+            sys.stderr.write(table(rows[-1:]))
     finally:
         lab.down()
     return (
         f"Reproduce: `.venv/bin/python bench/bench_lists.py {entries}` (as root). Load "
-        f"average {before} before, {loadavg()} after. Each `dockwall` figure is the whole "
-        "command, a fresh process; `fixed` is the same command with an empty list file "
-        "(Python start and imports, policy, Docker, a table without elements), `over "
-        "fixed` the rest; ratio = over fixed / floor. `list file parse` is reading the file "
-        "alone (in the bench process), part of every apply, update and plan of the list. "
-        "The floor loads the same elements into a scratch set directly. Rule-only apply: "
-        "the list present, one rule's port changed. Agent: a 1% edit of the file under a "
-        "running `dockwall agent`, from the write to its log line (up to 1 s of that is "
-        "the drift check's poll), and the reconcile it logs.\n\n" + table(rows)
+        f"average {before} before, {loadavg()} after. Each `dockwall` figure is the "
+        "whole command, a fresh process (with bytecode cached, as installed: this "
+        "machine's PYTHONDONTWRITEBYTECODE is emptied for it); `fixed` is the same "
+        "command with an empty list file (Python start and imports, policy, Docker, a "
+        "table without elements), `over fixed` the rest; ratio = over fixed / floor. "
+        "`list file parse` is reading the file alone (in the bench process), part of "
+        "every apply, update and plan of the list. The floor loads the same elements "
+        "into a scratch set directly. Rule-only apply: the list present, one rule's port "
+        "changed. Agent: a 1% edit of the file under a running `dockwall agent`, from "
+        "the write to its log line (up to 1 s of that is the drift check's poll), and "
+        "the reconcile it logs.\n\n" + table(rows)
     )
 
 
 if __name__ == "__main__":
-    sys.stdout.write(run(int(sys.argv[1]) if len(sys.argv) > 1 else ENTRIES))
+    count = int(sys.argv[1]) if len(sys.argv) > 1 else ENTRIES
+    sys.stdout.write(run(count, tuple(sys.argv[2:]) or BACKENDS))
