@@ -14,7 +14,8 @@ every carve-out is a `-m set ! --match-set` match, next to those of excepted lis
 from __future__ import annotations
 
 from dockwall.backends.iptables.detect import Family
-from dockwall.backends.iptables.ipsets import LIST_PREFIX, IpSet, set_for
+from dockwall.backends.iptables.ipsets import IpSet, set_for
+from dockwall.backends.iptables.setread import LIST_PREFIX
 from dockwall.compile.ir import AddressSet, Allow
 
 REJECT_ICMP = {"ipv4": "icmp-admin-prohibited", "ipv6": "icmp6-adm-prohibited"}
@@ -49,7 +50,11 @@ def list_ipsets(lists: tuple[AddressSet, ...], family: Family) -> dict[str, IpSe
     """The named lists' sets of one family; members in `ipset save`'s spelling already."""
     return {
         list_set_name(found.name, family): IpSet(
-            list_set_name(found.name, family), family, found.elements(number(family)), listed=True
+            list_set_name(found.name, family),
+            family,
+            found.elements(number(family)),
+            listed=True,
+            digest=found.digest,
         )
         for found in lists
     }
