@@ -153,5 +153,5 @@ def list_step(wanted: IpSet, live: LiveSet | None, record: AddressSet | None) ->
     added = tuple(m for m in wanted.members if m not in held)
     if not added and not removed:
         return None
-    fits = live.maxelem >= len(members) and live.kind == "hash:net"
+    fits = live.maxelem >= len(members) and (live.kind, live.family) == ("hash:net", wanted.family)
     return ListStep(wanted, "in place" if fits else "refilled", added, removed)
