@@ -113,7 +113,7 @@ def test_a_changed_list_is_its_difference_from_the_record_without_reading_the_se
     [load] = plan.transaction.before
     lines = load.payload.splitlines()  # type: ignore[attr-defined]
     assert len(lines) == 200 and lines[0] == "del dwl-big-v4 10.0.0.0"
-    assert lines[-1] == f"add dwl-big-v4 {new.v4[-1]}"
+    assert set(lines[100:]) == {f"add dwl-big-v4 {m}" for m in new.v4[-100:]}
     assert load.argv == ("ipset", "-exist", "restore")  # type: ignore[attr-defined]
     assert member_reads(host) == []
     assert plan.transaction.rules == ()

@@ -150,7 +150,7 @@ def list_step(wanted: IpSet, live: LiveSet | None, record: AddressSet | None) ->
         held = frozenset(record.elements(family_number(wanted)) if record is not None else ())
     members = set(wanted.members)
     removed = tuple(sorted(held - members))
-    added = tuple(m for m in wanted.members if m not in held)
+    added = tuple(sorted(members - held))
     if not added and not removed:
         return None
     fits = live.maxelem >= len(members) and (live.kind, live.family) == ("hash:net", wanted.family)
