@@ -146,3 +146,12 @@ def test_a_new_list_set_is_sized_for_its_list_up_front() -> None:
     first = load.payload.splitlines()[0]  # type: ignore[attr-defined]
     assert first == "create dwl-big-v4 hash:net family inet hashsize 16384 maxelem 65536"
     assert plan.transaction.fail[0].names == ("dwl-big-v4", "dwl-big-v6")  # type: ignore[attr-defined]
+
+
+def test_a_family_no_rule_matches_against_gets_no_list_set() -> None:
+    """Only IPv4 endpoints: an IPv6 set would do nothing, and with no rule naming it
+    nothing would prove it dockwall's, so it could never be removed."""
+    v4_only = replace(
+        rules(feed(10)), guards=(replace(rules(feed(10)).guards[0], endpoints=ENDPOINTS[:1]),)
+    )
+    assert [s.name for s in list_sets(v4_only)] == ["dwl-big-v4"]
