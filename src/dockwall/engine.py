@@ -32,6 +32,7 @@ from dockwall.statefile import (
     PENDING,
     Applied,
     StateError,
+    applied_list,
     commit_pending,
     discard_pending,
     forget_applied,
@@ -57,7 +58,7 @@ def select_backend(choice: BackendChoice, runner: Runner) -> Selected:
     """`auto` follows Docker: its nftables firewall backend has no DOCKER-USER to hook.
     Where Docker writes no iptables chains at all, it follows the host's own firewall."""
     nft = NftablesBackend(runner)
-    iptables = IptablesBackend(runner)
+    iptables = IptablesBackend(runner, recorded=lambda name: applied_list(name, "iptables"))
     if choice == "nftables":
         return Selected(nft, "chosen with --backend or the policy", (iptables,))
     if choice == "iptables":

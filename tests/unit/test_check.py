@@ -312,3 +312,32 @@ def test_pre_commit_hook_definition(tmp_path: Path) -> None:
     assert check(*args[1:], str(good), str(bad)).returncode == 1
     readme = (ROOT / "README.md").read_text()
     assert "id: dockwall-check" in readme
+
+
+LISTED = "version: 1\nlists:\n  feeds: {file: feeds.txt}\ncontainers:\n  - name: web\n"
+LISTED += "    ingress:\n      - {from: [list:feeds], port: 80/tcp}\n"
+
+
+def test_check_reads_list_files_and_names_a_bad_line_as_plan_does(tmp_path: Path) -> None:
+    policy = write(tmp_path, "policy.yaml", LISTED)
+    write(tmp_path, "feeds.txt", "198.51.100.7\n198.51.100.300\n")
+    failed = check("-f", str(policy), "--json")
+    assert failed.returncode == 1
+    [error] = json.loads(failed.stdout)["errors"]
+    assert (error["file"], error["line"], error["field"]) == (str(policy), 3, "lists.feeds.file")
+    assert f"{tmp_path}/feeds.txt:2: '198.51.100.300' is not an IP address" in error["message"]
+    write(tmp_path, "feeds.txt", "198.51.100.7\n")
+    assert check("-f", str(policy)).returncode == 0
+    (tmp_path / "feeds.txt").unlink()
+    assert "cannot read the list" in check("-f", str(policy)).stderr
+
+
+def test_check_warns_of_the_lines_a_skipping_list_skips(tmp_path: Path) -> None:
+    policy = write(
+        tmp_path, "policy.yaml", LISTED.replace("feeds.txt}", "feeds.txt, on_error: skip}")
+    )
+    write(tmp_path, "feeds.txt", "198.51.100.7\nnot-an-address\n")
+    report = json.loads(check("-f", str(policy), "--json").stdout)
+    assert report["valid"] is True
+    assert [w["field"] for w in report["warnings"]] == ["lists.feeds.file"]
+    assert "feeds.txt:2" in report["warnings"][0]["message"]

@@ -10,8 +10,9 @@ import pytest
 from dockwall.backends.iptables import IptablesBackend, ipsets
 from dockwall.backends.iptables.basechains import BaseChains
 from dockwall.backends.iptables.detect import Family
-from dockwall.backends.iptables.ipsets import DestroySets, parse_save, set_for
+from dockwall.backends.iptables.ipsets import DestroySets, set_for
 from dockwall.backends.iptables.render import render
+from dockwall.backends.iptables.setread import parse_headers, parse_members, read_headers
 from dockwall.backends.transaction import Load, Transaction
 from dockwall.compile.ir import Allow, Endpoint, Filter, Guard, PortMatch, Ruleset
 from dockwall.errors import CommandError
@@ -111,6 +112,36 @@ def ipset_save(*sets: ipsets.IpSet) -> str:
     return "\n".join([*lines, ""])
 
 
+def ipset_headers(saved: str) -> str:
+    """`ipset list -t` of the sets in `ipset save` text: headers and counts, no members."""
+    blocks: list[str] = []
+    counts: dict[str, int] = {}
+    for line in saved.splitlines():
+        if line.startswith("add "):
+            counts[line.split()[1]] = counts.get(line.split()[1], 0) + 1
+    for line in saved.splitlines():
+        if line.startswith("create "):
+            _, name, kind, *options = line.split()
+            blocks.append(
+                f"Name: {name}\nType: {kind}\nRevision: 7\nHeader: {' '.join(options)}\n"
+                f"Size in memory: 1240\nReferences: 1\nNumber of entries: {counts.get(name, 0)}\n"
+            )
+    return "\n".join(blocks)
+
+
+def saved_sets(saved: str, names: set[str]) -> str:
+    """`ipset save NAME` of each of `names`, as one batch prints them."""
+    return "".join(f"{line}\n" for line in saved.splitlines() if line.split()[1] in names)
+
+
+def is_read(argv: list[str], payload: str | None) -> bool:
+    lines = (payload or "").splitlines()
+    batch = (
+        argv == ["ipset", "restore"] and bool(lines) and all(x.startswith("save ") for x in lines)
+    )
+    return batch or argv[:3] == ["ipset", "list", "-t"]
+
+
 class Host:
     """A fake host: iptables-save texts, `ipset save` text, and a script of failures."""
 
@@ -126,8 +157,11 @@ class Host:
             return 0, self.v4
         if argv[0] == "ip6tables-nft-save":
             return 0, self.v6
-        if argv[:2] == ["ipset", "save"]:
-            return 0, self.saved
+        if argv[:3] == ["ipset", "list", "-t"]:
+            return 0, ipset_headers(self.saved)
+        if is_read(argv, payload):
+            wanted = {line.split()[1] for line in (payload or "").splitlines()}
+            return 0, saved_sets(self.saved, wanted)
         if argv[:3] == ["ipset", "list", "-n"]:
             return 0, "\n".join(sorted(self.names))
         if argv[0] == "ipset":
@@ -142,8 +176,8 @@ class Host:
     def commands(self) -> list[str]:
         return [
             " ".join(argv)
-            for argv, _ in self.runner.calls
-            if argv[-1] != "save" and "save" not in argv[0] and argv[0] != "nft"
+            for argv, payload in self.runner.calls
+            if not is_read(argv, payload) and "save" not in argv[0] and argv[0] != "nft"
         ]
 
 
@@ -156,9 +190,8 @@ def test_fresh_host_loads_sets_before_the_rules_that_name_them() -> None:
     create, *prepare = plan.transaction.before
     v4_load, v6_load = plan.transaction.rules
     assert isinstance(create, Load) and create.argv == ("ipset", "-exist", "restore")
-    assert create.payload.splitlines()[:3] == [
+    assert create.payload.splitlines()[:2] == [
         f"create {wanted.name} hash:net family inet maxelem 65536",
-        f"flush {wanted.name}",
         f"add {wanted.name} 198.18.0.0/32",
     ]
     assert prepare == [BaseChains("prepare", "ipv4"), BaseChains("prepare", "ipv6")]
@@ -306,18 +339,41 @@ def test_destroy_gives_up_with_a_clear_error(monkeypatch: pytest.MonkeyPatch) ->
         ipsets.destroy(FakeRunner(respond), ["dockwall-0123456789abcdef"])
 
 
-def test_parse_save_keeps_only_ours_and_normalizes_members() -> None:
+def test_members_are_read_of_our_sets_only_and_normalized() -> None:
     text = (
         "create other hash:net family inet\nadd other 10.0.0.0/8\n"
         "create dockwall-a hash:net family inet6 hashsize 1024 maxelem 65536\n"
         "add dockwall-a 2001:db8::1\nadd dockwall-a 2001:db8:1::/64\n"
         "create dockwall-b hash:net family inet hashsize 1024\n"
+        "create dwl-feeds-v4 hash:net family inet hashsize 1024\nadd dwl-feeds-v4 10.0.0.1\n"
     )
-    found = parse_save(text)
-    assert set(found) == {"dockwall-a", "dockwall-b"}
-    assert found["dockwall-a"].family == "ipv6"
-    assert found["dockwall-a"].members == {"2001:db8::1/128", "2001:db8:1::/64"}
-    assert found["dockwall-b"].members == frozenset()
+    found = parse_members(text)
+    assert set(found) == {"dockwall-a", "dockwall-b", "dwl-feeds-v4"}
+    assert found["dockwall-a"] == {"2001:db8::1/128", "2001:db8:1::/64"}
+    assert found["dockwall-b"] == frozenset()
+    assert found["dwl-feeds-v4"] == {"10.0.0.1"}, "a list's elements in the list's spelling"
+
+
+def test_headers_give_type_family_sizes_and_count_without_members() -> None:
+    text = (
+        "Name: other\nType: hash:ip\nRevision: 5\nHeader: family inet hashsize 1024\n"
+        "Number of entries: 3\n\n"
+        "Name: dwl-big-v6\nType: hash:net\nRevision: 7\n"
+        "Header: family inet6 hashsize 524288 maxelem 2097152 bucketsize 12 initval 0x1\n"
+        "Size in memory: 30258000\nReferences: 1\nNumber of entries: 1000000\n\n"
+        "Name: dockwall-0123456789abcdef\nType: hash:net\nHeader: family inet\n"
+    )
+    found = parse_headers(text)
+    assert set(found) == {"dwl-big-v6", "dockwall-0123456789abcdef"}
+    big = found["dwl-big-v6"]
+    assert (big.kind, big.family, big.hashsize, big.maxelem, big.count) == (
+        "hash:net",
+        "ipv6",
+        524288,
+        2097152,
+        1000000,
+    )
+    assert found["dockwall-0123456789abcdef"].count is None, "an ipset that prints no count"
 
 
 def test_missing_ipset_means_no_sets() -> None:
@@ -326,4 +382,4 @@ def test_missing_ipset_means_no_sets() -> None:
             raise CommandError(argv, 127, "ipset: not found")
         return 0, DOCKER_V4
 
-    assert ipsets.live_sets(FakeRunner(respond)) == {}
+    assert read_headers(FakeRunner(respond)) == {}

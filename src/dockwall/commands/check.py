@@ -21,9 +21,13 @@ from dockwall.commands.options import JsonOption
 from dockwall.commands.report import console, err
 from dockwall.engine import DEFAULT_POLICY
 from dockwall.errors import Location, PolicyError
+from dockwall.policy import Policy
 from dockwall.policy.lint import PolicyWarning, policy_warnings
+from dockwall.policy.listfile import ListFileError, read_list_file
+from dockwall.policy.lists import list_path
 from dockwall.policy.load import parse_policy_document
 from dockwall.policy.policyfile import read_policy_bytes
+from dockwall.policy.yamlsource import Document
 
 STDIN = "-"
 STDIN_NAME = "<stdin>"
@@ -37,9 +41,11 @@ HELP = "\n".join(
             "when they would accept it, and a bad file gets their one-line error, "
             "file:line:column: field: message. A file named - is read from standard input "
             f"(and reported as {STDIN_NAME}). With no file, {DEFAULT_POLICY} is checked. Files"
-            " may be given with -f or as arguments (pre-commit passes them so). Nothing else "
-            "is read: no Docker socket, no firewall, no state directory, so any user can run "
-            "it anywhere."
+            " may be given with -f or as arguments (pre-commit passes them so). The files of "
+            "the policy's named lists are read too, as plan reads them (relative to the "
+            "policy file; for standard input, to the current directory): a bad line is an "
+            "error naming the list file and line. Nothing else is read: no Docker socket, no "
+            "firewall, no state directory, so any user can run it anywhere."
         ),
         "",
         "[bold]Warnings[/] name parts of a valid policy that cannot take effect as written:",
@@ -112,13 +118,33 @@ class FileReport:
         return self.error is None
 
 
-def check_data(data: bytes, source: str) -> FileReport:
-    """The report for policy text: parsed as plan parses it, then linted."""
+def check_data(data: bytes, source: str, policy_path: Path | None = None) -> FileReport:
+    """The report for policy text: parsed as plan parses it, its list files read as plan
+    reads them (relative to `policy_path`, else to the current directory), then linted."""
     try:
         policy, document = parse_policy_document(data, source)
+        skipped = list_warnings(policy, document, policy_path or Path(STDIN_NAME))
     except PolicyError as exc:
         return FileReport(source, exc)
-    return FileReport(source, warnings=policy_warnings(policy, document))
+    return FileReport(source, warnings=skipped + policy_warnings(policy, document))
+
+
+def list_warnings(policy: Policy, document: Document, policy_path: Path) -> list[PolicyWarning]:
+    """Each named list's file read with plan's reader: a bad line (or a missing file) is
+    an error at the list's `file:` naming the list file and line, as plan says it; the
+    lines an `on_error: skip` list skips are warnings."""
+    found: list[PolicyWarning] = []
+    for name, spec in policy.lists.items():
+        where = ("lists", name, "file")
+        try:
+            contents = read_list_file(list_path(policy_path, spec.file), spec.on_error)
+        except ListFileError as exc:
+            raise document.error(where, str(exc)) from None
+        found += [
+            PolicyWarning(document.location(where), f"lists.{name}.file", text)
+            for text in contents.warnings
+        ]
+    return found
 
 
 def check_file(name: str) -> FileReport:
@@ -128,7 +154,7 @@ def check_file(name: str) -> FileReport:
         read = read_policy_bytes(Path(name))
     except PolicyError as exc:
         return FileReport(name, exc)
-    report = check_data(read.data, name)
+    report = check_data(read.data, name, Path(name))
     owner = [
         PolicyWarning(Location(name), "(file)", text.removeprefix(f"{name}: "))
         for text in read.warnings

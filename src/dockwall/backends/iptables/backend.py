@@ -9,6 +9,8 @@ anyone else, whatever they are called or commented, are never deleted, edited or
 Long address lists live in ipset sets named dockwall-*. A plan's transaction creates the
 new sets before any rule names them, loads each family's iptables-restore (side by side),
 then destroys the sets no rule names any more; a failed load destroys the new sets again.
+Named lists' sets (dwl-*) are read by header only and updated in place (`listsync`),
+against `recorded`: what this backend last loaded into them, from the state file.
 """
 
 from __future__ import annotations
@@ -16,32 +18,38 @@ from __future__ import annotations
 from typing import Literal
 
 from dockwall.backends.base import Change, Plan, RuleCounter
-from dockwall.backends.iptables import fqdn, ipsets
+from dockwall.backends.iptables import fqdn, ipsets, listsync, setread
 from dockwall.backends.iptables.basechains import BaseChains
 from dockwall.backends.iptables.detect import FAMILIES, Family, Variant, detect
 from dockwall.backends.iptables.hooks import Names, after_hooks, live_names
-from dockwall.backends.iptables.ipsets import DestroySets, IpSet
+from dockwall.backends.iptables.ipsets import DestroySets, IpSet, LiveSet
+from dockwall.backends.iptables.listsync import ListStep, Recorded, no_record
 from dockwall.backends.iptables.live import FilterTable, live_table, live_tables
 from dockwall.backends.iptables.ownership import ours, renamed
 from dockwall.backends.iptables.plan import chain_changes, hook_changes, set_names
 from dockwall.backends.iptables.render import render
 from dockwall.backends.iptables.script import apply_script, desired_table, reset_script, script
 from dockwall.backends.transaction import Load, Step, Transaction
-from dockwall.compile.ir import Ruleset
+from dockwall.compile.ir import AddressSet, Ruleset
 from dockwall.runner import Runner
 
 
 class IptablesBackend:
     name = "iptables"
 
-    def __init__(self, runner: Runner, variant: Variant | None = None) -> None:
+    def __init__(
+        self, runner: Runner, variant: Variant | None = None, recorded: Recorded = no_record
+    ) -> None:
         self.runner = runner
         self.variant = variant or detect(runner)
+        self.recorded = recorded
 
     def live(self, family: Family) -> FilterTable:
         return live_table(self.runner, self.variant, family)
 
-    def plan(self, ruleset: Ruleset) -> Plan:
+    def plan(self, ruleset: Ruleset, deep: bool = False) -> Plan:
+        """`deep` reads every named list's set and compares it element by element,
+        instead of trusting its header and the record of what was loaded into it."""
         changes: list[Change] = []
         loads: dict[Family, Load] = {}
         wanted: dict[str, IpSet] = {}
@@ -57,7 +65,7 @@ class IptablesBackend:
                 loads[family] = self.load(family, live, desired, names)
         wants_dns = ruleset.dns is not None or any(fqdn.redirected(t) for t in tables)
         dns = self.dns_steps(ruleset) if wants_dns else fqdn.DnsSteps()
-        return self.with_sets(changes, loads, wanted, set_names(tables), dns)
+        return self.with_sets(changes, loads, wanted, set_names(tables), dns, deep)
 
     def dns_steps(self, ruleset: Ruleset) -> fqdn.DnsSteps:
         """Learned sets created before the loads (rules name them), the nat redirect
@@ -97,13 +105,17 @@ class IptablesBackend:
         wanted: dict[str, IpSet],
         referenced: set[str],
         dns: fqdn.DnsSteps | None = None,
+        deep: bool = False,
     ) -> Plan:
         """The ipset steps around the loads: missing (or altered) sets are loaded before
         any rule names them, ours that no rule will name go afterwards, and the ones that
         did not exist go again if the apply fails. Only sets proven ours are touched
         (`ipsets.ours`)."""
-        live = ipsets.ours(ipsets.live_sets(self.runner), referenced, set(wanted))
-        create = [s for s in wanted.values() if not s.matches(live.get(s.name))]
+        sets, records = self.live_sets(wanted, deep)
+        live = ipsets.ours(sets, referenced, set(wanted))
+        hashed = [s for s in wanted.values() if not s.listed]
+        create = [s for s in hashed if not s.matches(live.get(s.name))]
+        listed = self.list_steps([s for s in wanted.values() if s.listed], live, records)
         stale = tuple(name for name in live if name not in wanted)
         before_changes, after_changes = ipsets.set_changes(
             create, {name: live[name] for name in stale}, live
@@ -111,16 +123,42 @@ class IptablesBackend:
         dns = dns or fqdn.DnsSteps()
         before: list[Step] = list(dns.before)
         fail: list[Step] = []
-        if create:
-            before.append(Load(ipsets.CREATE_ARGV, ipsets.create_script(create, live)))
-            fresh = tuple(s.name for s in create if s.name not in live)
+        if create or listed:
+            script = ipsets.create_script(create, live) + "".join(s.script() for s in listed)
+            before.append(ipsets.SetLoad(ipsets.CREATE_ARGV, script))
+            names = [s.name for s in create] + [s.wanted.name for s in listed]
+            fresh = tuple(name for name in names if name not in live)
             fail += [DestroySets(fresh)] if fresh else []
         after: list[Step] = [*dns.after, *([DestroySets(stale)] if stale else [])]
         before += self.base_chains("prepare", list(loads))
         after += self.base_chains("tidy", list(FAMILIES) if loads else [])
         transaction = Transaction(tuple(before), tuple(loads.values()), tuple(after), tuple(fail))
-        found = (*dns.changes, *before_changes, *changes, *after_changes)
+        lines = [s.change() for s in listed]
+        found = (*dns.changes, *lines, *before_changes, *changes, *after_changes)
         return Plan(self.name, found, transaction)
+
+    def live_sets(
+        self, wanted: dict[str, IpSet], deep: bool
+    ) -> tuple[dict[str, LiveSet], dict[str, AddressSet | None]]:
+        """Our sets by header, and the records of the lists: members are read of the
+        content-named sets, and of the list sets whose header does not vouch for their
+        record (all of them when `deep`)."""
+        headers = setread.read_headers(self.runner)
+        lists = [s for s in wanted.values() if s.listed]
+        records = {} if deep else listsync.records(lists, headers, self.recorded)
+        unread = listsync.unread(lists, headers, records)
+        hashed = [name for name in headers if name.startswith(setread.SET_PREFIX)]
+        members = setread.read_members(self.runner, [*hashed, *unread])
+        return ipsets.live_sets(headers, members), records
+
+    def list_steps(
+        self, lists: list[IpSet], live: dict[str, LiveSet], records: dict[str, AddressSet | None]
+    ) -> list[ListStep]:
+        found = (
+            listsync.list_step(s, live.get(s.name), records.get(listsync.list_name(s.name)))
+            for s in lists
+        )
+        return [step for step in found if step is not None]
 
     def base_chains(self, action: Literal["prepare", "tidy"], families: list[Family]) -> list[Step]:
         """iptables-nft would create the base chains our hooks go into and keep them."""

@@ -6,13 +6,13 @@ hash of what it holds (or one of our chains matches against it, should someone h
 added to it): any other set, `dockwall-mine` included, is never touched. Changing a
 list makes a new set, the iptables transaction switches the rule to it atomically, and
 the old set is destroyed only after no rule uses it. Rollback is then just "put the old
-rules back, destroy the new sets".
+rules back, destroy the new sets". Named lists' sets (`dwl-NAME-v4`) keep their name and
+change in place instead (`listsync`); reading sets back is `setread`'s.
 """
 
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -20,17 +20,23 @@ from dataclasses import dataclass
 
 from dockwall.backends.base import Change
 from dockwall.backends.iptables.detect import Family
+from dockwall.backends.iptables.setread import (
+    DEFAULT_HASHSIZE,
+    DEFAULT_MAXELEM,
+    SET_PREFIX,
+    Header,
+)
+from dockwall.backends.transaction import Load
 from dockwall.errors import CommandError, DockwallError
 from dockwall.model.state import Network
 from dockwall.runner import Runner
 
 THRESHOLD = 8
-SET_PREFIX = "dockwall-"
-LIST_PREFIX = "dwl-"
 TEMP_SUFFIX = "-t"
 CREATE_ARGV = ("ipset", "-exist", "restore")
 DESTROY_ARGV = ("ipset", "restore")
-DEFAULT_MAXELEM = 65536
+LOAD_TIMEOUT = 60.0
+LOAD_BYTES_PER_SECOND = 100_000
 DESTROY_ATTEMPTS = 50
 DESTROY_PAUSE = 0.1
 OUR_NAME = re.compile(r"dockwall-[0-9a-f]{16}")
@@ -39,12 +45,14 @@ LIST_NAME = re.compile(r"dwl-[A-Za-z0-9_.-]{1,24}-v[46]")
 
 @dataclass(frozen=True)
 class IpSet:
-    """A set dockwall wants: members are normalized network texts, sorted and unique."""
+    """A set dockwall wants: members are normalized network texts, sorted and unique.
+    A named list's set (`listed`) carries its list file's digest."""
 
     name: str
     family: Family
     members: tuple[str, ...]
     listed: bool = False
+    digest: str = ""
 
     @property
     def kind(self) -> str:
@@ -57,15 +65,47 @@ class IpSet:
             return max(DEFAULT_MAXELEM, len(self.members))
         return max(DEFAULT_MAXELEM, 1 << (2 * len(self.members)).bit_length())
 
+    @property
+    def hashsize(self) -> int:
+        """Buckets for the members up front: a table the kernel finds full is doubled by
+        rehashing every entry in it, some ten times over on the way to a million."""
+        return max(DEFAULT_HASHSIZE, 1 << (len(self.members) // 2).bit_length())
+
+    def create_line(self, target: str) -> str:
+        size = f" hashsize {self.hashsize}" if self.hashsize > DEFAULT_HASHSIZE else ""
+        return f"create {target} {self.kind}{size} maxelem {self.maxelem}\n"
+
     def matches(self, live: LiveSet | None) -> bool:
-        return live is not None and live.family == self.family and live.members == set(self.members)
+        return (
+            live is not None
+            and live.family == self.family
+            and live.members is not None
+            and live.members == frozenset(self.members)
+        )
 
 
 @dataclass(frozen=True)
 class LiveSet:
+    """One of our sets in the kernel. `members` is None when they were not read: a named
+    list's set is known by its header (and the record of what was loaded into it)."""
+
     family: Family
-    members: frozenset[str]
+    members: frozenset[str] | None
     maxelem: int = DEFAULT_MAXELEM
+    count: int | None = None
+    kind: str = "hash:net"
+
+    @property
+    def size(self) -> int:
+        return len(self.members) if self.members is not None else self.count or 0
+
+
+def live_sets(headers: dict[str, Header], members: dict[str, frozenset[str]]) -> dict[str, LiveSet]:
+    """The sets as headers say, with the members of those that were read."""
+    return {
+        name: LiveSet(found.family, members.get(name), found.maxelem, found.count, found.kind)
+        for name, found in headers.items()
+    }
 
 
 def ipset_family(family: Family) -> str:
@@ -93,10 +133,7 @@ def ours(live: dict[str, LiveSet], referenced: set[str], wanted: set[str]) -> di
     mine = {
         name: found
         for name, found in live.items()
-        if (
-            OUR_NAME.fullmatch(name)
-            and (name in referenced or name == set_name(found.family, sorted(found.members)))
-        )
+        if (OUR_NAME.fullmatch(name) and (name in referenced or named_for(name, found)))
         or (LIST_NAME.fullmatch(name) and name in referenced)
     }
     taken = sorted((wanted & live.keys()) - mine.keys())
@@ -108,73 +145,45 @@ def ours(live: dict[str, LiveSet], referenced: set[str], wanted: set[str]) -> di
     return mine
 
 
-def normalized(member: str) -> str:
-    return str(ipaddress.ip_network(member, strict=False))
+def named_for(name: str, found: LiveSet) -> bool:
+    return found.members is not None and name == set_name(found.family, sorted(found.members))
 
 
-def parse_save(text: str) -> dict[str, LiveSet]:
-    """dockwall's sets from `ipset save` output; every other set is ignored."""
-    families: dict[str, Family] = {}
-    sizes: dict[str, int] = {}
-    members: dict[str, set[str]] = {}
-    for line in text.splitlines():
-        words = line.split(" ", 3)
-        if len(words) < 3 or not words[1].startswith((SET_PREFIX, LIST_PREFIX)):
-            continue
-        if words[0] == "add":
-            listed = words[1].startswith(LIST_PREFIX)
-            member = words[2].rstrip() if listed else normalized(words[2].split()[0])
-            members.setdefault(words[1], set()).add(member)
-        elif words[0] == "create":
-            words = line.split()
-            kind = words[words.index("family") + 1] if "family" in words[:-1] else "inet"
-            families[words[1]] = "ipv6" if kind == "inet6" else "ipv4"
-            if "maxelem" in words[:-1]:
-                sizes[words[1]] = int(words[words.index("maxelem") + 1])
-            members.setdefault(words[1], set())
-    return {
-        name: LiveSet(
-            families.get(name, "ipv4"), frozenset(found), sizes.get(name, DEFAULT_MAXELEM)
-        )
-        for name, found in members.items()
-    }
-
-
-def live_sets(runner: Runner) -> dict[str, LiveSet]:
-    """Our sets in the kernel; none when ipset is not installed (then none can exist)."""
-    try:
-        result = runner.run(["ipset", "save"], check=False)
-    except CommandError:
-        return {}
-    return parse_save(result.stdout) if result.returncode == 0 else {}
+def fill(target: str, members: Iterable[str]) -> str:
+    """`add` lines, one join: a million of them render in a fraction of a second."""
+    prefix = f"add {target} "
+    text = f"\n{prefix}".join(members)
+    return f"{prefix}{text}\n" if text else ""
 
 
 def create_script(sets: Sequence[IpSet], live: dict[str, LiveSet]) -> str:
     """Loads each set under its own name; one that exists (with other contents) is filled
     under a temporary name and swapped in, as a rule may be using it."""
-    lines: list[str] = []
-    for wanted in sets:
-        found = live.get(wanted.name)
-        if wanted.listed and found is not None and found.maxelem >= len(wanted.members):
-            lines += in_place(wanted, found)
-            continue
-        maxelem = wanted.maxelem
-        target = wanted.name + TEMP_SUFFIX if wanted.name in live else wanted.name
-        lines += [f"create {target} {wanted.kind} maxelem {maxelem}", f"flush {target}"]
-        lines += [f"add {target} {member}" for member in wanted.members]
-        if target != wanted.name:
-            lines += [f"swap {target} {wanted.name}", f"destroy {target}"]
-    return "\n".join([*lines, ""])
+    return "".join(refill(wanted, wanted.name in live) for wanted in sets)
 
 
-def in_place(wanted: IpSet, found: LiveSet) -> list[str]:
-    """A named list's difference, added and deleted in the set the rules use: each
-    element flips on its own, and the set is never empty or refilled in between."""
-    members = set(wanted.members)
-    return [
-        *(f"del {wanted.name} {m}" for m in sorted(found.members - members)),
-        *(f"add {wanted.name} {m}" for m in wanted.members if m not in found.members),
-    ]
+def refill(wanted: IpSet, exists: bool) -> str:
+    """A set filled whole: created, or filled aside and swapped in when rules use it.
+    The temporary set may be left from an interrupted run, hence the flush."""
+    if not exists:
+        return wanted.create_line(wanted.name) + fill(wanted.name, wanted.members)
+    target = wanted.name + TEMP_SUFFIX
+    return (
+        wanted.create_line(target)
+        + f"flush {target}\n"
+        + fill(target, wanted.members)
+        + f"swap {target} {wanted.name}\ndestroy {target}\n"
+    )
+
+
+@dataclass(frozen=True)
+class SetLoad(Load):
+    """An `ipset restore` given time in proportion to its script: a million entries take
+    seconds on an idle host and many more on a busy one, past a load's default minute."""
+
+    def run(self, runner: Runner) -> None:
+        timeout = max(LOAD_TIMEOUT, len(self.payload) / LOAD_BYTES_PER_SECOND)
+        runner.run(list(self.argv), input=self.payload, timeout=timeout)
 
 
 def destroy_script(names: Iterable[str]) -> str:
@@ -229,11 +238,8 @@ def set_changes(
     before: list[Change] = []
     for wanted in create:
         where = f"ipset {wanted.name}"
-        if wanted.listed:
-            before.append(list_change(wanted, live.get(wanted.name)))
-            continue
         old = live.get(wanted.name) or closest(wanted, list(stale.values()))
-        previous = old.members if old is not None else frozenset()
+        previous = old.members if old is not None and old.members is not None else frozenset()
         verb = "(set refilled" if wanted.name in live else "(new set"
         before.append(
             Change(
@@ -249,36 +255,19 @@ def set_changes(
         ]
     after = [
         Change(
-            s.family,
-            "remove",
-            f"ipset {name}",
-            f"(set destroyed, {len(s.members)} entries)",
-            leftover=True,
+            s.family, "remove", f"ipset {name}", f"(set destroyed, {s.size} entries)", leftover=True
         )
         for name, s in stale.items()
     ]
     return before, after
 
 
-def list_change(wanted: IpSet, found: LiveSet | None) -> Change:
-    """One line per named list and family, `list feeds: +120 -45`: a plan never lists a
-    feed's hundred thousand elements."""
-    name = wanted.name.removeprefix(LIST_PREFIX).rsplit("-v", 1)[0]
-    previous = found.members if found is not None else frozenset()
-    members = set(wanted.members)
-    added = len(members - previous)
-    removed = len(previous - members)
-    how = "in place" if found is not None else "new set"
-    return Change(
-        wanted.family,
-        "add",
-        f"ipset {wanted.name}",
-        f"list {name}: +{added} -{removed} ({how}, {len(members)} entries)",
-    )
-
-
 def closest(wanted: IpSet, candidates: Sequence[LiveSet]) -> LiveSet | None:
     members = set(wanted.members)
-    scored = [(len(members & c.members), c) for c in candidates if c.family == wanted.family]
+    scored = [
+        (len(members & c.members), c)
+        for c in candidates
+        if c.family == wanted.family and c.members is not None
+    ]
     best = max(scored, key=lambda pair: pair[0], default=None)
     return best[1] if best is not None and best[0] > 0 else None

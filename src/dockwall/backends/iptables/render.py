@@ -228,7 +228,7 @@ def render(ruleset: Ruleset, family: Family) -> Desired:
         add_guard(out, ruleset, guard)
     add_peers(out, ruleset)
     add_defaults(out, ruleset)
-    out.sets.update(list_ipsets(ruleset.lists, family))
+    out.sets.update(list_ipsets(ruleset.lists, family, out.chains))
     return Desired({name: [OWNED, *rules] for name, rules in out.chains.items()}, out.sets)
 
 
