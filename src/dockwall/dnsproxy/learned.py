@@ -37,6 +37,11 @@ def learned_path() -> Path:
     return run_dir() / FILE
 
 
+def forget_learned() -> None:
+    """After a reset: the next agent must not put back what an old policy learned."""
+    learned_path().unlink(missing_ok=True)
+
+
 class LearnedStore:
     """Thread-safe: the forwarder's loop writes, the agent's loop and status read."""
 
