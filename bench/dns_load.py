@@ -9,7 +9,8 @@ share of one core, so the forwarder, not the generator, sets the pace.
 stdin: {"server": ADDR, "names": [...], "parallel": N, "seconds": S (optional)}
 Sequential when N is 1 (each name once, latency per lookup); with N > 1 it keeps N in
 flight, cycling through the names until S seconds have passed (or each name once when
-S is absent). stdout: {"ms": [...], "answered": A, "failed": F, "seconds": T}.
+S is absent). stdout: {"ms": [...], "answered": A, "failed": F, "timeouts": T,
+"seconds": S}: failed counts timeouts and answers with an rcode other than NOERROR.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ class Flight:
         self.sock.send(query(query_id, asked))
 
     def answered(self, reply: bytes) -> float | None:
-        """The send time of the query this reply answers, or None if it answers none."""
+        """The send time of the query this reply answers, or None if it answers none
+        (its rcode is read by the caller)."""
         if len(reply) < 12 or not reply[2] & 0x80:
             return None
         (query_id,) = struct.unpack_from("!H", reply)
@@ -92,7 +94,7 @@ def run(server: str, names: list[str], parallel: int, seconds: float | None) -> 
     for flight in pool:
         selector.register(flight.sock, selectors.EVENT_READ, flight)
     ms: list[float] = []
-    failed = sent = 0
+    failed = sent = errors = 0
     started = time.perf_counter()
     deadline = started + seconds if seconds else None
 
@@ -124,12 +126,19 @@ def run(server: str, names: list[str], parallel: int, seconds: float | None) -> 
                 at = flight.answered(reply)
                 if at is not None:
                     ms.append((time.perf_counter() - at) * 1e3)
+                    errors += reply[3] & 0x0F != 0
         now = time.perf_counter()
         if now - last_sweep > 0.1:
             last_sweep = now
             failed += sum(f.expired(now) for f in pool)
     ended = deadline if deadline is not None else time.perf_counter()
-    return {"ms": ms, "answered": len(ms), "failed": failed, "seconds": ended - started}
+    return {
+        "ms": ms,
+        "answered": len(ms),
+        "failed": failed + errors,
+        "timeouts": failed,
+        "seconds": ended - started,
+    }
 
 
 def main() -> None:
