@@ -19,7 +19,6 @@ from dockwall.backends.nftables import (
 )
 from dockwall.compile.compiler import Compiled, compile_policy
 from dockwall.compile.ir import Ruleset
-from dockwall.dnsproxy.learned import forget_learned
 from dockwall.errors import DockwallError
 from dockwall.model.state import HostState
 from dockwall.policy import Policy, read_policy
@@ -249,7 +248,6 @@ class Engine:
         with signals_deferred():
             self.load(selected, plans)
             forget_applied()
-            forget_learned()
         return plans
 
 

@@ -31,6 +31,7 @@ from dockwall.errors import DockwallError
 RULESET = TypeAdapter(Ruleset)
 LAST_APPLIED = "last-applied.json"
 PENDING = "pending-apply.json"
+FQDN_LEARNED = "fqdn-learned.json"  # the DNS forwarder's record (dnsproxy/learned.py)
 EXIT_STATE_NOT_SAVED = 3
 
 
@@ -116,9 +117,11 @@ def save_applied(backend: str, ruleset: Ruleset) -> None:
 
 
 def forget_applied() -> None:
-    """After a reset there is nothing to restore at boot."""
+    """After a reset there is nothing to restore at boot, nor learned addresses for the
+    next agent to put back."""
     for name in (PENDING, LAST_APPLIED):
         (state_dir() / name).unlink(missing_ok=True)
+    (run_dir() / FQDN_LEARNED).unlink(missing_ok=True)
 
 
 def _read(path: Path) -> Applied:
