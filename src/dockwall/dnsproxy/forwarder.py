@@ -12,6 +12,7 @@ container may only resolve its allowed names (`restrict_dns`, against DNS tunnel
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -26,10 +27,11 @@ from dockwall.dnsproxy import answers, wire
 from dockwall.dnsproxy.batch import Batcher
 from dockwall.dnsproxy.kernelsets import Element, KernelSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore
-from dockwall.dnsproxy.upstream import UdpPool, UpstreamError, ask
+from dockwall.dnsproxy.upstream import UdpPool, UpstreamError, ask, no_answer
 
 HOLD_LIMIT = 1.0
 Log = Callable[[str], None]
+Respond = Callable[[bytes], None]
 
 
 @dataclass(frozen=True)
@@ -92,12 +94,64 @@ class Forwarder:
         self.counts = Counts()
         self.batcher = Batcher()
         self.pool = UdpPool()
+        self.tasks: set[asyncio.Task[bytes]] = set()
 
     async def answer(self, data: bytes, client: str, use_tcp: bool) -> bytes | None:
         """The bytes to send back, or None for a packet that is not a DNS query."""
         asked = self.classify(data, client)
         if asked is None or isinstance(asked, bytes):
             return asked
+        return await self.resolved(data, asked, client, use_tcp)
+
+    def datagram(self, data: bytes, client: str, respond: Respond) -> None:
+        """A UDP query, answered through `respond`. A plain one for a name the client's
+        rules do not mention costs no task: it goes out on the pool's sockets and its
+        answer is sent back from the pool's callback."""
+        asked = self.classify(data, client)
+        if asked is None:
+            return
+        if isinstance(asked, bytes):
+            respond(asked)
+        elif asked.question is not None and not asked.patterns:
+            upstreams = self.config.upstreams
+            done = functools.partial(self.passed, data, asked, client, upstreams, respond)
+            self.pool.send(data, asked.question, upstreams, done)
+        else:
+            task = asyncio.get_running_loop().create_task(
+                self.resolved(data, asked, client, use_tcp=False)
+            )
+            self.tasks.add(task)
+            task.add_done_callback(functools.partial(self.finished, respond))
+
+    def passed(
+        self,
+        data: bytes,
+        asked: Asked,
+        client: str,
+        upstreams: tuple[str, ...],
+        respond: Respond,
+        reply: bytes | None,
+        problem: BaseException | None,
+    ) -> None:
+        if reply is None:
+            respond(self.servfail(data, asked, client, no_answer(upstreams, problem)))
+            return
+        self.counts.answered += 1
+        respond(reply)
+
+    def finished(self, respond: Respond, task: asyncio.Task[bytes]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        problem = task.exception()
+        if problem is None:
+            respond(task.result())
+        else:
+            self.log(f"error: DNS query left unanswered: {problem!r}")
+
+    async def resolved(self, data: bytes, asked: Asked, client: str, use_tcp: bool) -> bytes:
+        """The answer to a query that is passed on: the upstream's own, once held if
+        its name is wanted, or SERVFAIL."""
         config = self.config
         try:
             if asked.question is not None and not use_tcp:
@@ -105,13 +159,16 @@ class Forwarder:
             else:
                 reply = await ask(data, config.upstreams, use_tcp)
         except UpstreamError as exc:
-            self.counts.servfail += 1
-            self.log(f"warning: SERVFAIL for {asked.name!r} to {client}: {exc}")
-            return reply_to(data, dns.rcode.SERVFAIL)
+            return self.servfail(data, asked, client, exc)
         if not asked.patterns:
             self.counts.answered += 1
             return reply
         return await self.held(data, reply, asked.patterns, client, config)
+
+    def servfail(self, data: bytes, asked: Asked, client: str, problem: UpstreamError) -> bytes:
+        self.counts.servfail += 1
+        self.log(f"warning: SERVFAIL for {asked.name!r} to {client}: {problem}")
+        return reply_to(data, dns.rcode.SERVFAIL)
 
     def classify(self, data: bytes, client: str) -> Asked | bytes | None:
         """What to do with a packet: None (not a query: dropped), bytes (the REFUSED
