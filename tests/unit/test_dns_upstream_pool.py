@@ -1,4 +1,5 @@
-"""The forwarder's long-lived upstream sockets and its task-free UDP path.
+"""The forwarder's long-lived upstream sockets, its task-free UDP path, and what it
+puts back after an apply.
 
 A loopback "resolver" answers as the test says: properly, with a forged reply first
 (another question under the right id, or a stray id), or not at all; the client's own
@@ -12,7 +13,8 @@ import asyncio
 import ipaddress
 import socket
 import threading
-from collections.abc import Callable, Iterator
+import time
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
 import dns.message
@@ -23,7 +25,9 @@ import pytest
 from dockwall.compile.ir import DnsClient
 from dockwall.dnsproxy import upstream, wire
 from dockwall.dnsproxy.forwarder import Config, Forwarder
-from dockwall.dnsproxy.learned import LearnedStore
+from dockwall.dnsproxy.kernelsets import Element
+from dockwall.dnsproxy.learned import Entry, LearnedStore
+from dockwall.dnsproxy.service import DnsService
 
 Reply = Callable[[bytes], list[bytes]]
 CLIENT = "172.17.0.2"
@@ -150,7 +154,30 @@ def test_datagrams_pass_through_and_servfail_without_a_task(
 
 class Recording:
     def __init__(self) -> None:
-        self.added: list[object] = []
+        self.added: list[list[Element]] = []
 
-    def add(self, elements: object) -> None:
-        self.added.append(elements)
+    def add(self, elements: Sequence[Element]) -> None:
+        self.added.append(list(elements))
+
+
+def test_each_apply_puts_back_what_was_learned_since_the_previous_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An answer held between an apply's read of the live table and its commit went
+    into the replaced table: the next configure (after that apply) adds it again."""
+    monkeypatch.setenv("DOCKWALL_RUN_DIR", str(tmp_path))
+    sets = Recording()
+    config = Config({}, ("127.0.0.1",), 5, 600, sets)
+    service = DnsService(config, 0, lambda _: None)
+    now = time.time()
+    service.store.record([Entry("p", "192.0.2.1", "a.example.test", now - 100, now + 300)])
+    service.configure(config)  # the first: everything live goes back
+    assert [e.address for batch in sets.added for e in batch] == ["192.0.2.1"]
+    sets.added.clear()
+    learned = time.time()
+    service.store.record([Entry("p", "192.0.2.2", "b.example.test", learned, learned + 300)])
+    service.configure(config)
+    assert [e.address for batch in sets.added for e in batch] == ["192.0.2.2"]
+    sets.added.clear()
+    service.configure(config)
+    assert [e for batch in sets.added for e in batch] == []

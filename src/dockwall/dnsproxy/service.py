@@ -105,6 +105,7 @@ class DnsService:
         self.ready = threading.Event()
         self.problem: BaseException | None = None
         self.restored = False
+        self.configured = 0.0
         self.saver: asyncio.Task[None] | None = None
         self.thread = threading.Thread(target=self.run, name="dockwall-dns", daemon=True)
 
@@ -114,25 +115,32 @@ class DnsService:
             raise OSError(f"DNS forwarder did not start on port {self.port}: {self.problem}")
 
     def configure(self, config: Config) -> None:
-        """A new version after an apply; once the sets exist, restore what was learned."""
+        """A new version after an apply. The first time (the sets exist now) everything
+        a previous run learned goes back in; after that, what was learned since the
+        previous apply: an answer held while this apply read the live table and before
+        its commit went into the table the commit replaced, so it is added again."""
         self.forwarder.config = config
+        since, self.configured = self.configured, time.time()
         if not self.restored:
             self.restored = True
-            self.restore(config)
+            self.restore(config, 0.0)
+        else:
+            self.restore(config, since)
 
-    def restore(self, config: Config) -> None:
+    def restore(self, config: Config, since: float) -> None:
+        """Puts back the live entries learned (or refreshed) at `since` or later."""
         now = time.time()
         elements = [
             Element(e.pattern, e.address, int(e.left(now)))
             for e in self.store.live(now)
-            if e.left(now) >= 1
+            if e.left(now) >= 1 and e.learned >= since
         ]
         try:
             config.sets.add(elements)
         except Exception as exc:  # the sets of an old policy may be gone: nothing to restore
             self.log(f"warning: could not restore {len(elements)} learned address(es): {exc}")
             return
-        if elements:
+        if elements and not since:
             self.log(f"restored {len(elements)} learned address(es) from the last run")
 
     def run(self) -> None:
