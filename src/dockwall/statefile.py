@@ -42,6 +42,7 @@ LAST_APPLIED = "last-applied.json"
 PENDING = "pending-apply.json"
 LISTS = "lists"
 LIST_HEADER = "dockwall-list"
+FQDN_LEARNED = "fqdn-learned.json"  # the DNS forwarder's record (dnsproxy/learned.py)
 EXIT_STATE_NOT_SAVED = 3
 
 
@@ -206,10 +207,12 @@ def save_applied(backend: str, ruleset: Ruleset) -> None:
 
 
 def forget_applied() -> None:
-    """After a reset there is nothing to restore at boot."""
+    """After a reset there is nothing to restore at boot, nor learned addresses for the
+    next agent to put back."""
     for name in (PENDING, LAST_APPLIED):
         (state_dir() / name).unlink(missing_ok=True)
     prune_lists()
+    (run_dir() / FQDN_LEARNED).unlink(missing_ok=True)
 
 
 def _read(path: Path) -> Applied:

@@ -216,7 +216,13 @@ def test_egress_by_name(
     assert outcomes(rotated)["198.51.100.7"] == "open", rotated
 
     check_expiry(lab, prober, backend)
-    check_agent_down(lab, prober, agents, agent, policy, backend)
+    restarted = check_agent_down(lab, prober, agents, agent, policy, backend)
+
+    # A reset forgets what was learned: no later agent puts it back.
+    restarted.kill9()
+    assert learned_file(lab).exists()
+    cli.run("reset", "--backend", backend)
+    assert not learned_file(lab).exists()
 
 
 def element_timeout(lab: Lab, backend: str, pattern: str, address: str) -> int:
@@ -269,9 +275,10 @@ def check_agent_down(
     agent: AgentProcess,
     policy: Path,
     backend: str,
-) -> None:
+) -> AgentProcess:
     """Agent killed: a fresh name resolves to nothing and opens nothing. Restarted (after
-    the kernel's sets were emptied), it puts back what it had learned."""
+    the kernel's sets were emptied), it puts back what it had learned (the restarted
+    agent is returned)."""
     agent.kill9()
     (fresh,) = resolve_connect(
         lab,
@@ -288,3 +295,4 @@ def check_agent_down(
         lambda: tcp(prober, "worker", [("192.0.2.7", 443)]) == ["open"], EVENT_BOUND, 0.5
     )
     assert reopened is not None, restarted.log()
+    return restarted

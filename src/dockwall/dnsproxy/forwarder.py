@@ -12,6 +12,7 @@ container may only resolve its allowed names (`restrict_dns`, against DNS tunnel
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,14 +23,15 @@ import dns.message
 import dns.rcode
 
 from dockwall.compile.ir import DnsClient
-from dockwall.dnsproxy import answers
+from dockwall.dnsproxy import answers, wire
 from dockwall.dnsproxy.batch import Batcher
 from dockwall.dnsproxy.kernelsets import Element, KernelSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore
-from dockwall.dnsproxy.upstream import UpstreamError, ask
+from dockwall.dnsproxy.upstream import UdpPool, UpstreamError, ask, no_answer
 
 HOLD_LIMIT = 1.0
 Log = Callable[[str], None]
+Respond = Callable[[bytes], None]
 
 
 @dataclass(frozen=True)
@@ -66,8 +68,19 @@ class Counts:
     hold_ms: list[float] = field(default_factory=list)
 
 
-def reply_with(query: dns.message.Message, rcode: dns.rcode.Rcode) -> bytes:
-    response = dns.message.make_response(query)
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """A query to pass on: its name, the patterns that want it, and its question
+    section when it is a plain query (wire.py), for the long-lived upstream sockets."""
+
+    name: str | None
+    patterns: tuple[str, ...]
+    question: bytes | None
+
+
+def reply_to(data: bytes, rcode: dns.rcode.Rcode) -> bytes:
+    """An answer with `rcode` to a query that was read as one (so it parses)."""
+    response = dns.message.make_response(dns.message.from_wire(data))
     response.set_rcode(rcode)
     return bytes(response.to_wire())
 
@@ -80,38 +93,110 @@ class Forwarder:
         self.debug = debug
         self.counts = Counts()
         self.batcher = Batcher()
+        self.pool = UdpPool()
+        self.tasks: set[asyncio.Task[bytes]] = set()
 
     async def answer(self, data: bytes, client: str, use_tcp: bool) -> bytes | None:
         """The bytes to send back, or None for a packet that is not a DNS query."""
-        try:
-            query = dns.message.from_wire(data)
-        except dns.exception.DNSException:
-            return None
-        if query.flags & dns.flags.QR:
-            return None
-        self.counts.queries += 1
+        asked = self.classify(data, client)
+        if asked is None or isinstance(asked, bytes):
+            return asked
+        return await self.resolved(data, asked, client, use_tcp)
+
+    def datagram(self, data: bytes, client: str, respond: Respond) -> None:
+        """A UDP query, answered through `respond`. A plain one for a name the client's
+        rules do not mention costs no task: it goes out on the pool's sockets and its
+        answer is sent back from the pool's callback."""
+        asked = self.classify(data, client)
+        if asked is None:
+            return
+        if isinstance(asked, bytes):
+            respond(asked)
+        elif asked.question is not None and not asked.patterns:
+            upstreams = self.config.upstreams
+            done = functools.partial(self.passed, data, asked, client, upstreams, respond)
+            self.pool.send(data, asked.question, upstreams, done)
+        else:
+            task = asyncio.get_running_loop().create_task(
+                self.resolved(data, asked, client, use_tcp=False)
+            )
+            self.tasks.add(task)
+            task.add_done_callback(functools.partial(self.finished, respond))
+
+    def passed(
+        self,
+        data: bytes,
+        asked: Asked,
+        client: str,
+        upstreams: tuple[str, ...],
+        respond: Respond,
+        reply: bytes | None,
+        problem: BaseException | None,
+    ) -> None:
+        if reply is None:
+            respond(self.servfail(data, asked, client, no_answer(upstreams, problem)))
+            return
+        self.counts.answered += 1
+        respond(reply)
+
+    def finished(self, respond: Respond, task: asyncio.Task[bytes]) -> None:
+        self.tasks.discard(task)
+        if task.cancelled():
+            return
+        problem = task.exception()
+        if problem is None:
+            respond(task.result())
+        else:
+            self.log(f"error: DNS query left unanswered: {problem!r}")
+
+    async def resolved(self, data: bytes, asked: Asked, client: str, use_tcp: bool) -> bytes:
+        """The answer to a query that is passed on: the upstream's own, once held if
+        its name is wanted, or SERVFAIL."""
         config = self.config
-        name = answers.question_name(query)
-        who = config.clients.get(client)
+        try:
+            if asked.question is not None and not use_tcp:
+                reply = await self.pool.ask(data, asked.question, config.upstreams)
+            else:
+                reply = await ask(data, config.upstreams, use_tcp)
+        except UpstreamError as exc:
+            return self.servfail(data, asked, client, exc)
+        if not asked.patterns:
+            self.counts.answered += 1
+            return reply
+        return await self.held(data, reply, asked.patterns, client, config)
+
+    def servfail(self, data: bytes, asked: Asked, client: str, problem: UpstreamError) -> bytes:
+        self.counts.servfail += 1
+        self.log(f"warning: SERVFAIL for {asked.name!r} to {client}: {problem}")
+        return reply_to(data, dns.rcode.SERVFAIL)
+
+    def classify(self, data: bytes, client: str) -> Asked | bytes | None:
+        """What to do with a packet: None (not a query: dropped), bytes (the REFUSED
+        reply), or the question to pass on. Plain queries are read from the wire."""
+        plain = wire.plain_query(data)
+        if plain is not None:
+            name: str | None = plain.name
+            question: bytes | None = data[wire.HEADER.size : plain.end]
+        else:
+            try:
+                query = dns.message.from_wire(data)
+            except dns.exception.DNSException:
+                return None
+            if query.flags & dns.flags.QR:
+                return None
+            name, question = answers.question_name(query), None
+        self.counts.queries += 1
+        who = self.config.clients.get(client)
         patterns = answers.wanted_patterns(who.patterns, name) if who and name else ()
         if who is not None and who.restrict and not patterns:
             self.counts.refused += 1
             self.log(f"warning: refused DNS question {name!r} from {client}: no rule names it")
-            return reply_with(query, dns.rcode.REFUSED)
-        try:
-            reply = await ask(data, config.upstreams, use_tcp)
-        except UpstreamError as exc:
-            self.counts.servfail += 1
-            self.log(f"warning: SERVFAIL for {name!r} to {client}: {exc}")
-            return reply_with(query, dns.rcode.SERVFAIL)
-        if not patterns:
-            self.counts.answered += 1
-            return reply
-        return await self.held(query, reply, patterns, client, config)
+            return reply_to(data, dns.rcode.REFUSED)
+        return Asked(name, patterns, question)
 
     async def held(
         self,
-        query: dns.message.Message,
+        query: bytes,
         reply: bytes,
         patterns: tuple[str, ...],
         client: str,
@@ -123,7 +208,7 @@ class Forwarder:
         except dns.exception.DNSException:
             self.counts.servfail += 1
             self.log(f"warning: SERVFAIL to {client}: upstream answer unreadable")
-            return reply_with(query, dns.rcode.SERVFAIL)
+            return reply_to(query, dns.rcode.SERVFAIL)
         found = answers.chain(response)
         if found is None:
             self.counts.answered += 1
@@ -134,7 +219,7 @@ class Forwarder:
         except Exception as exc:  # any failure to update the kernel: fail closed
             self.counts.servfail += 1
             self.log(f"warning: SERVFAIL for {found.name!r} to {client}: set update: {exc!r}")
-            return reply_with(query, dns.rcode.SERVFAIL)
+            return reply_to(query, dns.rcode.SERVFAIL)
         took = time.perf_counter() - started
         self.counts.held += 1
         self.counts.hold_seconds += took

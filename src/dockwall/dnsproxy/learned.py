@@ -15,9 +15,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from dockwall.statefile import run_dir, write_atomically
+from dockwall.statefile import FQDN_LEARNED, run_dir, write_atomically
 
-FILE = "fqdn-learned.json"
+FILE = FQDN_LEARNED
 REFRESH_SLACK = 0.1  # refresh an element when it would fall short by more than this share
 
 

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket
 import struct
 import threading
 import time
-from typing import cast
 
 from dockwall.dnsproxy.forwarder import Config, Forwarder, Log
 from dockwall.dnsproxy.kernelsets import Element
@@ -23,28 +23,37 @@ from dockwall.dnsproxy.learned import LearnedStore
 
 SAVE_EVERY = 1.0
 START_TIMEOUT = 10.0
+READ_BATCH = 64
+MAX_UDP = 65535
+RECEIVE_BUFFER = 1 << 20  # a burst of queries waits here while a batch is handled
 
 
-class UdpServer(asyncio.DatagramProtocol):
-    def __init__(self, forwarder: Forwarder) -> None:
-        self.forwarder = forwarder
-        self.transport: asyncio.DatagramTransport | None = None
-        self.tasks: set[asyncio.Task[None]] = set()
+class UdpServer:
+    """Reads its socket without a transport: every datagram waiting is read in one
+    wake-up and handed to the forwarder with a way to answer it. A reply that the
+    socket cannot take at once is dropped (the client asks again, as UDP clients do)."""
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = cast(asyncio.DatagramTransport, transport)
-
-    def datagram_received(
-        self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]
+    def __init__(
+        self, forwarder: Forwarder, sock: socket.socket, loop: asyncio.AbstractEventLoop
     ) -> None:
-        task = asyncio.get_running_loop().create_task(self.reply(data, addr))
-        self.tasks.add(task)
-        task.add_done_callback(self.tasks.discard)
+        self.forwarder = forwarder
+        self.sock = sock
+        loop.add_reader(sock.fileno(), self.readable)
 
-    async def reply(self, data: bytes, addr: tuple[str, int] | tuple[str, int, int, int]) -> None:
-        answer = await self.forwarder.answer(data, client_address(addr[0]), use_tcp=False)
-        if answer is not None and self.transport is not None:
-            self.transport.sendto(answer, addr)
+    def readable(self) -> None:
+        for _ in range(READ_BATCH):
+            try:
+                data, addr = self.sock.recvfrom(MAX_UDP)
+            except BlockingIOError:
+                return
+            except OSError:
+                continue
+            respond = functools.partial(self.send, addr)
+            self.forwarder.datagram(data, client_address(addr[0]), respond)
+
+    def send(self, addr: tuple[str, int] | tuple[str, int, int, int], reply: bytes) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.sendto(reply, addr)
 
 
 def client_address(text: str) -> str:
@@ -96,6 +105,7 @@ class DnsService:
         self.ready = threading.Event()
         self.problem: BaseException | None = None
         self.restored = False
+        self.configured = 0.0
         self.saver: asyncio.Task[None] | None = None
         self.thread = threading.Thread(target=self.run, name="dockwall-dns", daemon=True)
 
@@ -105,25 +115,32 @@ class DnsService:
             raise OSError(f"DNS forwarder did not start on port {self.port}: {self.problem}")
 
     def configure(self, config: Config) -> None:
-        """A new version after an apply; once the sets exist, restore what was learned."""
+        """A new version after an apply. The first time (the sets exist now) everything
+        a previous run learned goes back in; after that, what was learned since the
+        previous apply: an answer held while this apply read the live table and before
+        its commit went into the table the commit replaced, so it is added again."""
         self.forwarder.config = config
+        since, self.configured = self.configured, time.time()
         if not self.restored:
             self.restored = True
-            self.restore(config)
+            self.restore(config, 0.0)
+        else:
+            self.restore(config, since)
 
-    def restore(self, config: Config) -> None:
+    def restore(self, config: Config, since: float) -> None:
+        """Puts back the live entries learned (or refreshed) at `since` or later."""
         now = time.time()
         elements = [
             Element(e.pattern, e.address, int(e.left(now)))
             for e in self.store.live(now)
-            if e.left(now) >= 1
+            if e.left(now) >= 1 and e.learned >= since
         ]
         try:
             config.sets.add(elements)
         except Exception as exc:  # the sets of an old policy may be gone: nothing to restore
             self.log(f"warning: could not restore {len(elements)} learned address(es): {exc}")
             return
-        if elements:
+        if elements and not since:
             self.log(f"restored {len(elements)} learned address(es) from the last run")
 
     def run(self) -> None:
@@ -141,7 +158,8 @@ class DnsService:
         loop = asyncio.get_running_loop()
         for family in (socket.AF_INET, socket.AF_INET6):
             udp = bound(family, socket.SOCK_DGRAM, self.port)
-            await loop.create_datagram_endpoint(lambda: UdpServer(self.forwarder), sock=udp)
+            udp.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
+            UdpServer(self.forwarder, udp, loop)
             tcp = bound(family, socket.SOCK_STREAM, self.port)
             await asyncio.start_server(
                 lambda r, w: tcp_client(self.forwarder, r, w), sock=tcp, backlog=1024
