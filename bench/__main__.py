@@ -27,6 +27,7 @@ SECTIONS = (
     ("bench.bench_drift", "Agent drift repair (issue 9: a benchmark figure, not a test deadline)"),
     ("bench.bench_explain", "explain on 10,000 rules (issue 6)"),
     ("bench.bench_dns", "DNS forwarder for to_fqdn (issue 12)"),
+    ("bench.bench_fqdn_datapath", "Datapath with 10,000 learned addresses (issue 12)"),
     ("bench.bench_lists", "A 1,000,000-entry list (issue 16)"),
 )
 

@@ -53,8 +53,8 @@ class Flight:
             self.next_id = self.next_id % 0xFFFF + 1
         query_id = self.next_id
         self.next_id = query_id % 0xFFFF + 1
+        self.sock.send(query(query_id, asked))  # raises (e.g. refused): the caller counts it
         self.waiting[query_id] = (asked, now)
-        self.sock.send(query(query_id, asked))
 
     def answered(self, reply: bytes) -> float | None:
         """The send time of the query this reply answers, or None if it answers none
@@ -110,7 +110,10 @@ def run(server: str, names: list[str], parallel: int, seconds: float | None) -> 
     while True:
         now = time.perf_counter()
         while more(now) and in_flight() < parallel:
-            pool[sent % len(pool)].send(asked[sent % len(asked)], now)
+            try:
+                pool[sent % len(pool)].send(asked[sent % len(asked)], now)
+            except OSError:  # an ICMP error of an earlier query, reported on this send
+                failed += 1
             sent += 1
         if not more(now) and not in_flight():
             break

@@ -215,7 +215,8 @@ class Forwarder:
             return reply
         started = time.perf_counter()
         try:
-            await asyncio.wait_for(self.learn(found, patterns, config), HOLD_LIMIT)
+            async with asyncio.timeout(HOLD_LIMIT):  # no task of its own, unlike wait_for
+                await self.learn(found, patterns, config)
         except Exception as exc:  # any failure to update the kernel: fail closed
             self.counts.servfail += 1
             self.log(f"warning: SERVFAIL for {found.name!r} to {client}: set update: {exc!r}")

@@ -11,7 +11,7 @@ import ipaddress
 import json
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -95,11 +95,19 @@ class LearnedStore:
             return sorted(self.entries.values(), key=lambda e: (e.pattern, e.address))
 
     def save(self) -> None:
+        """Only the snapshot is taken under the lock, which the forwarder's loop takes
+        for every learned answer: `asdict` of 10,000 entries under it (170 ms) held
+        answers back for that long every second while learning."""
         with self.lock:
             if not self.dirty:
                 return
             self.dirty = False
-            data = [asdict(e) for e in self.entries.values()]
+            entries = list(self.entries.values())
+        data = [
+            {"pattern": e.pattern, "address": e.address, "name": e.name,
+             "learned": e.learned, "expires": e.expires}
+            for e in entries
+        ]  # fmt: skip
         write_atomically(self.path, json.dumps({"learned": data}))
 
     def load(self) -> None:
