@@ -4,10 +4,11 @@ list of a million addresses, both ways: `from: [any], except: [list:big]` (the c
 is not in the list: every new connection is a lookup that misses) and
 `from: [list:big]` (the client is the list's last entry: a lookup that hits).
 
-One lab, one run, rounds interleaving the setups, so a noisy moment on the host hits all
-of them; the ratio to no firewall is what to compare. Each setup proves itself in force
-by refusing a source it must refuse (192.0.2.7: in the list for `except`, outside it
-for `from`).
+One lab, one run, rounds interleaving the setups; each measurement is paired with a
+no-firewall measurement taken just before it, so a busy moment on the (shared) host hits
+both halves of a pair, and the median of the paired ratios is what to compare. Each
+setup proves itself in force by refusing a source it must refuse (192.0.2.7: in the
+list for `except`, outside it for `from`).
 
     .venv/bin/python bench/bench_lists_datapath.py [--entries N] [--seconds S] [--rounds R]
 
@@ -34,7 +35,7 @@ if __package__ in (None, ""):  # run as a script: make `bench` importable from t
 from bench.datapath.labsetup import RATE_PORT, BenchLab, start_container
 from bench.datapath.measure import BLOCKED_SOURCE, SOURCE, blocks_others, connection_rate
 from bench.datapath.report import machine
-from bench.datapath.setups import Setup, backend_setup, no_firewall
+from bench.datapath.setups import Setup, backend_setup
 from dockwall.backends.iptables import IptablesBackend
 from dockwall.backends.nftables import NftablesBackend
 from dockwall.compile.ir import AddressSet, Allow, Filter, Guard, PortMatch, Ruleset
@@ -73,7 +74,7 @@ def ruleset(bench: BenchLab, entries: int, way: str) -> Ruleset:
 
 
 def setups(bench: BenchLab, entries: int) -> list[Setup]:
-    found = [no_firewall()]
+    found: list[Setup] = []
     for way, rule in (("except", "from any except list"), ("from", "from list")):
         rules = ruleset(bench, entries, way)
         for name, backend in (
@@ -97,14 +98,22 @@ def without_listing(setup: Setup, bench: BenchLab) -> Setup:
 
 @dataclass(frozen=True)
 class Row:
+    """One setup's rates, each beside the no-firewall rate measured just before it."""
+
     setup: str
     install_seconds: float
     rates: tuple[float, ...]
+    baselines: tuple[float, ...]
     blocked: bool
 
     @property
     def rate(self) -> float:
         return statistics.median(self.rates)
+
+    @property
+    def ratio(self) -> float:
+        """The median of the paired ratios: a busy moment hits both halves of a pair."""
+        return statistics.median(r / b for r, b in zip(self.rates, self.baselines, strict=True))
 
 
 @contextmanager
@@ -124,13 +133,16 @@ def lists_lab() -> Iterator[BenchLab]:
 
 
 def measure_rows(entries: int, seconds: float, rounds: int) -> list[Row]:
+    """Each round measures every setup right after a no-firewall sample of its own."""
     with lists_lab() as bench:
         chosen = setups(bench, entries)
         rates: dict[str, list[float]] = {s.name: [] for s in chosen}
+        baselines: dict[str, list[float]] = {s.name: [] for s in chosen}
         install: dict[str, float] = {}
         blocked: dict[str, bool] = dict.fromkeys(rates, True)
         for _ in range(rounds):
             for setup in chosen:
+                baselines[setup.name].append(connection_rate(bench, seconds)[0])
                 started = time.monotonic()
                 setup.install()
                 install[setup.name] = time.monotonic() - started
@@ -139,21 +151,25 @@ def measure_rows(entries: int, seconds: float, rounds: int) -> list[Row]:
                     blocked[setup.name] &= blocks_others(bench)
                 finally:
                     setup.remove()
-        return [Row(n, install[n], tuple(r), blocked[n]) for n, r in rates.items()]
+        return [
+            Row(name, install[name], tuple(rates[name]), tuple(baselines[name]), blocked[name])
+            for name in rates
+        ]
 
 
 def table(rows: Sequence[Row], entries: int) -> str:
-    base = rows[0]
     lines = [
-        f"A named list of {entries:,} addresses on a published port "
-        f"(median of {len(base.rates)} rounds)",
+        f"A named list of {entries:,} addresses on a published port (median of "
+        f"{len(rows[0].rates)} rounds; each rate paired with a no-firewall rate measured "
+        "just before it, `vs none` is the median of those ratios)",
         "",
-        "| setup | new TCP conn/s | vs none | load s | refuses what it must |",
-        "| --- | ---: | ---: | ---: | :---: |",
+        "| setup | new TCP conn/s | no firewall, paired | vs none | load s | "
+        "refuses what it must |",
+        "| --- | ---: | ---: | ---: | ---: | :---: |",
     ]
     lines += [
-        f"| {r.setup} | {r.rate:,.0f} | {r.rate / base.rate:.0%} | {r.install_seconds:.2f} | "
-        f"{'yes' if r.blocked or r is base else 'NO'} |"
+        f"| {r.setup} | {r.rate:,.0f} | {statistics.median(r.baselines):,.0f} | {r.ratio:.0%} | "
+        f"{r.install_seconds:.2f} | {'yes' if r.blocked else 'NO'} |"
         for r in rows
     ]
     return "\n".join(lines)
