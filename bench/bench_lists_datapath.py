@@ -163,12 +163,13 @@ def table(rows: Sequence[Row], entries: int) -> str:
         f"{len(rows[0].rates)} rounds; each rate paired with a no-firewall rate measured "
         "just before it, `vs none` is the median of those ratios)",
         "",
-        "| setup | new TCP conn/s | no firewall, paired | vs none | load s | "
+        "| setup | new TCP conn/s | no firewall, paired | vs none | each round | load s | "
         "refuses what it must |",
-        "| --- | ---: | ---: | ---: | ---: | :---: |",
+        "| --- | ---: | ---: | ---: | --- | ---: | :---: |",
     ]
     lines += [
         f"| {r.setup} | {r.rate:,.0f} | {statistics.median(r.baselines):,.0f} | {r.ratio:.0%} | "
+        f"{' '.join(f'{a / b:.0%}' for a, b in zip(r.rates, r.baselines, strict=True))} | "
         f"{r.install_seconds:.2f} | {'yes' if r.blocked else 'NO'} |"
         for r in rows
     ]
