@@ -27,4 +27,7 @@ fi
 if ! command -v uv >/dev/null 2>&1; then
   python3 -m pip install -q uv
 fi
-uv sync --frozen
+# Bytecode compiled up front: a shell that sets PYTHONDONTWRITEBYTECODE never caches it,
+# and every `dockwall` run would compile its imports again (about 1 s more per command).
+uv sync --frozen --compile-bytecode
+.venv/bin/python -m compileall -q src
