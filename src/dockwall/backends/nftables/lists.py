@@ -159,6 +159,12 @@ def list_changes(deltas: list[ListDelta]) -> list[Change]:
     ]
 
 
+def load_timeout(deltas: list[ListDelta]) -> float:
+    """Seconds a load may take: a minute, plus one for every 2,000 list elements it
+    changes (a million: about 5 s on a quiet machine, several times that on a busy one)."""
+    return 60.0 + sum(len(d.added) + len(d.removed) for d in deltas) / 2000
+
+
 def update_script(deltas: list[ListDelta]) -> str:
     """The elements to change, as nft script lines: deletions first, so an added network
     never collides with an element on its way out. One line per set, however long:
