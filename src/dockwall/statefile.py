@@ -122,12 +122,23 @@ def save_lists(lists: tuple[AddressSet, ...], lines: Mapping[str, int] | None = 
     for found in lists:
         lines_read = (lines or {}).get(found.digest, -1)
         path = list_store(found.digest)
-        if path.exists():
+        if path.exists() and (lines_read < 0 or saved_lines(path) >= 0):
             continue
         flags = f"{int(found.interval4)} {int(found.interval6)} {lines_read}"
         head = f"{LIST_HEADER} {found.digest} {len(found.v4)} {len(found.v6)} {flags}\n"
         elements = (*found.v4, *found.v6)
         write_atomically(path, head + "".join(("\n".join(elements), "\n" if elements else "")))
+
+
+def saved_lines(path: Path) -> int:
+    """The line count in a saved list's header (-1 unknown): contents saved without one
+    are saved again once a clean read of the same file knows it."""
+    try:
+        with path.open() as handle:
+            head = handle.readline().split()
+        return int(head[6])
+    except (OSError, ValueError, IndexError):
+        return -1
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,12 @@ def test_a_known_digest_is_taken_without_parsing(tmp_path: Path) -> None:
     known = ListContents("", ("192.0.2.9",), (), False, False, digest, 1)
     taken = read_list_file(listed, known=lambda d: known if d == digest else None)
     assert (taken.v4, taken.file, taken.digest) == (("192.0.2.9",), str(listed), digest)
+
+
+def test_contents_saved_without_a_line_count_get_one_from_a_clean_read() -> None:
+    save_applied("nftables", ruleset(BIG))
+    assert remembered_list(BIG.digest) is None
+    save_pending("nftables", ruleset(BIG), {BIG.digest: 3})
+    commit_pending()
+    remembered = remembered_list(BIG.digest)
+    assert remembered is not None and remembered.lines == 3
