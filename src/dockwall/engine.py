@@ -7,6 +7,7 @@ and bad input is rejected before any backend is touched.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from dockwall.compile.ir import Ruleset
 from dockwall.errors import DockwallError
 from dockwall.model.state import HostState
 from dockwall.policy import Policy, read_policy
+from dockwall.policy.listfile import ListContents
 from dockwall.policy.model import BACKENDS, BackendChoice
 from dockwall.runner import Runner, SubprocessRunner
 from dockwall.signals import signals_deferred
@@ -40,6 +42,7 @@ from dockwall.statefile import (
     load_pending,
     save_pending,
     state_dir,
+    stored_list,
 )
 
 DEFAULT_POLICY = Path("/etc/dockwall/policy.yaml")
@@ -84,6 +87,16 @@ class Inputs:
         """About the policy file (who may write it), then about the compiled rules."""
         return (*self.file_warnings, *self.compiled.warnings)
 
+    @property
+    def list_lines(self) -> dict[str, int]:
+        return list_lines(self.policy)
+
+
+def list_lines(policy: Policy) -> dict[str, int]:
+    """Each list file read without a line skipped: its line count, by digest. Saved with
+    its contents, so the next run takes them for that file (remembered_list)."""
+    return {c.digest: c.lines for c in policy.loaded_lists.values() if not c.skipped}
+
 
 def with_interfaces(state: HostState, runner: Runner) -> HostState:
     """The host's own interfaces, read after Docker's networks so none is mistaken for
@@ -96,9 +109,28 @@ def read_inputs(
     policy_path: Path, max_bytes: int | None = None, runner: Runner | None = None
 ) -> Inputs:
     """The policy is read and validated before Docker is even asked."""
-    loaded = read_policy(policy_path, max_bytes)
+    loaded = read_policy(policy_path, max_bytes, remembered_list)
     state = with_interfaces(read_host_state(), runner or SubprocessRunner())
     return Inputs(loaded.policy, state, compile_policy(loaded.policy, state), loaded.warnings)
+
+
+def remembered_list(digest: str) -> ListContents | None:
+    """The contents of a list file with this digest as the last apply saved them, so an
+    unchanged million-line file is hashed, not parsed again. Only contents read without
+    a skipped line are kept that way (a skipped line's warning must be shown again);
+    the state directory is trusted as much as for `apply --boot`."""
+    stored = stored_list(digest)
+    if stored is None or stored.lines < 0:
+        return None
+    return ListContents(
+        file="",
+        v4=stored.v4,
+        v6=stored.v6,
+        interval4=stored.interval4,
+        interval6=stored.interval6,
+        digest=digest,
+        lines=stored.lines,
+    )
 
 
 def read_host_state() -> HostState:
@@ -167,10 +199,17 @@ class Engine:
             )
         return [selected.backend.plan(ruleset)]
 
-    def apply(self, selected: Selected, plans: list[Plan], ruleset: Ruleset) -> None:
+    def apply(
+        self,
+        selected: Selected,
+        plans: list[Plan],
+        ruleset: Ruleset,
+        list_lines: Mapping[str, int] | None = None,
+    ) -> None:
         """Loads the plans and remembers the ruleset for `apply --boot`, in step: the
         ruleset is recorded as pending before the load and committed after it, with
-        SIGTERM/SIGINT held until both are done.
+        SIGTERM/SIGINT held until both are done. `list_lines` (Inputs.list_lines) lets
+        the saved list contents stand for their files in the next run.
 
         The state is a record, the firewall is the job: a state directory that cannot be
         written does not stop the load, it ends in a StateError (exit code 3) once the
@@ -178,7 +217,7 @@ class Engine:
         with signals_deferred():
             problem: StateError | None = None
             try:
-                save_pending(selected.backend.name, ruleset)
+                save_pending(selected.backend.name, ruleset, list_lines)
             except OSError as exc:
                 problem = StateError(state_dir() / PENDING, exc)
             try:

@@ -27,7 +27,7 @@ import contextvars
 import json
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -115,36 +115,68 @@ def list_store(digest: str) -> Path:
     return state_dir() / LISTS / f"{digest}.txt"
 
 
-def save_lists(lists: tuple[AddressSet, ...]) -> None:
-    """Each list's elements, once per digest: a header line (digest and the count per
-    family, which a reader checks, so a torn or foreign file is never trusted), then
-    one element per line, IPv4 first."""
+def save_lists(lists: tuple[AddressSet, ...], lines: Mapping[str, int] | None = None) -> None:
+    """Each list's elements, once per digest: a header line (digest, the count per
+    family, which a reader checks, so a torn or foreign file is never trusted, whether
+    each family needs intervals, and the file's line count, or -1 when unknown or when
+    lines were skipped), then one element per line, IPv4 first."""
     for found in lists:
+        lines_read = (lines or {}).get(found.digest, -1)
         path = list_store(found.digest)
-        if path.exists():
+        if path.exists() and (lines_read < 0 or saved_lines(path) >= 0):
             continue
-        head = f"{LIST_HEADER} {found.digest} {len(found.v4)} {len(found.v6)}\n"
+        flags = f"{int(found.interval4)} {int(found.interval6)} {lines_read}"
+        head = f"{LIST_HEADER} {found.digest} {len(found.v4)} {len(found.v6)} {flags}\n"
         elements = (*found.v4, *found.v6)
         write_atomically(path, head + "".join(("\n".join(elements), "\n" if elements else "")))
 
 
+def saved_lines(path: Path) -> int:
+    """The line count in a saved list's header (-1 unknown): contents saved without one
+    are saved again once a clean read of the same file knows it."""
+    try:
+        with path.open() as handle:
+            head = handle.readline().split()
+        return int(head[6])
+    except (OSError, ValueError, IndexError):
+        return -1
+
+
+@dataclass(frozen=True)
+class StoredList:
+    """A list's canonical contents as saved for one digest of its file."""
+
+    v4: tuple[str, ...]
+    v6: tuple[str, ...]
+    interval4: bool
+    interval6: bool
+    lines: int
+
+
 def stored_elements(digest: str) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
     """(v4, v6) as saved for `digest`, or None when missing or not what the header says."""
+    stored = stored_list(digest)
+    return None if stored is None else (stored.v4, stored.v6)
+
+
+def stored_list(digest: str) -> StoredList | None:
+    """The contents saved for `digest`, or None when missing or not what the header says."""
     try:
         text = list_store(digest).read_text()
     except OSError:
         return None
     lines = text.split("\n")
     head = lines[0].split()
-    if len(head) != 4 or head[:2] != [LIST_HEADER, digest] or lines[-1] != "":
+    if len(head) != 7 or head[:2] != [LIST_HEADER, digest] or lines[-1] != "":
         return None
     try:
-        count4, count6 = int(head[2]), int(head[3])
+        count4, count6, interval4, interval6, read = (int(field) for field in head[2:])
     except ValueError:
         return None
     if len(lines) != count4 + count6 + 2:
         return None
-    return tuple(lines[1 : 1 + count4]), tuple(lines[1 + count4 : -1])
+    v4, v6 = tuple(lines[1 : 1 + count4]), tuple(lines[1 + count4 : -1])
+    return StoredList(v4, v6, bool(interval4), bool(interval6), read)
 
 
 def with_elements(found: AddressSet) -> AddressSet:
@@ -176,10 +208,12 @@ def recorded_digests() -> set[str]:
     return digests
 
 
-def save_pending(backend: str, ruleset: Ruleset) -> None:
+def save_pending(backend: str, ruleset: Ruleset, lines: Mapping[str, int] | None = None) -> None:
     """Before a load: the ruleset about to be handed to the kernel (list elements that
-    are not saved yet first, so a pending ruleset never names elements that are not)."""
-    save_lists(ruleset.lists)
+    are not saved yet first, so a pending ruleset never names elements that are not).
+    `lines`: each list file's line count by digest, when read without a line skipped:
+    the saved contents then stand for that file (`stored_list`)."""
+    save_lists(ruleset.lists, lines)
     write_atomically(state_dir() / PENDING, _payload(backend, ruleset))
     found = {item.name: AppliedList(item.name, item.digest) for item in ruleset.lists}
     _pending[state_dir()] = (backend, found)

@@ -4,7 +4,7 @@ without Docker, root or sleeping. Every wait advances the fake clock instead."""
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from dockwall.agent.events import Item
@@ -77,7 +77,13 @@ class FakeFirewall:
             raise self.fail
         return [Plan("fake", () if self.live == ruleset else (DRIFT,))]
 
-    def apply(self, selected: Selected, plans: list[Plan], ruleset: Ruleset) -> None:
+    def apply(
+        self,
+        selected: Selected,
+        plans: list[Plan],
+        ruleset: Ruleset,
+        list_lines: Mapping[str, int] | None = None,
+    ) -> None:
         self.live = ruleset
         self.applied.append((self.clock.t, ruleset))
 

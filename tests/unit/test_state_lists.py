@@ -4,11 +4,14 @@ on demand, and the record a plan trusts (`applied_list`) only when it is sure.""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from dockwall.compile.ir import AddressSet, Ruleset
+from dockwall.engine import remembered_list
+from dockwall.policy.listfile import ListContents, read_list_file
 from dockwall.statefile import (
     LAST_APPLIED,
     LISTS,
@@ -109,3 +112,48 @@ def test_a_state_file_with_inline_elements_still_loads(state: Path) -> None:
     assert load_applied().ruleset.lists[0].v4 == BIG.v4
     record = applied_list("big", "nftables")
     assert record is not None and record.elements() is None
+
+
+def test_contents_saved_from_a_clean_read_stand_for_their_file(tmp_path: Path) -> None:
+    listed = tmp_path / "big.txt"
+    listed.write_text("192.0.2.1\n198.51.100.0/24\n2001:db8::1\n")
+    contents = read_list_file(listed)
+    found = replace(
+        BIG,
+        digest=contents.digest,
+        v4=contents.v4,
+        v6=contents.v6,
+        interval4=contents.interval4,
+        interval6=contents.interval6,
+    )
+    save_pending("nftables", ruleset(found), {contents.digest: contents.lines})
+    commit_pending()
+    remembered = remembered_list(contents.digest)
+    assert remembered is not None
+    assert (remembered.v4, remembered.v6, remembered.lines) == (BIG.v4, BIG.v6, 3)
+    assert read_list_file(listed, known=remembered_list) == contents
+
+
+def test_contents_of_an_unknown_read_are_elements_only(tmp_path: Path) -> None:
+    save_applied("nftables", ruleset(BIG))
+    assert remembered_list(BIG.digest) is None, "no line count: maybe lines were skipped"
+    record = applied_list("big", "nftables")
+    assert record is not None and record.elements() == (BIG.v4, BIG.v6)
+
+
+def test_a_known_digest_is_taken_without_parsing(tmp_path: Path) -> None:
+    listed = tmp_path / "big.txt"
+    listed.write_text("198.51.100.7\n")
+    digest = read_list_file(listed).digest
+    known = ListContents("", ("192.0.2.9",), (), False, False, digest, 1)
+    taken = read_list_file(listed, known=lambda d: known if d == digest else None)
+    assert (taken.v4, taken.file, taken.digest) == (("192.0.2.9",), str(listed), digest)
+
+
+def test_contents_saved_without_a_line_count_get_one_from_a_clean_read() -> None:
+    save_applied("nftables", ruleset(BIG))
+    assert remembered_list(BIG.digest) is None
+    save_pending("nftables", ruleset(BIG), {BIG.digest: 3})
+    commit_pending()
+    remembered = remembered_list(BIG.digest)
+    assert remembered is not None and remembered.lines == 3

@@ -38,7 +38,7 @@ from dockwall.agent.timing import BACKOFF_START, LoopState, Timing
 from dockwall.backends.base import Plan
 from dockwall.compile.compiler import Compiled, compile_policy
 from dockwall.compile.ir import Ruleset
-from dockwall.engine import Selected
+from dockwall.engine import Selected, list_lines
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
 from dockwall.model.state import Bridge, Container, HostState, Mesh
@@ -301,7 +301,7 @@ class Agent:
                 plans = self.engine.plan_with(self.selected, ruleset)
             self.ruleset = ruleset
             if not repair or any(not p.in_sync for p in plans):
-                self.engine.apply(self.selected, plans, ruleset)
+                self.engine.apply(self.selected, plans, ruleset, list_lines(self.policy))
             return plans
 
     def check_drift(self) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from dockwall.agent.events import Item
@@ -64,7 +64,13 @@ class Firewall(Protocol):
 
     def plan_with(self, selected: Selected, ruleset: Ruleset) -> list[Plan]: ...
 
-    def apply(self, selected: Selected, plans: list[Plan], ruleset: Ruleset) -> None: ...
+    def apply(
+        self,
+        selected: Selected,
+        plans: list[Plan],
+        ruleset: Ruleset,
+        list_lines: Mapping[str, int] | None = None,
+    ) -> None: ...
 
 
 class Clock(Protocol):

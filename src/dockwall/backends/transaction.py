@@ -33,18 +33,21 @@ class Load:
     """One program fed its input (iptables-restore, nft -f -, ipset restore).
 
     `undo` is input to the same program that puts back what was live when the plan was
-    made; None when there is nothing to put back (or nothing that could be)."""
+    made; None when there is nothing to put back (or nothing that could be). `timeout`
+    grows with the load: a million list elements take the kernel seconds, more on a
+    busy host."""
 
     argv: tuple[str, ...]
     payload: str
     undo: str | None = None
+    timeout: float = 60.0
 
     def run(self, runner: Runner) -> None:
-        runner.run(list(self.argv), input=self.payload)
+        runner.run(list(self.argv), input=self.payload, timeout=self.timeout)
 
     def revert(self, runner: Runner) -> None:
         if self.undo is not None:
-            runner.run(list(self.argv), input=self.undo)
+            runner.run(list(self.argv), input=self.undo, timeout=self.timeout)
 
 
 @dataclass(frozen=True)

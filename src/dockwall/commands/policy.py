@@ -147,7 +147,7 @@ def apply(
     refuse_against_agent("apply", policy, force=force)
     with firewall_lock("dockwall apply", wait=not no_wait, say=say):
         selected, plans = engine.plan(inputs)
-        engine.apply(selected, plans, inputs.compiled.ruleset)
+        engine.apply(selected, plans, inputs.compiled.ruleset, inputs.list_lines)
     cut = cut_refused(engine.runner, inputs.compiled.ruleset) if cut_existing else None
     report_apply(inputs, selected.backend.name, plans, cut, as_json=as_json, applied=True)
     raise typer.Exit(EXIT_HELD if strict and inputs.compiled.held else 0)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dockwall.policy.listfile import ListContents, ListFileError, read_list_file
+from dockwall.policy.listfile import KnownContents, ListContents, ListFileError, read_list_file
 from dockwall.policy.model import Policy
 
 
@@ -18,13 +18,16 @@ def list_path(policy_path: Path, file: str) -> Path:
     return path if path.is_absolute() else policy_path.parent / path
 
 
-def load_lists(policy: Policy, policy_path: Path) -> tuple[Policy, tuple[str, ...]]:
-    """The policy with every list's contents, and the warnings of lists that skip bad lines."""
+def load_lists(
+    policy: Policy, policy_path: Path, known: KnownContents | None = None
+) -> tuple[Policy, tuple[str, ...]]:
+    """The policy with every list's contents, and the warnings of lists that skip bad
+    lines; `known` gives contents already read for a file's digest (read_list_file)."""
     loaded: dict[str, ListContents] = {}
     warnings: list[str] = []
     for name, spec in policy.lists.items():
         try:
-            contents = read_list_file(list_path(policy_path, spec.file), spec.on_error)
+            contents = read_list_file(list_path(policy_path, spec.file), spec.on_error, known)
         except ListFileError as exc:
             raise ListFileError(f"lists.{name}: {exc}") from None
         loaded[name] = contents

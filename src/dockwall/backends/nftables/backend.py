@@ -4,13 +4,20 @@ it, or all but the named lists' sets, which keep their elements across rule chan
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 from dockwall.backends.base import Plan, RuleCounter
 from dockwall.backends.nftables.detect import nft_tables
 from dockwall.backends.nftables.expr import FAMILY, TABLE, Json, table_ref
 from dockwall.backends.nftables.fqdn import carried_elements
 from dockwall.backends.nftables.listplan import kept_lists, list_deltas
-from dockwall.backends.nftables.lists import bare, is_list_set, list_changes, update_script
+from dockwall.backends.nftables.lists import (
+    bare,
+    is_list_set,
+    list_changes,
+    load_timeout,
+    update_script,
+)
 from dockwall.backends.nftables.live import rule_counters, table_objects, terse_objects
 from dockwall.backends.nftables.plan import table_changes
 from dockwall.backends.nftables.render import OWNED, render
@@ -59,13 +66,13 @@ class NftablesBackend:
                 return Plan(self.name)
             changes = (*found, *list_changes(deltas))
             if not found:
-                update = Load(SCRIPT_ARGV, update_script(deltas))
+                update = Load(SCRIPT_ARGV, update_script(deltas), timeout=load_timeout(deltas))
                 return Plan(self.name, changes, Transaction(rules=(update,)))
             try:
                 text = replacing_script(objects, commands, desired, kept) + update_script(deltas)
-                step = Load(SCRIPT_ARGV, text)
+                step = Load(SCRIPT_ARGV, text, timeout=load_timeout(deltas))
             except NotScriptable:
-                step = json_load(render(ruleset, carried))
+                step = replace(json_load(render(ruleset, carried)), timeout=load_timeout(deltas))
             return Plan(self.name, changes, Transaction(rules=(step,)))
 
     def plan_reset(self) -> Plan:

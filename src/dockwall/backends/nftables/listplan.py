@@ -23,6 +23,7 @@ from dockwall.runner import Runner
 from dockwall.statefile import applied_list
 
 BACKEND = "nftables"
+READ_TIMEOUT = 900.0
 
 
 def kept_lists(ruleset: Ruleset, desired: TableView, live: TableView | None) -> set[str]:
@@ -73,8 +74,10 @@ def fresh(listed: AddressSet, family: int) -> ListDelta:
 
 
 def kernel_elements(runner: Runner, name: str) -> frozenset[str]:
-    """The elements a list set holds now, read from the kernel (the slow, sure way)."""
-    listed = nft_output(runner, ("nft", "-j", "list", "set", FAMILY, TABLE, name))
+    """The elements a list set holds now, read from the kernel (the slow, sure way: a
+    million elements take nft seconds on a quiet machine, half a minute on a busy one)."""
+    argv = ("nft", "-j", "list", "set", FAMILY, TABLE, name)
+    listed = nft_output(runner, argv, timeout=READ_TIMEOUT)
     return frozenset(
         element_text(value)
         for obj in listing_objects(listed)

@@ -73,8 +73,8 @@ def set_object(runner: Runner, declared: Json) -> Json:
     return found[0]
 
 
-def nft_output(runner: Runner, argv: tuple[str, ...]) -> str:
-    result = runner.run(argv, check=False)
+def nft_output(runner: Runner, argv: tuple[str, ...], timeout: float = 60.0) -> str:
+    result = runner.run(argv, check=False, timeout=timeout)
     if result.returncode != 0:
         raise CommandError(result.argv or list(argv), result.returncode, result.stderr)
     return result.stdout
