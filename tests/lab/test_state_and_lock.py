@@ -85,11 +85,15 @@ SHIM = """\
 import os, subprocess, sys, time
 name = os.path.basename(sys.argv[0])
 loads = "restore" in sys.argv[1:] or name.endswith("-restore")
+data = sys.stdin.buffer.read() if loads else None
+if loads and name == "ipset":  # `ipset restore` of `save NAME` lines is a read
+    words = {line.split()[0] for line in data.splitlines() if line.split()}
+    loads = bool(words - {b"save", b"list"})
 marker = os.path.join(os.environ["SHIM_DIR"], f"{name}.{os.getpid()}")
 if loads:
     open(marker + ".started", "w").close()
     time.sleep(float(os.environ.get("SHIM_BEFORE", "0")))
-code = subprocess.run([REAL, *sys.argv[1:]]).returncode
+code = subprocess.run([REAL, *sys.argv[1:]], input=data).returncode
 if loads:
     open(marker + ".done", "w").close()
     time.sleep(float(os.environ.get("SHIM_AFTER", "0")))
@@ -103,7 +107,8 @@ LOADERS = [
 class Shims:
     """Stand-ins for `ipset` and the `*-restore` programs, first on the apply's PATH: they
     run the real program and leave a marker when a load starts and ends, pausing before
-    and after, so a test can hit an exact moment of a transaction from outside."""
+    and after, so a test can hit an exact moment of a transaction from outside. An
+    `ipset restore` of `save` lines only (how the backend reads members) is a read."""
 
     def __init__(self, directory: Path, before: float = 0.0, after: float = 0.0) -> None:
         self.directory = directory
