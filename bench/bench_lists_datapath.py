@@ -20,26 +20,24 @@ from __future__ import annotations
 import argparse
 import ipaddress
 import os
-import secrets
 import statistics
 import sys
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):  # run as a script: make `bench` importable from the checkout
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.datapath.labsetup import RATE_PORT, BenchLab, start_container
+from bench.datapath.labsetup import RATE_PORT, BenchLab, bench_lab
 from bench.datapath.measure import BLOCKED_SOURCE, SOURCE, blocks_others, connection_rate
 from bench.datapath.report import machine
 from bench.datapath.setups import Setup, backend_setup
 from dockwall.backends.iptables import IptablesBackend
 from dockwall.backends.nftables import NftablesBackend
 from dockwall.compile.ir import AddressSet, Allow, Filter, Guard, PortMatch, Ruleset
-from dockwall.lab.lab import Lab
 
 ENTRIES = 1_000_000
 SECONDS = 3.0
@@ -116,20 +114,9 @@ class Row:
         return statistics.median(r / b for r, b in zip(self.rates, self.baselines, strict=True))
 
 
-@contextmanager
-def lists_lab() -> Iterator[BenchLab]:
+def lists_lab() -> AbstractContextManager[BenchLab]:
     """A fresh lab (named after DOCKWALL_LAB_PREFIX, default `l`), always torn down."""
-    lab = Lab(os.environ.get("DOCKWALL_LAB_PREFIX", "l") + secrets.token_hex(3))
-    bench: BenchLab | None = None
-    try:
-        lab.up(samples=False)
-        bench = start_container(lab)
-        bench.start_servers()
-        yield bench
-    finally:
-        if bench is not None:
-            bench.stop_servers()
-        lab.down()
+    return bench_lab(os.environ.get("DOCKWALL_LAB_PREFIX", "l"))
 
 
 def measure_rows(entries: int, seconds: float, rounds: int) -> list[Row]:

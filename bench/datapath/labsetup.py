@@ -70,9 +70,9 @@ class BenchLab:
 
 
 @contextmanager
-def bench_lab() -> Iterator[BenchLab]:
-    """A fresh lab named p<hex>, always torn down, whatever happens inside."""
-    lab = Lab("p" + secrets.token_hex(3))
+def bench_lab(prefix: str = "p") -> Iterator[BenchLab]:
+    """A fresh lab named <prefix><hex>, always torn down, whatever happens inside."""
+    lab = Lab(prefix + secrets.token_hex(3))
     bench: BenchLab | None = None
     try:
         lab.up(samples=False)

@@ -125,7 +125,7 @@ class IptablesBackend:
         fail: list[Step] = []
         if create or listed:
             script = ipsets.create_script(create, live) + "".join(s.script() for s in listed)
-            before.append(ipsets.SetLoad(ipsets.CREATE_ARGV, script))
+            before.append(ipsets.set_load(ipsets.CREATE_ARGV, script))
             names = [s.name for s in create] + [s.wanted.name for s in listed]
             fresh = tuple(name for name in names if name not in live)
             fail += [DestroySets(fresh)] if fresh else []

@@ -176,14 +176,10 @@ def refill(wanted: IpSet, exists: bool) -> str:
     )
 
 
-@dataclass(frozen=True)
-class SetLoad(Load):
+def set_load(argv: tuple[str, ...], script: str) -> Load:
     """An `ipset restore` given time in proportion to its script: a million entries take
     seconds on an idle host and many more on a busy one, past a load's default minute."""
-
-    def run(self, runner: Runner) -> None:
-        timeout = max(LOAD_TIMEOUT, len(self.payload) / LOAD_BYTES_PER_SECOND)
-        runner.run(list(self.argv), input=self.payload, timeout=timeout)
+    return Load(argv, script, timeout=max(LOAD_TIMEOUT, len(script) / LOAD_BYTES_PER_SECOND))
 
 
 def destroy_script(names: Iterable[str]) -> str:
