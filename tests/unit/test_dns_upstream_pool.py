@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -28,6 +27,8 @@ from dockwall.dnsproxy.forwarder import Config, Forwarder
 from dockwall.dnsproxy.kernelsets import Element
 from dockwall.dnsproxy.learned import Entry, LearnedStore
 from dockwall.dnsproxy.service import DnsService
+
+from .fake_resolver import loopback_resolver
 
 Reply = Callable[[bytes], list[bytes]]
 CLIENT = "172.17.0.2"
@@ -46,29 +47,14 @@ def answer(data: bytes, name: str | None = None, address: str = "192.0.2.100") -
 @pytest.fixture
 def resolver(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Reply]]:
     """Answers each query with the datagrams the test's function returns."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.1)
-    monkeypatch.setattr(upstream, "DNS_PORT", sock.getsockname()[1])
     monkeypatch.setattr(upstream, "TIMEOUT", 0.3)
     replies: list[Reply] = []
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            for datagram in replies[0](data):
-                sock.sendto(datagram, peer)
+    def answer(data: bytes) -> list[bytes]:
+        return replies[0](data)
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield replies
-    stop.set()
-    thread.join(2)
-    sock.close()
+    with loopback_resolver(monkeypatch, answer):
+        yield replies
 
 
 def plain(name: str, query_id: int = 4242) -> tuple[bytes, bytes]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -29,6 +28,8 @@ from dockwall.dnsproxy.learned import Entry, LearnedStore, read_entries
 from dockwall.dnsproxy.metrics import DnsCollector
 from dockwall.dnsproxy.report import named_destination
 from tests.unit.fakes import FakeRunner
+
+from .fake_resolver import loopback_resolver
 
 Answer = Callable[[dns.message.Message], dns.message.Message]
 CLIENT = "172.17.0.2"
@@ -83,28 +84,13 @@ class Recording:
 @pytest.fixture
 def upstream_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Answer]]:
     """A loopback resolver answering with whatever the test puts in the list."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind(("127.0.0.1", 0))
-    sock.settimeout(0.2)
-    monkeypatch.setattr(upstream, "DNS_PORT", sock.getsockname()[1])
     handlers: list[Answer] = []
-    stop = threading.Event()
 
-    def serve() -> None:
-        while not stop.is_set():
-            try:
-                data, peer = sock.recvfrom(65535)
-            except TimeoutError:
-                continue
-            query = dns.message.from_wire(data)
-            sock.sendto(handlers[0](query).to_wire(), peer)
+    def answer(data: bytes) -> list[bytes]:
+        return [handlers[0](dns.message.from_wire(data)).to_wire()]
 
-    thread = threading.Thread(target=serve, daemon=True)
-    thread.start()
-    yield handlers
-    stop.set()
-    thread.join(2)
-    sock.close()
+    with loopback_resolver(monkeypatch, answer):
+        yield handlers
 
 
 def forwarder(
