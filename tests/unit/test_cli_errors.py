@@ -14,6 +14,14 @@ from pathlib import Path
 import pytest
 
 
+@pytest.fixture(autouse=True)
+def scratch_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """State and run dirs of the test's own: a refused `agent` has already opened its
+    drop journal, which must never land in the machine's /run/dockwall."""
+    monkeypatch.setenv("DOCKWALL_RUN_DIR", str(tmp_path / "run"))
+    monkeypatch.setenv("DOCKWALL_STATE_DIR", str(tmp_path / "state"))
+
+
 def dockwall(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "dockwall", *args],
