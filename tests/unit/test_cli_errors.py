@@ -16,8 +16,8 @@ import pytest
 
 @pytest.fixture(autouse=True)
 def scratch_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """State and run dirs of the test's own: a refused `agent` has already opened its
-    drop journal, which must never land in the machine's /run/dockwall."""
+    """State and run dirs of the test's own: whatever a command writes there must never
+    land in the machine's /var/lib/dockwall or /run/dockwall."""
     monkeypatch.setenv("DOCKWALL_RUN_DIR", str(tmp_path / "run"))
     monkeypatch.setenv("DOCKWALL_STATE_DIR", str(tmp_path / "state"))
 
@@ -78,6 +78,9 @@ def test_a_fifo_policy_is_refused_at_once(tmp_path: Path, command: str) -> None:
     result = dockwall(command, "-f", str(fifo))
     assert result.returncode == 1
     assert result.stderr.strip() == f"error: {fifo}: not a regular file (a FIFO)"
+    run = tmp_path / "run"
+    left = sorted(p.name for p in run.iterdir()) if run.exists() else []
+    assert left == [], f"a refused {command} left files in the run directory: {left}"
 
 
 def test_a_symlink_to_dev_zero_is_refused_unread(tmp_path: Path) -> None:

@@ -117,6 +117,16 @@ def test_journal_rotates_by_size_and_reads_in_order(tmp_path: Path) -> None:
     assert len(found) < 30, "the oldest lines went with the rotation"
 
 
+def test_journal_makes_its_file_at_the_first_write_only(tmp_path: Path) -> None:
+    path = tmp_path / "run" / "drops.jsonl"
+    journal = Journal(path)
+    journal.write([])
+    assert not path.parent.exists(), "nothing to log yet: no directory, no file"
+    journal.write([{"kind": "drop", "n": 1, "ts": 1}])
+    journal.close()
+    assert [e["n"] for e in read_all(path)] == [1]
+
+
 def test_logs_selection_and_columns() -> None:
     drop = {"kind": "drop", "ts": 100.0, "time": "2026-01-01T00:00:00.000+00:00",
             "direction": "egress", "container": "web", "remote": "2001:db8::1", "port": 443,

@@ -118,7 +118,6 @@ class Observe:
         fqdn_of: FqdnOf = lambda _: None,
     ) -> None:
         directory = run_dir()
-        directory.mkdir(parents=True, exist_ok=True)
         self.agent: Agent | None = None
         self.listen, self.token = listen, token
         self.drops = DropLogService(

@@ -27,29 +27,40 @@ def journal_path() -> Path:
 
 
 class Journal:
-    """Appends lines, flushed per batch so `logs -f` sees a drop at once."""
+    """Appends lines, flushed per batch so `logs -f` sees a drop at once.
+
+    The file (and its directory) is made by the first write, not by the constructor:
+    an agent that exits on a bad policy file before logging any drop leaves nothing
+    behind in the run directory."""
 
     def __init__(self, path: Path | None = None, max_bytes: int = MAX_BYTES) -> None:
         self.path = path or journal_path()
         self.max_bytes = max_bytes
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.file: TextIO = self.path.open("a", encoding="utf-8")
+        self.file: TextIO | None = None
 
     def write(self, entries: list[dict[str, Any]]) -> None:
         if not entries:
             return
-        self.file.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
-        self.file.flush()
-        if self.file.tell() >= self.max_bytes:
+        file = self.opened()
+        file.write("".join(json.dumps(e, separators=(",", ":")) + "\n" for e in entries))
+        file.flush()
+        if file.tell() >= self.max_bytes:
             self.rotate()
 
+    def opened(self) -> TextIO:
+        if self.file is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.file = self.path.open("a", encoding="utf-8")
+        return self.file
+
     def rotate(self) -> None:
-        self.file.close()
+        self.close()
         os.replace(self.path, self.path.with_name(self.path.name + ".1"))
-        self.file = self.path.open("a", encoding="utf-8")
 
     def close(self) -> None:
-        self.file.close()
+        if self.file is not None:
+            self.file.close()
+            self.file = None
 
 
 def parse_line(line: str) -> dict[str, Any] | None:
