@@ -6,6 +6,7 @@ from __future__ import annotations
 import ipaddress
 import socket
 import struct
+import threading
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from dockwall.compile.compiler import compile_policy
 from dockwall.model.state import Attachment, Container
 from dockwall.observe.graph import build, dot, svg
 from dockwall.observe.history import AddressHistory
-from dockwall.observe.journal import Journal, read_all
+from dockwall.observe.journal import Journal, follow, read_all
 from dockwall.observe.logview import Selection, columns, parse_since
 from dockwall.observe.nflog import (
     ATTR_PAYLOAD,
@@ -125,6 +126,22 @@ def test_journal_makes_its_file_at_the_first_write_only(tmp_path: Path) -> None:
     journal.write([{"kind": "drop", "n": 1, "ts": 1}])
     journal.close()
     assert [e["n"] for e in read_all(path)] == [1]
+
+
+def test_follow_reads_a_journal_made_after_it_started_from_its_first_line(
+    tmp_path: Path,
+) -> None:
+    """`logs -f` started before the agent's first drop must not miss that drop."""
+    path = tmp_path / "drops.jsonl"
+    journal = Journal(path)
+    writer = threading.Timer(0.3, journal.write, [[{"kind": "drop", "n": 1, "ts": 1}]])
+    writer.start()
+    try:
+        first = next(follow(path, poll=0.02))
+    finally:
+        writer.join(timeout=10)
+        journal.close()
+    assert first["n"] == 1
 
 
 def test_logs_selection_and_columns() -> None:

@@ -86,20 +86,25 @@ def read_all(path: Path | None = None) -> Iterator[dict[str, Any]]:
 
 
 def follow(path: Path | None = None, poll: float = 0.1) -> Iterator[dict[str, Any]]:
-    """New lines as they are written, across rotations (a new inode starts over)."""
+    """New lines as they are written, across rotations (a new inode starts over). A file
+    there at the start is read from its end (read_all showed the rest); one that appears
+    later (the agent makes it with its first drop) from its beginning."""
     path = path or journal_path()
     current: TextIO | None = None
     inode = None
     buffered = ""
+    skip_to_end = True
     while True:
         if current is None:
             try:
                 current = path.open(encoding="utf-8")
-                current.seek(0, os.SEEK_END)
-                inode = os.fstat(current.fileno()).st_ino
             except FileNotFoundError:
+                skip_to_end = False
                 time.sleep(poll)
                 continue
+            if skip_to_end:
+                current.seek(0, os.SEEK_END)
+            inode = os.fstat(current.fileno()).st_ino
         chunk = current.read()
         if chunk:
             buffered += chunk
