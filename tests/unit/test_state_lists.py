@@ -15,6 +15,7 @@ from dockwall.policy.listfile import ListContents, read_list_file
 from dockwall.statefile import (
     LAST_APPLIED,
     LISTS,
+    StoredElements,
     applied_digests,
     applied_list,
     commit_pending,
@@ -24,6 +25,7 @@ from dockwall.statefile import (
     records_distrusted,
     save_applied,
     save_pending,
+    stored_list,
 )
 
 BIG = AddressSet("big", "big.txt", "a" * 64, ("192.0.2.1", "198.51.100.0/24"), ("2001:db8::1",))
@@ -55,6 +57,19 @@ def test_the_state_json_holds_no_element_and_the_elements_come_back(state: Path)
     assert record is not None and record.digest == BIG.digest
     assert record.elements() == (BIG.v4, BIG.v6)
     assert applied_digests() == {"big": BIG.digest}
+
+
+def test_saved_elements_are_counted_unsplit_and_equal_to_the_saved_ones() -> None:
+    """A plan in sync asks only how many; splitting a million lines waits for a use."""
+    save_applied("nftables", ruleset(BIG))
+    found = stored_list(BIG.digest)
+    assert found is not None
+    assert (len(found.v4), len(found.v6)) == (2, 1) and bool(found.v4)
+    assert isinstance(found.v4, StoredElements) and found.v4.saved.read is None, "unsplit"
+    assert found.v4 == BIG.v4 and BIG.v4 == found.v4 and found.v6 == list(BIG.v6)
+    assert hash(found.v4) == hash(BIG.v4) and found.v4[1] == "198.51.100.0/24"
+    assert found.v4 not in (("192.0.2.1",), BIG.v6)
+    assert AddressSet("big", "big.txt", BIG.digest, found.v4, found.v6) == BIG
 
 
 def test_a_rule_only_apply_writes_no_element(state: Path) -> None:

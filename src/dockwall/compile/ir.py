@@ -20,6 +20,7 @@ real packets. Semantics every backend must keep:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -103,12 +104,20 @@ class AddressSet:
     name: str
     file: str
     digest: str
-    v4: tuple[str, ...] = ()
-    v6: tuple[str, ...] = ()
+    v4: Sequence[str] = ()
+    v6: Sequence[str] = ()
     interval4: bool = False
     interval6: bool = False
 
-    def elements(self, family: int) -> tuple[str, ...]:
+    def __post_init__(self) -> None:
+        """Elements as tuples whatever came in (a state file's JSON gives lists), so
+        rulesets stay hashable; other sequences (the state directory's lazily read
+        StoredElements) are kept as they are."""
+        for name in ("v4", "v6"):
+            if isinstance(getattr(self, name), list):
+                object.__setattr__(self, name, tuple(getattr(self, name)))
+
+    def elements(self, family: int) -> Sequence[str]:
         return self.v4 if family == 4 else self.v6
 
     def interval(self, family: int) -> bool:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import socket
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -45,8 +45,8 @@ class ListContents:
     which lets a plan in sync skip comparing a million elements."""
 
     file: str
-    v4: tuple[str, ...]
-    v6: tuple[str, ...]
+    v4: Sequence[str]
+    v6: Sequence[str]
     interval4: bool
     interval6: bool
     digest: str

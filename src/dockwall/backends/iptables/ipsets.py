@@ -50,7 +50,7 @@ class IpSet:
 
     name: str
     family: Family
-    members: tuple[str, ...]
+    members: Sequence[str]
     listed: bool = False
     digest: str = ""
 

@@ -14,7 +14,7 @@ and swapped in; a missing one is created, sized for its list.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -30,7 +30,7 @@ class ListRecord(Protocol):
     @property
     def digest(self) -> str: ...
 
-    def elements(self) -> tuple[tuple[str, ...], tuple[str, ...]] | None:
+    def elements(self) -> tuple[Sequence[str], Sequence[str]] | None:
         """(v4, v6) as loaded, or None when they were not kept."""
         ...
 
@@ -75,8 +75,8 @@ class ListStep:
 
     wanted: IpSet
     how: Literal["new set", "in place", "refilled"]
-    added: tuple[str, ...]
-    removed: tuple[str, ...]
+    added: Sequence[str]
+    removed: Sequence[str]
 
     def script(self) -> str:
         if self.how == "in place":

@@ -8,6 +8,7 @@ that gains its first IPv6 entry changes elements only, never a rule.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -125,13 +126,13 @@ class ListDelta:
     new in this load (or declared anew), so every element is added."""
 
     name: str
-    removed: tuple[str, ...]
-    added: tuple[str, ...]
+    removed: Sequence[str]
+    added: Sequence[str]
     size: int
     fresh: bool = False
 
 
-def difference(name: str, before: frozenset[str], after: tuple[str, ...]) -> ListDelta | None:
+def difference(name: str, before: frozenset[str], after: Sequence[str]) -> ListDelta | None:
     """The in-place update from `before` to `after`, None if equal (set operations only:
     a million elements on each side)."""
     wanted = frozenset(after)
