@@ -176,17 +176,17 @@ class SavedElements:
     So the file is read and checked at once, and split only when an element is asked for.
     """
 
-    def __init__(self, body: str, count4: int, count6: int) -> None:
+    def __init__(self, body: bytes, count4: int, count6: int) -> None:
         self.body = body
         self.counts = (count4, count6)
         self.read: tuple[tuple[str, ...], tuple[str, ...]] | None = None
 
     def elements(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         if self.read is None:
-            lines = self.body.split("\n")
+            lines = self.body.decode("ascii", errors="replace").split("\n")
             count4 = self.counts[0]
             self.read = tuple(lines[:count4]), tuple(lines[count4:-1])
-            self.body = ""
+            self.body = b""
         return self.read
 
 
@@ -231,18 +231,18 @@ def stored_list(digest: str) -> StoredList | None:
     """The contents saved for `digest`, or None when missing or not what the header says
     (the header's counts are checked against the lines there, unsplit: SavedElements)."""
     try:
-        text = list_store(digest).read_text()
+        data = list_store(digest).read_bytes()
     except OSError:
         return None
-    first, _, body = text.partition("\n")
-    head = first.split()
-    if len(head) != 7 or head[:2] != [LIST_HEADER, digest] or not text.endswith("\n"):
+    first, _, body = data.partition(b"\n")
+    head = first.decode("ascii", errors="replace").split()
+    if len(head) != 7 or head[:2] != [LIST_HEADER, digest] or not data.endswith(b"\n"):
         return None
     try:
         count4, count6, interval4, interval6, read = (int(field) for field in head[2:])
     except ValueError:
         return None
-    if min(count4, count6) < 0 or body.count("\n") != count4 + count6:
+    if min(count4, count6) < 0 or body.count(b"\n") != count4 + count6:
         return None
     saved = SavedElements(body, count4, count6)
     v4, v6 = StoredElements(saved, 0), StoredElements(saved, 1)

@@ -196,14 +196,14 @@ def read_list_file(
         raise ListFileError(f"{path}: cannot read the list: {exc.strerror or exc}") from None
     if len(data) > MAX_LIST_BYTES:
         raise ListFileError(f"{path}: larger than {MAX_LIST_BYTES} bytes")
+    digest = hashlib.sha256(data).hexdigest()
+    remembered = known(digest) if known is not None else None
+    if remembered is not None:
+        return ListContents(**{**remembered.__dict__, "file": str(path), "digest": digest})
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ListFileError(f"{path}:{line}: not UTF-8 text") from None
-    digest = hashlib.sha256(data).hexdigest()
-    remembered = known(digest) if known is not None else None
-    if remembered is not None:
-        return ListContents(**{**remembered.__dict__, "file": str(path), "digest": digest})
     contents = parse_lines(text.splitlines(), str(path), on_error)
     return ListContents(**{**contents.__dict__, "digest": digest})
