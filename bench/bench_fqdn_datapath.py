@@ -10,13 +10,18 @@ through the forwarder itself: the container resolves 10,000 names (9,999 of them
 into 198.18.0.0/15, never dialled; the last at the lab's 192.0.2.100). Connections use
 issue 4's connect loop (bench/datapath), here from the container to a listener in the
 lab internet; a connection to an address not learned must fail, proof the policy is in
-force. nftables backend.
+force. With the iptables backend (`--backend iptables`) the set is an ipset and "no
+firewall" is an ACCEPT put first in DOCKER-USER (every new connection then skips
+dockwall's chains: Docker's rules only, plus that one rule), taken out again for the
+next round with rules in force.
 
-Reproduce: `.venv/bin/python -m bench.bench_fqdn_datapath` (as root, about two minutes).
+Reproduce: `.venv/bin/python -m bench.bench_fqdn_datapath [--backend iptables]` (as root,
+about two minutes).
 """
 
 from __future__ import annotations
 
+import argparse
 import ipaddress
 import json
 import os
@@ -30,6 +35,7 @@ from pathlib import Path
 
 from bench.bench_dns import agent_rss, loadavg, wait_for_agent
 from bench.datapath.labsetup import HERE
+from dockwall.backends.iptables import fqdn as ipt_fqdn
 from dockwall.backends.nftables import fqdn as nft_fqdn
 from dockwall.lab import topology as t
 from dockwall.lab.lab import Lab
@@ -102,7 +108,10 @@ def learn(lab: Lab, ns: str) -> dict[str, object]:
     return found
 
 
-def set_size(lab: Lab) -> int:
+def set_size(lab: Lab, backend: str) -> int:
+    if backend == "iptables":
+        header = lab.host.run(["ipset", "list", "-t", ipt_fqdn.set_name(PATTERN, "ipv4")]).stdout
+        return int(header.split("Number of entries:")[1].split()[0])
     name = nft_fqdn.set_name(PATTERN, 4)
     argv = ["nft", "-j", "list", "set", "inet", "dockwall", name]
     listing = json.loads(lab.host.run(argv).stdout)
@@ -121,14 +130,14 @@ def start_servers(lab: Lab) -> int:
     raise RuntimeError("listener did not start")
 
 
-def learned_table(lab: Lab, ns: str) -> tuple[str, dict[str, object]]:
+def learned_table(lab: Lab, ns: str, backend: str) -> tuple[str, dict[str, object]]:
     """The agent learns 10,000 addresses through the forwarder, then stops (its rules
-    stay in force); returns the table as nft lists it, to put back between rounds, and
-    what the learning cost."""
+    stay in force); returns the table as nft lists it, to put back between rounds (none
+    for iptables), and what the learning cost."""
     workdir = Path(tempfile.mkdtemp())
     (workdir / "policy.yaml").write_text(POLICY)
     argv = [sys.executable, "-m", "dockwall", "agent", "-f", str(workdir / "policy.yaml"),
-            "--backend", "nftables"]  # fmt: skip
+            "--backend", backend]  # fmt: skip
     pid = lab.host.spawn(argv, log_path=str(workdir / "agent.log"))
     try:
         wait_for_agent(lab)
@@ -139,6 +148,8 @@ def learned_table(lab: Lab, ns: str) -> tuple[str, dict[str, object]]:
     finally:
         os.kill(pid, signal.SIGTERM)
     time.sleep(1)
+    if backend == "iptables":
+        return "", {**lookups, "learn_seconds": spent, "rss": rss, "list_seconds": None}
     started = time.monotonic()
     lab.host.run(["nft", "-j", "list", "table", "inet", "dockwall"])
     listing = time.monotonic() - started
@@ -146,7 +157,24 @@ def learned_table(lab: Lab, ns: str) -> tuple[str, dict[str, object]]:
     return saved, {**lookups, "learn_seconds": spent, "rss": rss, "list_seconds": listing}
 
 
-def measure(lab: Lab) -> str:
+BYPASS = ["DOCKER-USER", "1", "-j", "ACCEPT"]
+
+
+def firewall_off(lab: Lab, backend: str) -> None:
+    if backend == "iptables":
+        lab.host.run(["iptables", "-I", *BYPASS])
+    else:
+        lab.host.run(["nft", "delete", "table", "inet", "dockwall"])
+
+
+def firewall_on(lab: Lab, backend: str, saved: str) -> None:
+    if backend == "iptables":
+        lab.host.run(["iptables", "-D", BYPASS[0], *BYPASS[2:]])
+    else:
+        lab.host.run(["nft", "-f", "-"], input=saved, timeout=120)
+
+
+def measure(lab: Lab, backend: str) -> str:
     lab.names.zone_file.write_text(json.dumps(zone()))
     with lab.client() as client:
         client.containers.run(t.IMAGE, ["sleep", "2147483647"], name="client", detach=True)
@@ -158,23 +186,31 @@ def measure(lab: Lab) -> str:
     enforced = True
     try:
         before = loadavg()
-        saved, cost = learned_table(lab, ns)
-        elements = set_size(lab)
+        saved, cost = learned_table(lab, ns, backend)
+        elements = set_size(lab, backend)
         for _ in range(ROUNDS):
             rate, lost = connections_per_second(ns, source, TARGET)
             learned.append(rate)
             failed["learned"] += lost
             enforced = enforced and blocked(ns, source)
-            lab.host.run(["nft", "delete", "table", "inet", "dockwall"])
+            firewall_off(lab, backend)
             rate, lost = connections_per_second(ns, source, TARGET)
             none.append(rate)
             failed["none"] += lost
-            lab.host.run(["nft", "-f", "-"], input=saved, timeout=120)
+            firewall_on(lab, backend, saved)
         after = loadavg()
-        lab.host.run([sys.executable, "-m", "dockwall", "reset", "--backend", "nftables"])
+        lab.host.run([sys.executable, "-m", "dockwall", "reset", "--backend", backend])
     finally:
         os.kill(server, signal.SIGTERM)
     base, fw = statistics.median(none), statistics.median(learned)
+    off = "ACCEPT first in DOCKER-USER" if backend == "iptables" else "table deleted"
+    kind = "ipset" if backend == "iptables" else "set"
+    listed = (
+        ""
+        if cost["list_seconds"] is None
+        else f"`nft -j list table` of the learned table (what the agent's drift check reads "
+        f"every second) took {cost['list_seconds']:.2f} s. "
+    )
     return "\n".join(
         [
             __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",
@@ -182,31 +218,37 @@ def measure(lab: Lab) -> str:
             f"| setup (median of {ROUNDS} interleaved rounds of {SECONDS:g} s) | "
             "new TCP conn/s | vs none | failed |",
             "| --- | ---: | ---: | ---: |",
-            f"| no firewall (table deleted) | {base:,.0f} | 100% | {failed['none']} |",
-            f"| nftables, {elements:,} learned addresses in the set | {fw:,.0f} | "
+            f"| no firewall ({off}) | {base:,.0f} | 100% | {failed['none']} |",
+            f"| {backend}, {elements:,} learned addresses in the {kind} | {fw:,.0f} | "
             f"{fw / base:.0%} | {failed['learned']} |",
             "",
             f"Learning: {cost['answered']:,} lookups through the forwarder in "
             f"{cost['learn_seconds']:.1f} s ({cost['failed']} failed), 64 in flight, each a "
-            f"new address; agent RSS after: {cost['rss']} MB. `nft -j list table` of the "
-            f"learned table (what the agent's drift check reads every second) took "
-            f"{cost['list_seconds']:.2f} s. A connection to {NOT_LEARNED} (not learned) "
+            f"new address; agent RSS after: {cost['rss']} MB. {listed}"
+            f"A connection to {NOT_LEARNED} (not learned) "
             f"{'failed in every round, as it must' if enforced else 'SUCCEEDED: not in force'}."
             f" Load average before: {before}, after: {after}.",
             "",
-            "Reproduce: `.venv/bin/python -m bench.bench_fqdn_datapath` (as root).",
+            f"Reproduce: `.venv/bin/python -m bench.bench_fqdn_datapath --backend {backend}` "
+            "(as root).",
         ]
     )
 
 
-def run() -> str:
+def run(backend: str) -> str:
     lab = Lab("dfd" + secrets.token_hex(3))
     try:
         lab.up(samples=False)
-        return measure(lab)
+        return measure(lab, backend)
     finally:
         lab.down()
 
 
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else "")
+    parser.add_argument("--backend", choices=("nftables", "iptables"), default="nftables")
+    print(run(parser.parse_args().backend))
+
+
 if __name__ == "__main__":
-    print(run())
+    main()
