@@ -63,6 +63,8 @@ def test_every_spelling_is_stored_as_a_labels(written: str, stored: str) -> None
         ("a b.example.com", "must be 1-63"),
         ("x" * 64 + ".com", "must be 1-63"),
         (".".join(["a" * 60] * 5), "longer than 253"),
+        ("192.0.2.1", "IP address, not a name"),
+        ("2001:db8::1", "IP address, not a name"),
     ],
 )
 def test_bad_patterns_say_why(bad: str, says: str) -> None:

@@ -44,6 +44,8 @@ def a_label(label: str, text: str) -> str:
 def parse_pattern(text: str) -> str:
     """The normalised pattern, or SpecError saying what is wrong with `text`."""
     raw = text[:-1] if text.endswith(".") else text
+    if is_address(raw):
+        raise SpecError(f"{clip(text)} is an IP address, not a name: put it in `to:` instead")
     prefix = next((p for p in (ANY_DEPTH, ONE) if raw.startswith(p)), "")
     rest = raw[len(prefix) :]
     if not rest:
@@ -67,6 +69,14 @@ def parse_pattern(text: str) -> str:
     if len(prefix) + len(name) > MAX_NAME:
         raise SpecError(f"{clip(text)} is longer than {MAX_NAME} characters")
     return prefix + name
+
+
+def is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True
 
 
 def normal_name(name: str) -> str:
