@@ -93,6 +93,8 @@ def test_errors_name_file_line_column_and_field() -> None:
     [
         ("{min_ttl: 0}", "dns.min_ttl: expected seconds"),
         ("{max_ttl: lots}", "dns.max_ttl: expected seconds"),
+        ("{max_ttl: 1.5h}", "dns.max_ttl: expected seconds .* like 30s, 5m, 1h, 1d"),
+        ("{max_ttl: 8d}", "dns.max_ttl: expected seconds from 1 to 604800"),
         ("{min_ttl: 100, max_ttl: 10}", "min_ttl 100 is above max_ttl 10"),
         ("{port: 53}", "dns.port: 53"),
         ("{upstreams: [resolver]}", "dns.upstreams[0]: expected an IP address"),
@@ -109,6 +111,16 @@ def test_dns_defaults_and_clamp() -> None:
     assert [policy.dns.lifetime(t) for t in (1, 30, 600)] == [5, 30, 60]
     default = parse_policy("version: 1\n", "p.yaml").dns
     assert (default.min_ttl, default.max_ttl, default.upstreams) == (30, 86400, None)
+
+
+@pytest.mark.parametrize(
+    ("written", "seconds"),
+    [("90", 90), ("'90'", 90), ("90s", 90), ("5m", 300), ("2h", 7200), ("1d", 86400),
+     ("1h30m", 5400), ("1H", 3600)],
+)  # fmt: skip
+def test_dns_lifetimes_take_durations(written: str, seconds: int) -> None:
+    policy = parse_policy(f"version: 1\ndns: {{min_ttl: 1, max_ttl: {written}}}\n", "p.yaml")
+    assert policy.dns.max_ttl == seconds
 
 
 def test_restrict_dns_per_entry_and_default() -> None:

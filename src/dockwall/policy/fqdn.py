@@ -29,6 +29,8 @@ DEFAULT_MIN_TTL = 30
 DEFAULT_MAX_TTL = 86400
 DEFAULT_PORT = 53535
 MAX_SECONDS = 604800
+DURATION = re.compile(r"(?:(\d{1,7})d)?(?:(\d{1,7})h)?(?:(\d{1,7})m)?(?:(\d{1,7})s)?", re.ASCII)
+UNIT_SECONDS = (86400, 3600, 60, 1)
 
 
 def a_label(label: str, text: str) -> str:
@@ -138,6 +140,20 @@ def whole(value: Any) -> int | None:
     return None
 
 
+def seconds(value: Any) -> int | None:
+    """Seconds written as a number (`300`) or a duration as Docker and Prometheus spell
+    it (`30s`, `5m`, `1h`, `1d`, `1h30m`), None for anything else."""
+    number = whole(value)
+    if number is not None or not isinstance(value, str):
+        return number
+    found = DURATION.fullmatch(value.strip().lower())
+    if found is None or not any(found.groups()):
+        return None
+    return sum(
+        int(part or 0) * unit for part, unit in zip(found.groups(), UNIT_SECONDS, strict=True)
+    )
+
+
 class DnsSettings(MappingModel):
     """How names learned from DNS become addresses in the firewall.
 
@@ -158,10 +174,13 @@ class DnsSettings(MappingModel):
     @field_validator("min_ttl", "max_ttl", mode="before")
     @classmethod
     def _seconds(cls, value: Any) -> int:
-        seconds = whole(value)
-        if seconds is None or not 1 <= seconds <= MAX_SECONDS:
-            raise fail(f"expected seconds from 1 to {MAX_SECONDS} (a week), got {shown(value)}")
-        return seconds
+        found = seconds(value)
+        if found is None or not 1 <= found <= MAX_SECONDS:
+            raise fail(
+                f"expected seconds from 1 to {MAX_SECONDS} (a week), as a number or a "
+                f"duration like 30s, 5m, 1h, 1d; got {shown(value)}"
+            )
+        return found
 
     @field_validator("port", mode="before")
     @classmethod
