@@ -19,13 +19,15 @@ import dns.rrset
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dockwall.backends.nftables import fqdn as nft_fqdn
 from dockwall.compile.ir import DnsClient
 from dockwall.dnsproxy import answers, upstream
-from dockwall.dnsproxy.batch import merged
+from dockwall.dnsproxy.batch import Batcher, merged
 from dockwall.dnsproxy.forwarder import Config, Forwarder
 from dockwall.dnsproxy.kernelsets import Element, IpsetSets, NftSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore, read_entries
 from dockwall.dnsproxy.metrics import DnsCollector
+from dockwall.dnsproxy.nftnetlink import NftNetlink, SetElement
 from dockwall.dnsproxy.report import named_destination
 from tests.unit.fakes import FakeRunner
 
@@ -71,9 +73,12 @@ def test_a_cname_loop_ends() -> None:
 
 
 class Recording:
-    def __init__(self, fail: bool = False) -> None:
+    """Kernel sets that record; `inline` as the netlink writer (called on the loop)."""
+
+    def __init__(self, fail: bool = False, inline: bool = False) -> None:
         self.added: list[Element] = []
         self.fail = fail
+        self.inline = inline
 
     def add(self, elements: Sequence[Element]) -> None:
         if self.fail:
@@ -108,8 +113,9 @@ def ask(fwd: Forwarder, query: dns.message.Message, client: str = CLIENT) -> dns
     return dns.message.from_wire(reply)
 
 
+@pytest.mark.parametrize("inline", [False, True])
 def test_learned_before_the_answer_with_clamped_ttl(
-    tmp_path: Path, upstream_server: list[Answer]
+    tmp_path: Path, upstream_server: list[Answer], inline: bool
 ) -> None:
     upstream_server.append(
         lambda q: response(
@@ -118,7 +124,7 @@ def test_learned_before_the_answer_with_clamped_ttl(
             ("evil.example.test.", 300, "A", "203.0.113.20"),
         )
     )
-    sets = Recording()
+    sets = Recording(inline=inline)
     fwd, _ = forwarder(tmp_path, sets, ("api.example.test", "*.example.test"))
     reply = ask(fwd, asked("api.example.test"))
     assert reply.rcode() == dns.rcode.NOERROR
@@ -150,9 +156,13 @@ def test_restricted_client_gets_refused_for_other_names(
     assert any("refused" in line for line in logged)
 
 
-def test_failed_set_update_is_servfail(tmp_path: Path, upstream_server: list[Answer]) -> None:
+@pytest.mark.parametrize("inline", [False, True])
+def test_failed_set_update_is_servfail(
+    tmp_path: Path, upstream_server: list[Answer], inline: bool
+) -> None:
     upstream_server.append(lambda q: response(q, ("api.example.test.", 60, "A", "192.0.2.100")))
-    fwd, logged = forwarder(tmp_path, Recording(fail=True), ("api.example.test",))
+    sets = Recording(fail=True, inline=inline)
+    fwd, logged = forwarder(tmp_path, sets, ("api.example.test",))
     assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.SERVFAIL
     assert any(line.startswith("warning: SERVFAIL") for line in logged)
 
@@ -259,6 +269,50 @@ def test_batches_keep_the_longest_lifetime() -> None:
         Element("p", "192.0.2.1", 60),
         Element("q", "x", 1),
     ]
+
+
+class CountedSets:
+    """Kernel sets that record each call (one call is one transaction)."""
+
+    def __init__(self, inline: bool) -> None:
+        self.inline = inline
+        self.calls: list[list[Element]] = []
+
+    def add(self, elements: Sequence[Element]) -> None:
+        self.calls.append(list(elements))
+
+
+@pytest.mark.parametrize("inline", [False, True])
+def test_answers_held_together_go_in_one_transaction(inline: bool) -> None:
+    """On the loop (inline) as in a thread: the worker runs once all are pending."""
+    sets, batcher = CountedSets(inline), Batcher()
+
+    async def together() -> None:
+        await asyncio.gather(
+            batcher.add(sets, [Element("p", "192.0.2.1", 5)]),
+            batcher.add(sets, [Element("p", "192.0.2.2", 5)]),
+        )
+
+    asyncio.run(together())
+    assert [[e.address for e in call] for call in sets.calls] == [["192.0.2.1", "192.0.2.2"]]
+
+
+class NetlinkRecorder(NftNetlink):
+    def __init__(self) -> None:  # no socket
+        self.table = "dockwall"
+        self.sent: list[SetElement] = []
+
+    def add(self, items: Sequence[SetElement]) -> None:
+        self.sent += items
+
+
+def test_nft_sets_by_netlink_name_the_pattern_family_set_and_run_on_the_loop() -> None:
+    runner = FakeRunner(lambda argv, text: (0, ""))
+    writer = NetlinkRecorder()
+    sets = NftSets(runner, netlink=writer)
+    sets.add([Element("api.example.test", "2001:db8::1", 30)])
+    assert sets.inline and not NftSets(runner).inline and runner.calls == []
+    assert writer.sent == [SetElement(nft_fqdn.set_name("api.example.test", 6), "2001:db8::1", 30)]
 
 
 def test_explain_takes_a_name_as_its_learned_address() -> None:

@@ -1,9 +1,11 @@
 """Set updates of answers that arrive together go to the kernel in one transaction.
 
-Each update is a subprocess (`nft -f -`, `ipset restore`) of a few milliseconds; 64
-answers held at once would queue 64 of them past the hold limit. While one update
-runs, the next answers wait and then go together, so the cost per answer falls as
-the load rises.
+A subprocess update (`nft -f -`, `ipset restore`) takes a few milliseconds; 64 answers
+held at once would queue 64 of them past the hold limit. While one update runs (in a
+thread), the next answers wait and then go together, so the cost per answer falls as
+the load rises. A writer that never blocks (netlink: `KernelSets.inline`) is called on
+the loop itself, saving two thread hops per batch; answers read in the same wake-up
+still go in one transaction, as the worker runs only once they are all pending.
 """
 
 from __future__ import annotations
@@ -45,7 +47,10 @@ class Batcher:
                 sets = items[0][0]
                 elements = merged([e for _, found, _ in items for e in found])
                 try:
-                    await asyncio.to_thread(sets.add, elements)
+                    if sets.inline:
+                        sets.add(elements)
+                    else:
+                        await asyncio.to_thread(sets.add, elements)
                 except Exception as exc:  # every waiter of this batch fails closed
                     for _, _, done in items:
                         if not done.done():

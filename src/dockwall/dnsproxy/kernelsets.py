@@ -6,6 +6,11 @@ timeout. So each element is added, deleted and added again with the new timeout 
 kernel commits all three at once, so no packet ever sees the element missing, and the
 result is the same on 6.1 (Debian 12) and on 6.12+ (where the re-add alone would do).
 ipset: `-exist add ... timeout N` refreshes the timeout on every kernel.
+
+nftables writers, fastest first: netlink directly (`nftnetlink`, microseconds, called on
+the forwarder's loop), libnftables (`libnft`, in-process but with a cache fetch per
+transaction), `nft -f -` (a subprocess; the last resort, and the only one that can act
+in another namespace through the runner).
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ from dockwall.backends.iptables.detect import Family
 from dockwall.backends.nftables import fqdn as nft
 from dockwall.backends.nftables.expr import FAMILY, TABLE
 from dockwall.dnsproxy.libnft import NftLibrary
+from dockwall.dnsproxy.nftnetlink import NftNetlink, SetElement
 from dockwall.runner import Runner
 
 
@@ -35,17 +41,32 @@ class Element:
 
 
 class KernelSets(Protocol):
+    @property
+    def inline(self) -> bool:
+        """Whether `add` is quick and never blocks, so it runs on the event loop."""
+        ...
+
     def add(self, elements: Sequence[Element]) -> None:
         """Raises (CommandError) when the kernel did not take them all."""
         ...
 
 
 class NftSets:
-    """Through libnftables when it loads (no subprocess per answer), else `nft -f -`."""
+    """By netlink when its socket opened, else libnftables, else `nft -f -`."""
 
-    def __init__(self, runner: Runner, library: NftLibrary | None = None) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        library: NftLibrary | None = None,
+        netlink: NftNetlink | None = None,
+    ) -> None:
         self.runner = runner
         self.library = library
+        self.netlink = netlink
+
+    @property
+    def inline(self) -> bool:
+        return self.netlink is not None
 
     def script(self, elements: Sequence[Element]) -> str:
         lines = []
@@ -59,13 +80,20 @@ class NftSets:
     def add(self, elements: Sequence[Element]) -> None:
         if not elements:
             return
-        if self.library is not None:
+        if self.netlink is not None:
+            self.netlink.add(
+                [SetElement(nft.set_name(e.pattern, e.family), e.address, e.seconds)
+                 for e in elements]
+            )  # fmt: skip
+        elif self.library is not None:
             self.library.run(self.script(elements))
         else:
             self.runner.run(["nft", "-f", "-"], input=self.script(elements))
 
 
 class IpsetSets:
+    inline = False
+
     def __init__(self, runner: Runner) -> None:
         self.runner = runner
 
@@ -81,5 +109,10 @@ class IpsetSets:
             self.runner.run(["ipset", "-exist", "restore"], input=self.script(elements))
 
 
-def for_backend(name: str, runner: Runner, library: NftLibrary | None = None) -> KernelSets:
-    return NftSets(runner, library) if name == "nftables" else IpsetSets(runner)
+def for_backend(
+    name: str,
+    runner: Runner,
+    library: NftLibrary | None = None,
+    netlink: NftNetlink | None = None,
+) -> KernelSets:
+    return NftSets(runner, library, netlink) if name == "nftables" else IpsetSets(runner)

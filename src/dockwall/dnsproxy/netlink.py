@@ -1,0 +1,179 @@
+"""nfnetlink by hand: attributes, messages, and a socket that sends one and reads its acks.
+
+Only what the set writers need (`nftnetlink`): the standard library's `socket` and
+`struct`, no dependency. The kernel handles a netfilter netlink request inside the
+sender's `send` call and queues every reply before `send` returns, so the acks are read
+without waiting; a reply that is not there is a failure, never a wait. Constants are
+those of linux/netlink.h and linux/netfilter/nfnetlink.h.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket
+import struct
+import threading
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from dockwall.errors import DockwallError
+
+NETLINK_NETFILTER = 12
+SOL_NETLINK = 270
+NETLINK_CAP_ACK = 10
+NLM_F_REQUEST = 0x01
+NLM_F_ACK = 0x04
+NLM_F_CREATE = 0x400
+NLMSG_ERROR = 0x2
+NLA_F_NESTED = 1 << 15
+NFNL_MSG_BATCH_BEGIN = 0x10
+NFNL_MSG_BATCH_END = 0x11
+NFNETLINK_V0 = 0
+AF_UNSPEC = 0
+
+HEADER = struct.Struct("=IHHII")  # nlmsghdr: length, type, flags, seq, port id
+NFGEN = struct.Struct("!BBH")  # nfgenmsg: family, version, res_id (big-endian)
+ATTR = struct.Struct("=HH")  # nlattr: length, type
+ERROR = struct.Struct("=i")  # nlmsgerr's error, then the request's header
+RECEIVE = 1 << 16
+
+
+class NetlinkError(DockwallError):
+    """The kernel refused a request (the whole batch is then undone), or its acks did
+    not all come back: either way the caller must treat nothing as written."""
+
+    def __init__(self, message: str, code: int = 0) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def padded(data: bytes) -> bytes:
+    return data + b"\0" * (-len(data) % 4)
+
+
+def attr(kind: int, payload: bytes) -> bytes:
+    return padded(ATTR.pack(ATTR.size + len(payload), kind) + payload)
+
+
+def nest(kind: int, parts: Iterable[bytes]) -> bytes:
+    return attr(kind | NLA_F_NESTED, b"".join(parts))
+
+
+def text(kind: int, value: str) -> bytes:
+    """A NUL-terminated string attribute (NLA_STRING)."""
+    return attr(kind, value.encode() + b"\0")
+
+
+def be64(kind: int, value: int) -> bytes:
+    return attr(kind, struct.pack("!Q", value))
+
+
+def message(kind: int, flags: int, seq: int, family: int, res_id: int, body: bytes) -> bytes:
+    """One nfnetlink message: nlmsghdr, nfgenmsg, attributes."""
+    payload = NFGEN.pack(family, NFNETLINK_V0, res_id) + body
+    return padded(HEADER.pack(HEADER.size + len(payload), kind, flags, seq, 0) + payload)
+
+
+@dataclass(frozen=True)
+class Request:
+    """A message of a batch and what it does, to name it when the kernel refuses it."""
+
+    seq: int
+    data: bytes
+    what: str
+
+
+def batch(subsystem: int, begin: int, requests: list[Request], end: int) -> bytes:
+    """A transaction: the kernel commits every request between begin and end, or none."""
+    start = message(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, begin, AF_UNSPEC, subsystem, b"")
+    stop = message(NFNL_MSG_BATCH_END, NLM_F_REQUEST, end, AF_UNSPEC, subsystem, b"")
+    return start + b"".join(r.data for r in requests) + stop
+
+
+def errors_of(data: bytes) -> dict[int, int]:
+    """seq -> error (0 for an ack, else a negative errno) of the NLMSG_ERROR replies."""
+    found: dict[int, int] = {}
+    at = 0
+    while at + HEADER.size <= len(data):
+        length, kind, _, seq, _ = HEADER.unpack_from(data, at)
+        if length < HEADER.size or at + length > len(data):
+            break
+        if kind == NLMSG_ERROR and length >= HEADER.size + ERROR.size:
+            (code,) = ERROR.unpack_from(data, at + HEADER.size)
+            if found.get(seq, 0) == 0:
+                found[seq] = code
+        at += (length + 3) & ~3
+    return found
+
+
+def refusal(code: int, what: str) -> NetlinkError:
+    name = errno.errorcode.get(code, str(code))
+    return NetlinkError(f"netlink: {what}: {os.strerror(code)} ({name})", code)
+
+
+def check(replies: dict[int, int], requests: list[Request], begin: int) -> None:
+    """Raises unless every request was acked with 0; a commit that failed is reported
+    against the batch's begin message."""
+    failed = replies.get(begin, 0)
+    if failed:
+        raise refusal(-failed, "commit")
+    for request in requests:
+        code = replies.get(request.seq)
+        if code is None:
+            raise NetlinkError(f"netlink: {request.what}: no ack from the kernel")
+        if code:
+            raise refusal(-code, request.what)
+
+
+class NetfilterSocket:
+    """One NETLINK_NETFILTER socket, opened in the caller's network namespace; shared by
+    the forwarder's loop and the agent's restore, hence the lock (held microseconds)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
+        self.sock.bind((0, 0))
+        self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self.lock = threading.Lock()
+        self.seq = 0
+
+    def transaction(self, subsystem: int, build: Callable[[int], list[Request]]) -> None:
+        """Sends the requests `build` numbers from the seq it is given, as one batch, and
+        raises (NetlinkError) unless the kernel committed them all."""
+        with self.lock:
+            self.discard_stale()
+            begin = self.seq + 1
+            requests = build(begin + 1)
+            end = begin + len(requests) + 1
+            self.seq = end % (1 << 30)
+            data = batch(subsystem, begin, requests, end)
+            try:
+                self.sock.send(data)
+            except OSError as exc:
+                raise NetlinkError(f"netlink: send: {exc}", exc.errno or 0) from exc
+            check(self.replies(), requests, begin)
+
+    def replies(self) -> dict[int, int]:
+        found: dict[int, int] = {}
+        while True:
+            try:
+                data = self.sock.recv(RECEIVE, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return found
+            except OSError as exc:  # ENOBUFS: replies were lost, so nothing is known
+                raise NetlinkError(f"netlink: receive: {exc}", exc.errno or 0) from exc
+            for seq, code in errors_of(data).items():
+                if found.get(seq, 0) == 0:
+                    found[seq] = code
+
+    def discard_stale(self) -> None:
+        """Replies to an earlier transaction (none, unless one overflowed) are not read
+        as this one's."""
+        try:
+            while self.sock.recv(RECEIVE, socket.MSG_DONTWAIT):
+                pass
+        except OSError:
+            return
+
+    def close(self) -> None:
+        self.sock.close()

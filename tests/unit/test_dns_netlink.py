@@ -1,0 +1,138 @@
+"""The netlink set writer's messages and acks, byte for byte (pure: no socket).
+
+The expected layouts are those of linux/netlink.h and linux/netfilter/nf_tables.h:
+nlattr = u16 length, u16 type (host order), payload padded to 4; NLA_F_NESTED = 0x8000.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+
+import pytest
+
+from dockwall.dnsproxy import netlink as nl
+from dockwall.dnsproxy import nftnetlink as nft
+from dockwall.dnsproxy.nftnetlink import SetElement
+
+Attrs = list[tuple[int, bytes]]
+
+
+def header(length: int, kind: int) -> bytes:
+    return struct.pack("=HH", length, kind)
+
+
+def attributes(data: bytes) -> Attrs:
+    """(type, payload) of each attribute, walked as the kernel walks them."""
+    found: Attrs = []
+    at = 0
+    while at < len(data):
+        length, kind = struct.unpack_from("=HH", data, at)
+        assert length >= 4 and at + length <= len(data)
+        found.append((kind, data[at + 4 : at + length]))
+        at += (length + 3) & ~3
+    assert at == len(data)
+    return found
+
+
+def test_an_element_is_its_key_and_its_timeout_in_milliseconds() -> None:
+    value = header(8, 1) + bytes([192, 0, 2, 5])  # NFTA_DATA_VALUE
+    key = header(12, 1 | 0x8000) + value  # NFTA_SET_ELEM_KEY, nested
+    timeout = header(12, 4) + (300_000).to_bytes(8, "big")  # NFTA_SET_ELEM_TIMEOUT, be64 ms
+    assert nft.element("192.0.2.5", 300) == header(28, 1 | 0x8000) + key + timeout
+
+
+def test_an_ipv6_key_is_sixteen_bytes_and_a_delete_has_no_timeout() -> None:
+    value = header(20, 1) + bytes.fromhex("20010db8000000000000000000000007")
+    assert nft.element("2001:db8::7", None) == header(28, 0x8001) + header(24, 0x8001) + value
+
+
+def test_a_string_attribute_ends_in_nul_and_is_padded() -> None:
+    assert nl.text(2, "fq-x") == header(9, 2) + b"fq-x\0" + b"\0\0\0"
+
+
+def parsed(data: bytes) -> tuple[tuple[int, int, int, int, int], tuple[int, int, int], Attrs]:
+    length, kind, flags, seq, port = struct.unpack_from("=IHHII", data)
+    assert length == len(data)
+    family, version, res_id = struct.unpack_from("!BBH", data, 16)
+    return (length, kind, flags, seq, port), (family, version, res_id), attributes(data[20:])
+
+
+def test_an_answer_is_add_delete_add_per_set_in_one_batch() -> None:
+    items = [
+        SetElement("fq-a-v4", "192.0.2.5", 30),
+        SetElement("fq-a-v6", "2001:db8::5", 60),
+        SetElement("fq-a-v4", "192.0.2.5", 90),  # the same key twice: once, the longer
+    ]
+    requests = nft.requests("dockwall", items, 7)
+    assert [r.seq for r in requests] == list(range(7, 13))
+    assert requests[1].what == "delete 1 element(s) of set inet dockwall fq-a-v4"
+    kinds = []
+    for request in requests:
+        (_, kind, flags, seq, _), genmsg, attrs = parsed(request.data)
+        assert seq == request.seq and genmsg == (1, 0, 0)  # NFPROTO_INET, v0
+        kinds.append((kind, flags))
+        assert attrs[:2] == [(1, b"dockwall\0"), (2, request.what.split()[-1].encode() + b"\0")]
+        (elements_kind, elements), *_ = attrs[2:]
+        assert elements_kind == 3 | 0x8000  # NFTA_SET_ELEM_LIST_ELEMENTS
+        (listed,) = attributes(elements)
+        inner = dict(attributes(listed[1]))
+        if kind == 0x0A0E:
+            assert 4 not in inner  # a delete names the key only
+        else:
+            expected = 90_000 if b"fq-a-v4" in request.data else 60_000
+            assert inner[4] == expected.to_bytes(8, "big")
+    new = (0x0A0C, 0x01 | 0x04 | 0x400)  # NFT_MSG_NEWSETELEM: request, ack, create
+    delete = (0x0A0E, 0x01 | 0x04)
+    assert kinds == [new, delete, new] * 2
+
+
+def test_the_batch_brackets_the_requests_for_the_nftables_subsystem() -> None:
+    requests = nft.requests("dockwall", [SetElement("fq-a-v4", "192.0.2.5", 30)], 2)
+    data = nl.batch(10, 1, requests, 5)
+    begin, end = data[:20], data[-20:]
+    assert parsed(begin)[0][1:4] == (0x10, 0x01, 1) and parsed(begin)[1] == (0, 0, 10)
+    assert parsed(end)[0][1:4] == (0x11, 0x01, 5) and parsed(end)[1] == (0, 0, 10)
+    assert data[20:-20] == b"".join(r.data for r in requests)
+
+
+def reply(seq: int, code: int) -> bytes:
+    """An NLMSG_ERROR as the kernel sends it with NETLINK_CAP_ACK: error, request header."""
+    body = struct.pack("=i", code) + struct.pack("=IHHII", 20, 0x0A0C, 5, seq, 0)
+    return struct.pack("=IHHII", 16 + len(body), 2, 0x100, seq, 0) + body
+
+
+def test_every_ack_zero_is_success() -> None:
+    requests = nft.requests("dockwall", [SetElement("fq-a-v4", "192.0.2.5", 30)], 2)
+    nl.check(nl.errors_of(b"".join(reply(s, 0) for s in (2, 3, 4))), requests, 1)
+
+
+def test_a_missing_set_fails_naming_it_and_enoent() -> None:
+    requests = nft.requests("dockwall", [SetElement("fq-gone-v4", "192.0.2.5", 30)], 2)
+    replies = nl.errors_of(reply(2, -errno.ENOENT) + reply(3, 0) + reply(4, 0))
+    with pytest.raises(
+        nl.NetlinkError, match=r"add 1 element\(s\) of set inet dockwall fq-gone-v4.*ENOENT"
+    ) as raised:
+        nl.check(replies, requests, 1)
+    assert raised.value.code == errno.ENOENT
+
+
+def test_a_failed_commit_is_reported_on_the_begin_message() -> None:
+    requests = nft.requests("dockwall", [SetElement("fq-a-v4", "192.0.2.5", 30)], 2)
+    replies = nl.errors_of(b"".join(reply(s, 0) for s in (2, 3, 4)) + reply(1, -errno.ENOMEM))
+    with pytest.raises(nl.NetlinkError, match=r"commit.*ENOMEM"):
+        nl.check(replies, requests, 1)
+
+
+def test_an_ack_that_never_came_is_a_failure() -> None:
+    requests = nft.requests("dockwall", [SetElement("fq-a-v4", "192.0.2.5", 30)], 2)
+    with pytest.raises(nl.NetlinkError, match="no ack"):
+        nl.check(nl.errors_of(reply(2, 0) + reply(3, 0)), requests, 1)
+
+
+def test_an_error_is_not_overwritten_by_a_later_ack_of_the_same_seq() -> None:
+    assert nl.errors_of(reply(2, -errno.EPERM) + reply(2, 0)) == {2: -errno.EPERM}
+
+
+def test_a_truncated_reply_is_ignored_not_misread() -> None:
+    assert nl.errors_of(reply(2, 0)[:-4]) == {}
