@@ -112,18 +112,31 @@ def refusal(code: int, what: str) -> NetlinkError:
     return NetlinkError(f"netlink: {what}: {os.strerror(code)} ({name})", code)
 
 
+def acked_last(requests: list[Request]) -> list[Request]:
+    """The batch with NLM_F_ACK on its last request only. The kernel reports an error of
+    any request whatever its flags, all of them after the whole batch ran and in order,
+    then the last one's ack: so once that ack is read, every reply has been, with one
+    receive (each is a system call that gives up the GIL) instead of one per request."""
+    if not requests:
+        return requests
+    last = requests[-1]
+    length, kind, flags, seq, port = HEADER.unpack_from(last.data)
+    header = HEADER.pack(length, kind, flags | NLM_F_ACK, seq, port)
+    return [*requests[:-1], Request(last.seq, header + last.data[HEADER.size :], last.what)]
+
+
 def check(replies: dict[int, int], requests: list[Request], begin: int) -> None:
-    """Raises unless every request was acked with 0; a commit that failed is reported
-    against the batch's begin message."""
+    """Raises unless no request was refused and the last was acked; a commit that failed
+    is reported against the batch's begin message."""
     failed = replies.get(begin, 0)
     if failed:
         raise refusal(-failed, "commit")
     for request in requests:
-        code = replies.get(request.seq)
-        if code is None:
-            raise NetlinkError(f"netlink: {request.what}: no ack from the kernel")
+        code = replies.get(request.seq, 0)
         if code:
             raise refusal(-code, request.what)
+    if requests and requests[-1].seq not in replies:
+        raise NetlinkError(f"netlink: {requests[-1].what}: no ack from the kernel")
 
 
 class NetfilterSocket:
@@ -141,7 +154,6 @@ class NetfilterSocket:
         """Sends the requests `build` numbers from the seq it is given, as one batch, and
         raises (NetlinkError) unless the kernel committed them all."""
         with self.lock:
-            self.discard_stale()
             begin = self.seq + 1
             requests = build(begin + 1)
             end = begin + len(requests) + 1
@@ -151,29 +163,24 @@ class NetfilterSocket:
                 self.sock.send(data)
             except OSError as exc:
                 raise NetlinkError(f"netlink: send: {exc}", exc.errno or 0) from exc
-            check(self.replies(), requests, begin)
+            check(self.replies(requests[-1].seq if requests else begin), requests, begin)
 
-    def replies(self) -> dict[int, int]:
+    def replies(self, last: int) -> dict[int, int]:
+        """The replies waiting, by seq, up to the one to `last` (or until none is left:
+        `check` then finds the ack missing). Replies to an earlier transaction (none,
+        unless one failed half-read) are read too, and ignored by `check`."""
         found: dict[int, int] = {}
-        while True:
+        while last not in found:
             try:
                 data = self.sock.recv(RECEIVE, socket.MSG_DONTWAIT)
             except BlockingIOError:
-                return found
+                break
             except OSError as exc:  # ENOBUFS: replies were lost, so nothing is known
                 raise NetlinkError(f"netlink: receive: {exc}", exc.errno or 0) from exc
             for seq, code in errors_of(data).items():
                 if found.get(seq, 0) == 0:
                     found[seq] = code
-
-    def discard_stale(self) -> None:
-        """Replies to an earlier transaction (none, unless one overflowed) are not read
-        as this one's."""
-        try:
-            while self.sock.recv(RECEIVE, socket.MSG_DONTWAIT):
-                pass
-        except OSError:
-            return
+        return found
 
     def close(self) -> None:
         self.sock.close()

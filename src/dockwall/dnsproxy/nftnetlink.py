@@ -80,9 +80,10 @@ def by_set(items: Sequence[SetElement]) -> dict[str, dict[str, int]]:
 
 def requests(table: str, items: Sequence[SetElement], first_seq: int) -> list[nl.Request]:
     """Per set: add with timeouts, delete, add again (refreshes the timeout on any kernel).
-    Each body is encoded once: the two adds differ only in their seq."""
-    add = nl.NLM_F_REQUEST | nl.NLM_F_ACK | nl.NLM_F_CREATE
-    delete = nl.NLM_F_REQUEST | nl.NLM_F_ACK
+    Each body is encoded once: the two adds differ only in their seq. Only the last
+    asks for an ack (`netlink.acked_last`)."""
+    add = nl.NLM_F_REQUEST | nl.NLM_F_CREATE
+    delete = nl.NLM_F_REQUEST
     found: list[nl.Request] = []
     for set_name, timed in by_set(items).items():
         added = elements_body(table, set_name, [element(a, s) for a, s in timed.items()])
@@ -93,7 +94,7 @@ def requests(table: str, items: Sequence[SetElement], first_seq: int) -> list[nl
             seq = first_seq + len(found)
             data = nl.message(kind, flags, seq, NFPROTO_INET, 0, body)
             found.append(nl.Request(seq, data, f"{verb} {where}"))
-    return found
+    return nl.acked_last(found)
 
 
 class NftNetlink:
