@@ -11,9 +11,10 @@ import struct
 
 import pytest
 
+from dockwall.dnsproxy import ipsetnetlink as ipset
 from dockwall.dnsproxy import netlink as nl
 from dockwall.dnsproxy import nftnetlink as nft
-from dockwall.dnsproxy.nftnetlink import SetElement
+from dockwall.dnsproxy.netlink import SetElement
 
 Attrs = list[tuple[int, bytes]]
 
@@ -137,3 +138,32 @@ def test_an_error_is_not_overwritten_by_a_later_ack_of_the_same_seq() -> None:
 
 def test_a_truncated_reply_is_ignored_not_misread() -> None:
     assert nl.errors_of(reply(2, 0)[:-4]) == {}
+
+
+def test_an_ipset_add_is_protocol_name_and_data_with_ip_and_timeout_in_network_order() -> None:
+    (request,) = ipset.requests([SetElement("dwfq-x-4", "192.0.2.5", 300)], 3)
+    (_, kind, flags, seq, _), genmsg, attrs = parsed(request.data)
+    assert (kind, flags, seq) == (0x0609, 0x01 | 0x04, 3)  # IPSET_CMD_ADD; no EXCL: -exist
+    assert genmsg == (2, 0, 0)  # NFPROTO_IPV4
+    assert attrs[:2] == [(1, b"\x07"), (2, b"dwfq-x-4\0")]  # IPSET_PROTOCOL 7, the set
+    (data_kind, data), *rest = attrs[2:]
+    assert data_kind == 7 | 0x8000 and rest == []
+    (ip_kind, ip), timeout = attributes(data)
+    assert ip_kind == 1 | 0x8000 and attributes(ip) == [(1 | 0x4000, bytes([192, 0, 2, 5]))]
+    assert timeout == (6 | 0x4000, (300).to_bytes(4, "big"))
+
+
+def test_ipset_adds_go_one_message_per_address_and_only_the_last_asks_for_an_ack() -> None:
+    items = [SetElement("dwfq-x-6", "2001:db8::7", 60), SetElement("dwfq-x-4", "192.0.2.5", 5)]
+    first, last = ipset.requests(items, 10)
+    (_, _, flags, _, _), genmsg, attrs = parsed(first.data)
+    assert flags == 0x01 and genmsg == (10, 0, 0)  # NFPROTO_IPV6
+    (_, ip), _ = attributes(attrs[2][1])
+    assert attributes(ip) == [(2 | 0x4000, bytes.fromhex("20010db8000000000000000000000007"))]
+    assert parsed(last.data)[0][2] == 0x01 | 0x04
+
+
+def test_ipset_errors_of_its_own_are_named() -> None:
+    requests = ipset.requests([SetElement("dwfq-x-4", "192.0.2.5", 5)], 2)
+    with pytest.raises(nl.NetlinkError, match=r"add 192.0.2.5 to ipset dwfq-x-4: set is full"):
+        nl.check(nl.errors_of(reply(2, -4352)), requests, 1, ipset.IPSET_ERRORS)

@@ -19,15 +19,18 @@ import dns.rrset
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dockwall.backends.iptables import fqdn as ipt_fqdn
 from dockwall.backends.nftables import fqdn as nft_fqdn
 from dockwall.compile.ir import DnsClient
 from dockwall.dnsproxy import answers, upstream
 from dockwall.dnsproxy.batch import Batcher, merged
 from dockwall.dnsproxy.forwarder import Config, Forwarder
+from dockwall.dnsproxy.ipsetnetlink import IpsetNetlink
 from dockwall.dnsproxy.kernelsets import Element, IpsetSets, NftSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore, read_entries
 from dockwall.dnsproxy.metrics import DnsCollector
-from dockwall.dnsproxy.nftnetlink import NftNetlink, SetElement
+from dockwall.dnsproxy.netlink import SetElement
+from dockwall.dnsproxy.nftnetlink import NftNetlink
 from dockwall.dnsproxy.report import named_destination
 from tests.unit.fakes import FakeRunner
 
@@ -295,6 +298,25 @@ def test_answers_held_together_go_in_one_transaction(inline: bool) -> None:
 
     asyncio.run(together())
     assert [[e.address for e in call] for call in sets.calls] == [["192.0.2.1", "192.0.2.2"]]
+
+
+class IpsetRecorder(IpsetNetlink):
+    def __init__(self) -> None:  # no socket
+        self.sent: list[SetElement] = []
+
+    def add(self, items: Sequence[SetElement]) -> None:
+        self.sent += items
+
+
+def test_ipsets_by_netlink_name_the_pattern_family_set_and_run_on_the_loop() -> None:
+    runner = FakeRunner(lambda argv, text: (0, ""))
+    writer = IpsetRecorder()
+    sets = IpsetSets(runner, writer)
+    sets.add([Element("api.example.test", "192.0.2.1", 30)])
+    assert sets.inline and not IpsetSets(runner).inline and runner.calls == []
+    assert writer.sent == [
+        SetElement(ipt_fqdn.set_name("api.example.test", "ipv4"), "192.0.2.1", 30)
+    ]
 
 
 class NetlinkRecorder(NftNetlink):

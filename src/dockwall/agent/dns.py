@@ -17,12 +17,9 @@ from pathlib import Path
 from dockwall.agent.services import Enforced, Hosting
 from dockwall.backends.nftables.expr import TABLE
 from dockwall.compile.ir import Dns
+from dockwall.dnsproxy import ipsetnetlink, libnft, nftnetlink
 from dockwall.dnsproxy.forwarder import Config, Forwarder, Log
-from dockwall.dnsproxy.kernelsets import for_backend
-from dockwall.dnsproxy.libnft import NftLibrary
-from dockwall.dnsproxy.libnft import load as load_library
-from dockwall.dnsproxy.nftnetlink import NftNetlink
-from dockwall.dnsproxy.nftnetlink import load as load_netlink
+from dockwall.dnsproxy.kernelsets import Writers, for_backend
 from dockwall.dnsproxy.service import DnsService
 from dockwall.runner import Runner
 
@@ -43,27 +40,21 @@ def resolv_conf_servers() -> tuple[str, ...]:
     )
 
 
-def config_for(
-    dns: Dns,
-    backend: str,
-    runner: Runner,
-    writers: tuple[NftLibrary | None, NftNetlink | None] = (None, None),
-) -> Config:
+def config_for(dns: Dns, backend: str, runner: Runner, writers: Writers | None = None) -> Config:
     return Config(
         clients={str(c.address): c for c in dns.clients},
         upstreams=dns.upstreams or resolv_conf_servers(),
         min_ttl=dns.min_ttl,
         max_ttl=dns.max_ttl,
-        sets=for_backend(backend, runner, *writers),
+        sets=for_backend(backend, runner, writers),
     )
 
 
-def writer_name(backend: str, writers: tuple[NftLibrary | None, NftNetlink | None]) -> str:
+def writer_name(backend: str, writers: Writers) -> str:
     """How learned addresses reach the kernel, for the agent's log."""
-    library, netlink = writers
     if backend != "nftables":
-        return "ipset restore"
-    return "netlink" if netlink else "libnftables" if library else "nft -f"
+        return "netlink" if writers.ipset else "ipset restore"
+    return "netlink" if writers.nft else "libnftables" if writers.library else "nft -f"
 
 
 class DnsHost:
@@ -77,24 +68,23 @@ class DnsHost:
         self.log = log
         self.service: DnsService | None = None
         self.debug = os.environ.get("DOCKWALL_LOG_LEVEL", "").lower() == "debug"
-        self.library: NftLibrary | None = None
-        self.netlink: NftNetlink | None = None
-        self.writers_tried = False
+        self.writers: dict[str, Writers] = {}
 
-    def nft_writers(
-        self, backend: str, runner: Runner
-    ) -> tuple[NftLibrary | None, NftNetlink | None]:
-        """The in-process writers, made once: the netlink socket, else (it could not be
-        opened) libnftables. Only when the runner acts on this process's own namespace
-        (the socket and the library act where the process is; a runner that enters
-        another namespace must go through nft itself)."""
-        if backend != "nftables" or getattr(runner, "netns", None):
-            return None, None
-        if not self.writers_tried:
-            self.writers_tried = True
-            self.netlink = load_netlink(TABLE)
-            self.library = None if self.netlink is not None else load_library()
-        return self.library, self.netlink
+    def set_writers(self, backend: str, runner: Runner) -> Writers:
+        """The in-process writers, made once per backend: the netlink socket, else (it
+        could not be opened) libnftables for nftables. Only when the runner acts on this
+        process's own namespace (the socket and the library act where the process is;
+        a runner that enters another namespace must go through nft or ipset itself)."""
+        if getattr(runner, "netns", None):
+            return Writers()
+        if backend not in self.writers:
+            if backend == "nftables":
+                nft = nftnetlink.load(TABLE)
+                library = None if nft is not None else libnft.load()
+                self.writers[backend] = Writers(library=library, nft=nft)
+            else:
+                self.writers[backend] = Writers(ipset=ipsetnetlink.load())
+        return self.writers[backend]
 
     def after_apply(self, dns: Dns | None, backend: str) -> None:
         """Called with each ruleset once it is in force (its sets exist)."""
@@ -103,7 +93,7 @@ class DnsHost:
                 self.service.configure(replace(self.service.forwarder.config, clients={}))
             return
         runner = self.runner()
-        writers = self.nft_writers(backend, runner)
+        writers = self.set_writers(backend, runner)
         config = config_for(dns, backend, runner, writers)
         if self.service is None:
             service = DnsService(config, dns.port, self.log, self.debug)

@@ -7,10 +7,10 @@ kernel commits all three at once, so no packet ever sees the element missing, an
 result is the same on 6.1 (Debian 12) and on 6.12+ (where the re-add alone would do).
 ipset: `-exist add ... timeout N` refreshes the timeout on every kernel.
 
-nftables writers, fastest first: netlink directly (`nftnetlink`, microseconds, called on
-the forwarder's loop), libnftables (`libnft`, in-process but with a cache fetch per
-transaction), `nft -f -` (a subprocess; the last resort, and the only one that can act
-in another namespace through the runner).
+Writers, fastest first: netlink directly (`nftnetlink`, `ipsetnetlink`: microseconds,
+called on the forwarder's loop); for nftables libnftables (`libnft`, in-process but with
+a cache fetch per transaction); `nft -f -` or `ipset -exist restore` (a subprocess: the
+last resort, and the only one that can act in another namespace through the runner).
 """
 
 from __future__ import annotations
@@ -24,8 +24,10 @@ from dockwall.backends.iptables import fqdn as ipt
 from dockwall.backends.iptables.detect import Family
 from dockwall.backends.nftables import fqdn as nft
 from dockwall.backends.nftables.expr import FAMILY, TABLE
+from dockwall.dnsproxy.ipsetnetlink import IpsetNetlink
 from dockwall.dnsproxy.libnft import NftLibrary
-from dockwall.dnsproxy.nftnetlink import NftNetlink, SetElement
+from dockwall.dnsproxy.netlink import SetElement
+from dockwall.dnsproxy.nftnetlink import NftNetlink
 from dockwall.runner import Runner
 
 
@@ -38,6 +40,9 @@ class Element:
     @property
     def family(self) -> int:
         return ipaddress.ip_address(self.address).version
+
+
+FAMILIES: dict[int, Family] = {4: "ipv4", 6: "ipv6"}
 
 
 class KernelSets(Protocol):
@@ -92,27 +97,45 @@ class NftSets:
 
 
 class IpsetSets:
-    inline = False
+    """By netlink when its socket opened, else `ipset -exist restore`."""
 
-    def __init__(self, runner: Runner) -> None:
+    def __init__(self, runner: Runner, netlink: IpsetNetlink | None = None) -> None:
         self.runner = runner
+        self.netlink = netlink
+
+    @property
+    def inline(self) -> bool:
+        return self.netlink is not None
 
     def script(self, elements: Sequence[Element]) -> str:
-        families: dict[int, Family] = {4: "ipv4", 6: "ipv6"}
         return "".join(
-            f"add {ipt.set_name(e.pattern, families[e.family])} {e.address} timeout {e.seconds}\n"
+            f"add {ipt.set_name(e.pattern, FAMILIES[e.family])} {e.address} timeout {e.seconds}\n"
             for e in elements
         )
 
     def add(self, elements: Sequence[Element]) -> None:
-        if elements:
+        if not elements:
+            return
+        if self.netlink is not None:
+            self.netlink.add(
+                [SetElement(ipt.set_name(e.pattern, FAMILIES[e.family]), e.address, e.seconds)
+                 for e in elements]
+            )  # fmt: skip
+        else:
             self.runner.run(["ipset", "-exist", "restore"], input=self.script(elements))
 
 
-def for_backend(
-    name: str,
-    runner: Runner,
-    library: NftLibrary | None = None,
-    netlink: NftNetlink | None = None,
-) -> KernelSets:
-    return NftSets(runner, library, netlink) if name == "nftables" else IpsetSets(runner)
+@dataclass(frozen=True)
+class Writers:
+    """The in-process writers that could be made (each None where it could not)."""
+
+    library: NftLibrary | None = None
+    nft: NftNetlink | None = None
+    ipset: IpsetNetlink | None = None
+
+
+def for_backend(name: str, runner: Runner, writers: Writers | None = None) -> KernelSets:
+    made = writers or Writers()
+    if name == "nftables":
+        return NftSets(runner, made.library, made.nft)
+    return IpsetSets(runner, made.ipset)

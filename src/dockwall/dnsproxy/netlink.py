@@ -14,7 +14,7 @@ import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 from dockwall.errors import DockwallError
@@ -76,6 +76,15 @@ def message(kind: int, flags: int, seq: int, family: int, res_id: int, body: byt
 
 
 @dataclass(frozen=True)
+class SetElement:
+    """An address for a named set (nf_tables or ipset), with its timeout in seconds."""
+
+    set_name: str
+    address: str
+    seconds: int
+
+
+@dataclass(frozen=True)
 class Request:
     """A message of a batch and what it does, to name it when the kernel refuses it."""
 
@@ -107,9 +116,13 @@ def errors_of(data: bytes) -> dict[int, int]:
     return found
 
 
-def refusal(code: int, what: str) -> NetlinkError:
-    name = errno.errorcode.get(code, str(code))
-    return NetlinkError(f"netlink: {what}: {os.strerror(code)} ({name})", code)
+def refusal(code: int, what: str, private: Mapping[int, str] | None = None) -> NetlinkError:
+    """The error of a refused request: errno's text, or the subsystem's own for the codes
+    it defines above errno's (ipset's 4096 and up)."""
+    said = (private or {}).get(code)
+    if said is None:
+        said = f"{os.strerror(code)} ({errno.errorcode.get(code, str(code))})"
+    return NetlinkError(f"netlink: {what}: {said}", code)
 
 
 def acked_last(requests: list[Request]) -> list[Request]:
@@ -125,16 +138,21 @@ def acked_last(requests: list[Request]) -> list[Request]:
     return [*requests[:-1], Request(last.seq, header + last.data[HEADER.size :], last.what)]
 
 
-def check(replies: dict[int, int], requests: list[Request], begin: int) -> None:
+def check(
+    replies: dict[int, int],
+    requests: list[Request],
+    begin: int,
+    private: Mapping[int, str] | None = None,
+) -> None:
     """Raises unless no request was refused and the last was acked; a commit that failed
     is reported against the batch's begin message."""
     failed = replies.get(begin, 0)
     if failed:
-        raise refusal(-failed, "commit")
+        raise refusal(-failed, "commit", private)
     for request in requests:
         code = replies.get(request.seq, 0)
         if code:
-            raise refusal(-code, request.what)
+            raise refusal(-code, request.what, private)
     if requests and requests[-1].seq not in replies:
         raise NetlinkError(f"netlink: {requests[-1].what}: no ack from the kernel")
 
@@ -143,27 +161,40 @@ class NetfilterSocket:
     """One NETLINK_NETFILTER socket, opened in the caller's network namespace; shared by
     the forwarder's loop and the agent's restore, hence the lock (held microseconds)."""
 
-    def __init__(self) -> None:
+    def __init__(self, private: Mapping[int, str] | None = None) -> None:
         self.sock = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_NETFILTER)
         self.sock.bind((0, 0))
         self.sock.setsockopt(SOL_NETLINK, NETLINK_CAP_ACK, 1)
+        self.private = private
         self.lock = threading.Lock()
         self.seq = 0
 
     def transaction(self, subsystem: int, build: Callable[[int], list[Request]]) -> None:
         """Sends the requests `build` numbers from the seq it is given, as one batch, and
         raises (NetlinkError) unless the kernel committed them all."""
+        self.exchange(build, subsystem)
+
+    def messages(self, build: Callable[[int], list[Request]]) -> None:
+        """The same without a batch, for a subsystem without transactions (ipset): the
+        kernel runs each message in turn, the ones before a refused one stay done."""
+        self.exchange(build, None)
+
+    def exchange(self, build: Callable[[int], list[Request]], subsystem: int | None) -> None:
         with self.lock:
             begin = self.seq + 1
             requests = build(begin + 1)
             end = begin + len(requests) + 1
             self.seq = end % (1 << 30)
-            data = batch(subsystem, begin, requests, end)
+            if subsystem is None:
+                data = b"".join(r.data for r in requests)
+            else:
+                data = batch(subsystem, begin, requests, end)
             try:
                 self.sock.send(data)
             except OSError as exc:
                 raise NetlinkError(f"netlink: send: {exc}", exc.errno or 0) from exc
-            check(self.replies(requests[-1].seq if requests else begin), requests, begin)
+            replies = self.replies(requests[-1].seq if requests else begin)
+            check(replies, requests, begin, self.private)
 
     def replies(self, last: int) -> dict[int, int]:
         """The replies waiting, by seq, up to the one to `last` (or until none is left:

@@ -18,9 +18,9 @@ from __future__ import annotations
 import functools
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from dockwall.dnsproxy import netlink as nl
+from dockwall.dnsproxy.netlink import SetElement
 
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_NEWSETELEM = 12
@@ -36,15 +36,6 @@ NFTA_DATA_VALUE = 1
 NEW = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM
 DEL = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELSETELEM
 PER_BATCH = 512  # elements per transaction: a batch stays far below the socket's sndbuf
-
-
-@dataclass(frozen=True)
-class SetElement:
-    """An address for a set of table `inet <table>`, with its timeout in seconds."""
-
-    set_name: str
-    address: str
-    seconds: int
 
 
 def key(address: str) -> bytes:
