@@ -139,8 +139,6 @@ def test_datagrams_pass_through_and_servfail_without_a_task(
 
 
 class Recording:
-    inline = False
-
     def __init__(self) -> None:
         self.added: list[list[Element]] = []
 

@@ -76,12 +76,9 @@ def test_a_cname_loop_ends() -> None:
 
 
 class Recording:
-    """Kernel sets that record; `inline` as the netlink writer (called on the loop)."""
-
-    def __init__(self, fail: bool = False, inline: bool = False) -> None:
+    def __init__(self, fail: bool = False) -> None:
         self.added: list[Element] = []
         self.fail = fail
-        self.inline = inline
 
     def add(self, elements: Sequence[Element]) -> None:
         if self.fail:
@@ -116,9 +113,8 @@ def ask(fwd: Forwarder, query: dns.message.Message, client: str = CLIENT) -> dns
     return dns.message.from_wire(reply)
 
 
-@pytest.mark.parametrize("inline", [False, True])
 def test_learned_before_the_answer_with_clamped_ttl(
-    tmp_path: Path, upstream_server: list[Answer], inline: bool
+    tmp_path: Path, upstream_server: list[Answer]
 ) -> None:
     upstream_server.append(
         lambda q: response(
@@ -127,7 +123,7 @@ def test_learned_before_the_answer_with_clamped_ttl(
             ("evil.example.test.", 300, "A", "203.0.113.20"),
         )
     )
-    sets = Recording(inline=inline)
+    sets = Recording()
     fwd, _ = forwarder(tmp_path, sets, ("api.example.test", "*.example.test"))
     reply = ask(fwd, asked("api.example.test"))
     assert reply.rcode() == dns.rcode.NOERROR
@@ -159,12 +155,9 @@ def test_restricted_client_gets_refused_for_other_names(
     assert any("refused" in line for line in logged)
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_failed_set_update_is_servfail(
-    tmp_path: Path, upstream_server: list[Answer], inline: bool
-) -> None:
+def test_failed_set_update_is_servfail(tmp_path: Path, upstream_server: list[Answer]) -> None:
     upstream_server.append(lambda q: response(q, ("api.example.test.", 60, "A", "192.0.2.100")))
-    sets = Recording(fail=True, inline=inline)
+    sets = Recording(fail=True)
     fwd, logged = forwarder(tmp_path, sets, ("api.example.test",))
     assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.SERVFAIL
     assert any(line.startswith("warning: SERVFAIL") for line in logged)
@@ -277,18 +270,15 @@ def test_batches_keep_the_longest_lifetime() -> None:
 class CountedSets:
     """Kernel sets that record each call (one call is one transaction)."""
 
-    def __init__(self, inline: bool) -> None:
-        self.inline = inline
+    def __init__(self) -> None:
         self.calls: list[list[Element]] = []
 
     def add(self, elements: Sequence[Element]) -> None:
         self.calls.append(list(elements))
 
 
-@pytest.mark.parametrize("inline", [False, True])
-def test_answers_held_together_go_in_one_transaction(inline: bool) -> None:
-    """On the loop (inline) as in a thread: the worker runs once all are pending."""
-    sets, batcher = CountedSets(inline), Batcher()
+def test_answers_held_together_go_in_one_transaction() -> None:
+    sets, batcher = CountedSets(), Batcher()
 
     async def together() -> None:
         await asyncio.gather(
@@ -308,12 +298,12 @@ class IpsetRecorder(IpsetNetlink):
         self.sent += items
 
 
-def test_ipsets_by_netlink_name_the_pattern_family_set_and_run_on_the_loop() -> None:
+def test_ipsets_by_netlink_name_the_pattern_family_set() -> None:
     runner = FakeRunner(lambda argv, text: (0, ""))
     writer = IpsetRecorder()
     sets = IpsetSets(runner, writer)
     sets.add([Element("api.example.test", "192.0.2.1", 30)])
-    assert sets.inline and not IpsetSets(runner).inline and runner.calls == []
+    assert runner.calls == []
     assert writer.sent == [
         SetElement(ipt_fqdn.set_name("api.example.test", "ipv4"), "192.0.2.1", 30)
     ]
@@ -328,12 +318,12 @@ class NetlinkRecorder(NftNetlink):
         self.sent += items
 
 
-def test_nft_sets_by_netlink_name_the_pattern_family_set_and_run_on_the_loop() -> None:
+def test_nft_sets_by_netlink_name_the_pattern_family_set() -> None:
     runner = FakeRunner(lambda argv, text: (0, ""))
     writer = NetlinkRecorder()
     sets = NftSets(runner, netlink=writer)
     sets.add([Element("api.example.test", "2001:db8::1", 30)])
-    assert sets.inline and not NftSets(runner).inline and runner.calls == []
+    assert runner.calls == []
     assert writer.sent == [SetElement(nft_fqdn.set_name("api.example.test", 6), "2001:db8::1", 30)]
 
 

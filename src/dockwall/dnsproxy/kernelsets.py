@@ -46,13 +46,9 @@ FAMILIES: dict[int, Family] = {4: "ipv4", 6: "ipv6"}
 
 
 class KernelSets(Protocol):
-    @property
-    def inline(self) -> bool:
-        """Whether `add` is quick and never blocks, so it runs on the event loop."""
-        ...
-
     def add(self, elements: Sequence[Element]) -> None:
-        """Raises (CommandError) when the kernel did not take them all."""
+        """Raises (CommandError, NetlinkError: DockwallErrors) when the kernel did not
+        take them all."""
         ...
 
 
@@ -68,10 +64,6 @@ class NftSets:
         self.runner = runner
         self.library = library
         self.netlink = netlink
-
-    @property
-    def inline(self) -> bool:
-        return self.netlink is not None
 
     def script(self, elements: Sequence[Element]) -> str:
         lines = []
@@ -102,10 +94,6 @@ class IpsetSets:
     def __init__(self, runner: Runner, netlink: IpsetNetlink | None = None) -> None:
         self.runner = runner
         self.netlink = netlink
-
-    @property
-    def inline(self) -> bool:
-        return self.netlink is not None
 
     def script(self, elements: Sequence[Element]) -> str:
         return "".join(

@@ -6,9 +6,9 @@ before every command: 0.4-0.7 ms in the lab's namespace, most of the hold) where
 kernel itself takes microseconds. This sends the batch nft would send for the same
 `add element` / `delete element` / `add element` script: NEWSETELEM with each
 element's timeout, DELSETELEM, NEWSETELEM again, one transaction (why the three: the
-module docstring of `kernelsets`). It is fast and never blocks (the kernel answers
-inside `send`), so the forwarder calls it on its event loop. Where the socket cannot
-be opened, `kernelsets` falls back to libnftables or `nft -f -`.
+module docstring of `kernelsets`). The kernel answers inside `send`, so the acks are
+read without waiting (the forwarder still calls it in a thread: see `batch`). Where the
+socket cannot be opened, `kernelsets` falls back to libnftables or `nft -f -`.
 
 Constants are those of linux/netfilter/nf_tables.h and nfnetlink.h.
 """
