@@ -1,9 +1,9 @@
 """nfnetlink by hand: attributes, messages, and a socket that sends one and reads its acks.
 
-Only what the set writers need (`nftnetlink`): the standard library's `socket` and
-`struct`, no dependency. The kernel handles a netfilter netlink request inside the
-sender's `send` call and queues every reply before `send` returns, so the acks are read
-without waiting; a reply that is not there is a failure, never a wait. Constants are
+Only what the set writers need (`nftnetlink`, `ipsetnetlink`): the standard library's
+`socket` and `struct`, no dependency. The kernel handles a netfilter netlink request
+inside the sender's `send` call and queues every reply before `send` returns, so the
+acks are read without waiting; a reply that is not there is a failure, never a wait. Constants are
 those of linux/netlink.h and linux/netfilter/nfnetlink.h.
 """
 
