@@ -10,6 +10,7 @@ backend runs the whole story in one test, so the agent starts only a few times.
 from __future__ import annotations
 
 import json
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -223,6 +224,28 @@ def test_egress_by_name(
     assert learned_file(lab).exists()
     cli.run("reset", "--backend", backend)
     assert not learned_file(lab).exists()
+
+
+REFUSED = """
+from dockwall.dnsproxy.ipsetnetlink import IpsetNetlink
+from dockwall.dnsproxy.netlink import NetlinkError, SetElement
+from dockwall.dnsproxy.nftnetlink import NftNetlink
+for writer, name in ((NftNetlink("dockwall"), "fq-none-v4"), (IpsetNetlink(), "dwfq-none-4")):
+    try:
+        writer.add([SetElement(name, "192.0.2.9", 5)])
+        print("written")
+    except NetlinkError as exc:
+        print(exc.code, exc)
+"""
+
+
+def test_the_netlink_writers_fail_on_a_missing_set(lab: Lab) -> None:
+    """The kernel's refusal reaches the forwarder as an error (it answers SERVFAIL), with
+    the errno and the set named: no set of that name exists in the lab's namespace."""
+    lines = lab.host.run([sys.executable, "-c", REFUSED], timeout=60).stdout.splitlines()
+    assert len(lines) == 2, lines
+    assert lines[0].startswith("2 ") and "fq-none-v4" in lines[0] and "ENOENT" in lines[0]
+    assert lines[1].startswith("2 ") and "dwfq-none-4" in lines[1] and "ENOENT" in lines[1]
 
 
 def element_times(lab: Lab, backend: str, pattern: str, address: str) -> tuple[int, int]:
