@@ -19,13 +19,18 @@ import dns.rrset
 import pytest
 from prometheus_client import CollectorRegistry
 
+from dockwall.backends.iptables import fqdn as ipt_fqdn
+from dockwall.backends.nftables import fqdn as nft_fqdn
 from dockwall.compile.ir import DnsClient
 from dockwall.dnsproxy import answers, upstream
-from dockwall.dnsproxy.batch import merged
+from dockwall.dnsproxy.batch import Batcher, merged
 from dockwall.dnsproxy.forwarder import Config, Forwarder
+from dockwall.dnsproxy.ipsetnetlink import IpsetNetlink
 from dockwall.dnsproxy.kernelsets import Element, IpsetSets, NftSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore, read_entries
 from dockwall.dnsproxy.metrics import DnsCollector
+from dockwall.dnsproxy.netlink import SetElement
+from dockwall.dnsproxy.nftnetlink import NftNetlink
 from dockwall.dnsproxy.report import named_destination
 from tests.unit.fakes import FakeRunner
 
@@ -152,7 +157,8 @@ def test_restricted_client_gets_refused_for_other_names(
 
 def test_failed_set_update_is_servfail(tmp_path: Path, upstream_server: list[Answer]) -> None:
     upstream_server.append(lambda q: response(q, ("api.example.test.", 60, "A", "192.0.2.100")))
-    fwd, logged = forwarder(tmp_path, Recording(fail=True), ("api.example.test",))
+    sets = Recording(fail=True)
+    fwd, logged = forwarder(tmp_path, sets, ("api.example.test",))
     assert ask(fwd, asked("api.example.test")).rcode() == dns.rcode.SERVFAIL
     assert any(line.startswith("warning: SERVFAIL") for line in logged)
 
@@ -259,6 +265,66 @@ def test_batches_keep_the_longest_lifetime() -> None:
         Element("p", "192.0.2.1", 60),
         Element("q", "x", 1),
     ]
+
+
+class CountedSets:
+    """Kernel sets that record each call (one call is one transaction)."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[Element]] = []
+
+    def add(self, elements: Sequence[Element]) -> None:
+        self.calls.append(list(elements))
+
+
+def test_answers_held_together_go_in_one_transaction() -> None:
+    sets, batcher = CountedSets(), Batcher()
+
+    async def together() -> None:
+        await asyncio.gather(
+            batcher.add(sets, [Element("p", "192.0.2.1", 5)]),
+            batcher.add(sets, [Element("p", "192.0.2.2", 5)]),
+        )
+
+    asyncio.run(together())
+    assert [[e.address for e in call] for call in sets.calls] == [["192.0.2.1", "192.0.2.2"]]
+
+
+class IpsetRecorder(IpsetNetlink):
+    def __init__(self) -> None:  # no socket
+        self.sent: list[SetElement] = []
+
+    def add(self, items: Sequence[SetElement]) -> None:
+        self.sent += items
+
+
+def test_ipsets_by_netlink_name_the_pattern_family_set() -> None:
+    runner = FakeRunner(lambda argv, text: (0, ""))
+    writer = IpsetRecorder()
+    sets = IpsetSets(runner, writer)
+    sets.add([Element("api.example.test", "192.0.2.1", 30)])
+    assert runner.calls == []
+    assert writer.sent == [
+        SetElement(ipt_fqdn.set_name("api.example.test", "ipv4"), "192.0.2.1", 30)
+    ]
+
+
+class NetlinkRecorder(NftNetlink):
+    def __init__(self) -> None:  # no socket
+        self.table = "dockwall"
+        self.sent: list[SetElement] = []
+
+    def add(self, items: Sequence[SetElement]) -> None:
+        self.sent += items
+
+
+def test_nft_sets_by_netlink_name_the_pattern_family_set() -> None:
+    runner = FakeRunner(lambda argv, text: (0, ""))
+    writer = NetlinkRecorder()
+    sets = NftSets(runner, netlink=writer)
+    sets.add([Element("api.example.test", "2001:db8::1", 30)])
+    assert runner.calls == []
+    assert writer.sent == [SetElement(nft_fqdn.set_name("api.example.test", 6), "2001:db8::1", 30)]
 
 
 def test_explain_takes_a_name_as_its_learned_address() -> None:

@@ -15,11 +15,11 @@ from dataclasses import replace
 from pathlib import Path
 
 from dockwall.agent.services import Enforced, Hosting
+from dockwall.backends.nftables.expr import TABLE
 from dockwall.compile.ir import Dns
+from dockwall.dnsproxy import ipsetnetlink, libnft, nftnetlink
 from dockwall.dnsproxy.forwarder import Config, Forwarder, Log
-from dockwall.dnsproxy.kernelsets import for_backend
-from dockwall.dnsproxy.libnft import NftLibrary
-from dockwall.dnsproxy.libnft import load as load_library
+from dockwall.dnsproxy.kernelsets import Writers, for_backend
 from dockwall.dnsproxy.service import DnsService
 from dockwall.runner import Runner
 
@@ -40,14 +40,21 @@ def resolv_conf_servers() -> tuple[str, ...]:
     )
 
 
-def config_for(dns: Dns, backend: str, runner: Runner, library: NftLibrary | None) -> Config:
+def config_for(dns: Dns, backend: str, runner: Runner, writers: Writers | None = None) -> Config:
     return Config(
         clients={str(c.address): c for c in dns.clients},
         upstreams=dns.upstreams or resolv_conf_servers(),
         min_ttl=dns.min_ttl,
         max_ttl=dns.max_ttl,
-        sets=for_backend(backend, runner, library),
+        sets=for_backend(backend, runner, writers),
     )
+
+
+def writer_name(backend: str, writers: Writers) -> str:
+    """How learned addresses reach the kernel, for the agent's log."""
+    if backend != "nftables":
+        return "netlink" if writers.ipset else "ipset restore"
+    return "netlink" if writers.nft else "libnftables" if writers.library else "nft -f"
 
 
 class DnsHost:
@@ -61,18 +68,23 @@ class DnsHost:
         self.log = log
         self.service: DnsService | None = None
         self.debug = os.environ.get("DOCKWALL_LOG_LEVEL", "").lower() == "debug"
-        self.library: NftLibrary | None = None
-        self.library_tried = False
+        self.writers: dict[str, Writers] = {}
 
-    def nft_library(self, backend: str, runner: Runner) -> NftLibrary | None:
-        """Loaded once, and only when the runner acts on this process's own namespace
-        (a runner that enters another namespace must go through nft itself)."""
-        if backend != "nftables" or getattr(runner, "netns", None):
-            return None
-        if not self.library_tried:
-            self.library_tried = True
-            self.library = load_library()
-        return self.library
+    def set_writers(self, backend: str, runner: Runner) -> Writers:
+        """The in-process writers, made once per backend: the netlink socket, else (it
+        could not be opened) libnftables for nftables. Only when the runner acts on this
+        process's own namespace (the socket and the library act where the process is;
+        a runner that enters another namespace must go through nft or ipset itself)."""
+        if getattr(runner, "netns", None):
+            return Writers()
+        if backend not in self.writers:
+            if backend == "nftables":
+                nft = nftnetlink.load(TABLE)
+                library = None if nft is not None else libnft.load()
+                self.writers[backend] = Writers(library=library, nft=nft)
+            else:
+                self.writers[backend] = Writers(ipset=ipsetnetlink.load())
+        return self.writers[backend]
 
     def after_apply(self, dns: Dns | None, backend: str) -> None:
         """Called with each ruleset once it is in force (its sets exist)."""
@@ -81,14 +93,16 @@ class DnsHost:
                 self.service.configure(replace(self.service.forwarder.config, clients={}))
             return
         runner = self.runner()
-        config = config_for(dns, backend, runner, self.nft_library(backend, runner))
+        writers = self.set_writers(backend, runner)
+        config = config_for(dns, backend, runner, writers)
         if self.service is None:
             service = DnsService(config, dns.port, self.log, self.debug)
             service.start()
             self.service = service
             self.log(
                 f"DNS forwarder listening on port {dns.port} (upstreams: "
-                f"{', '.join(config.upstreams) or 'none'})"
+                f"{', '.join(config.upstreams) or 'none'}; sets written by "
+                f"{writer_name(backend, writers)})"
             )
         elif dns.port != self.service.port:
             self.log(

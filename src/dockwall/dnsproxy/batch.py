@@ -1,9 +1,14 @@
 """Set updates of answers that arrive together go to the kernel in one transaction.
 
-Each update is a subprocess (`nft -f -`, `ipset restore`) of a few milliseconds; 64
-answers held at once would queue 64 of them past the hold limit. While one update
-runs, the next answers wait and then go together, so the cost per answer falls as
-the load rises.
+A subprocess update (`nft -f -`, `ipset restore`) takes a few milliseconds; 64 answers
+held at once would queue 64 of them past the hold limit. While one update runs, the
+next answers wait and then go together, so the cost per answer falls as the load rises.
+
+Updates run in a thread even by netlink (microseconds, mostly): an nf_tables write
+sleeps in the kernel for 15-40 ms at times (while `nft` lists the ruleset: the agent's
+drift check, once a second), which on the event loop would stall every other query; off
+it, only the answers waiting for that update wait. (On the loop it saved 0.05-0.1 ms
+at p50, docs/benchmarks.md.)
 """
 
 from __future__ import annotations

@@ -23,7 +23,7 @@ import dns.message
 import dns.rcode
 
 from dockwall.compile.ir import DnsClient
-from dockwall.dnsproxy import answers, wire
+from dockwall.dnsproxy import answers, answerwire, wire
 from dockwall.dnsproxy.batch import Batcher
 from dockwall.dnsproxy.kernelsets import Element, KernelSets
 from dockwall.dnsproxy.learned import Entry, LearnedStore
@@ -202,14 +202,16 @@ class Forwarder:
         client: str,
         config: Config,
     ) -> bytes:
-        """The reply, once its addresses are in the kernel; SERVFAIL if they are not."""
-        try:
-            response = dns.message.from_wire(reply)
-        except dns.exception.DNSException:
-            self.counts.servfail += 1
-            self.log(f"warning: SERVFAIL to {client}: upstream answer unreadable")
-            return reply_to(query, dns.rcode.SERVFAIL)
-        found = answers.chain(response)
+        """The reply, once its addresses are in the kernel; SERVFAIL if they are not.
+        A plain answer's chain is read from the wire (answerwire), any other by dnspython."""
+        found = answerwire.chain(reply)
+        if isinstance(found, answerwire.Unread):
+            try:
+                found = answers.chain(dns.message.from_wire(reply))
+            except dns.exception.DNSException:
+                self.counts.servfail += 1
+                self.log(f"warning: SERVFAIL to {client}: upstream answer unreadable")
+                return reply_to(query, dns.rcode.SERVFAIL)
         if found is None:
             self.counts.answered += 1
             return reply

@@ -6,6 +6,11 @@ timeout. So each element is added, deleted and added again with the new timeout 
 kernel commits all three at once, so no packet ever sees the element missing, and the
 result is the same on 6.1 (Debian 12) and on 6.12+ (where the re-add alone would do).
 ipset: `-exist add ... timeout N` refreshes the timeout on every kernel.
+
+Writers, fastest first: netlink directly (`nftnetlink`, `ipsetnetlink`: microseconds,
+called on the forwarder's loop); for nftables libnftables (`libnft`, in-process but with
+a cache fetch per transaction); `nft -f -` or `ipset -exist restore` (a subprocess: the
+last resort, and the only one that can act in another namespace through the runner).
 """
 
 from __future__ import annotations
@@ -19,7 +24,10 @@ from dockwall.backends.iptables import fqdn as ipt
 from dockwall.backends.iptables.detect import Family
 from dockwall.backends.nftables import fqdn as nft
 from dockwall.backends.nftables.expr import FAMILY, TABLE
+from dockwall.dnsproxy.ipsetnetlink import IpsetNetlink
 from dockwall.dnsproxy.libnft import NftLibrary
+from dockwall.dnsproxy.netlink import SetElement
+from dockwall.dnsproxy.nftnetlink import NftNetlink
 from dockwall.runner import Runner
 
 
@@ -34,18 +42,28 @@ class Element:
         return ipaddress.ip_address(self.address).version
 
 
+FAMILIES: dict[int, Family] = {4: "ipv4", 6: "ipv6"}
+
+
 class KernelSets(Protocol):
     def add(self, elements: Sequence[Element]) -> None:
-        """Raises (CommandError) when the kernel did not take them all."""
+        """Raises (CommandError, NetlinkError: DockwallErrors) when the kernel did not
+        take them all."""
         ...
 
 
 class NftSets:
-    """Through libnftables when it loads (no subprocess per answer), else `nft -f -`."""
+    """By netlink when its socket opened, else libnftables, else `nft -f -`."""
 
-    def __init__(self, runner: Runner, library: NftLibrary | None = None) -> None:
+    def __init__(
+        self,
+        runner: Runner,
+        library: NftLibrary | None = None,
+        netlink: NftNetlink | None = None,
+    ) -> None:
         self.runner = runner
         self.library = library
+        self.netlink = netlink
 
     def script(self, elements: Sequence[Element]) -> str:
         lines = []
@@ -59,27 +77,53 @@ class NftSets:
     def add(self, elements: Sequence[Element]) -> None:
         if not elements:
             return
-        if self.library is not None:
+        if self.netlink is not None:
+            self.netlink.add(
+                [SetElement(nft.set_name(e.pattern, e.family), e.address, e.seconds)
+                 for e in elements]
+            )  # fmt: skip
+        elif self.library is not None:
             self.library.run(self.script(elements))
         else:
             self.runner.run(["nft", "-f", "-"], input=self.script(elements))
 
 
 class IpsetSets:
-    def __init__(self, runner: Runner) -> None:
+    """By netlink when its socket opened, else `ipset -exist restore`."""
+
+    def __init__(self, runner: Runner, netlink: IpsetNetlink | None = None) -> None:
         self.runner = runner
+        self.netlink = netlink
 
     def script(self, elements: Sequence[Element]) -> str:
-        families: dict[int, Family] = {4: "ipv4", 6: "ipv6"}
         return "".join(
-            f"add {ipt.set_name(e.pattern, families[e.family])} {e.address} timeout {e.seconds}\n"
+            f"add {ipt.set_name(e.pattern, FAMILIES[e.family])} {e.address} timeout {e.seconds}\n"
             for e in elements
         )
 
     def add(self, elements: Sequence[Element]) -> None:
-        if elements:
+        if not elements:
+            return
+        if self.netlink is not None:
+            self.netlink.add(
+                [SetElement(ipt.set_name(e.pattern, FAMILIES[e.family]), e.address, e.seconds)
+                 for e in elements]
+            )  # fmt: skip
+        else:
             self.runner.run(["ipset", "-exist", "restore"], input=self.script(elements))
 
 
-def for_backend(name: str, runner: Runner, library: NftLibrary | None = None) -> KernelSets:
-    return NftSets(runner, library) if name == "nftables" else IpsetSets(runner)
+@dataclass(frozen=True)
+class Writers:
+    """The in-process writers that could be made (each None where it could not)."""
+
+    library: NftLibrary | None = None
+    nft: NftNetlink | None = None
+    ipset: IpsetNetlink | None = None
+
+
+def for_backend(name: str, runner: Runner, writers: Writers | None = None) -> KernelSets:
+    made = writers or Writers()
+    if name == "nftables":
+        return NftSets(runner, made.library, made.nft)
+    return IpsetSets(runner, made.ipset)
