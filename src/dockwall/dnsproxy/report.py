@@ -12,7 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from dockwall.dnsproxy.learned import Entry, read_entries
-from dockwall.policy.fqdn import normal_name
+from dockwall.policy.fqdn import is_address, normal_name
 
 
 def learned_rows(
@@ -66,14 +66,6 @@ def address_part(destination: str) -> str:
     if destination.count(":") == 1:
         return destination.partition(":")[0]
     return destination
-
-
-def is_address(text: str) -> bool:
-    try:
-        ipaddress.ip_address(text)
-    except ValueError:
-        return False
-    return True
 
 
 def split_named(destination: str) -> tuple[str, str] | None:
