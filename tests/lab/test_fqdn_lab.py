@@ -326,3 +326,46 @@ def check_agent_down(
     )
     assert reopened is not None, restarted.log()
     return restarted
+
+
+@pytest.mark.timeout(240)
+def test_drift_checks_skip_the_listing_while_only_learning_and_see_a_hand_edit(
+    fqdn_lab: tuple[Lab, list[str]], cli: LabCli, agents: Agents
+) -> None:
+    """The drift gate (agent/driftgate.py) with the real kernel: while the forwarder
+    learns, nf_tables' generation grows by exactly its own commits, so the checks keep
+    counting without listing the table; a hand edit is someone else's commit, listed
+    and repaired at the next check, and the learned addresses ride through the repair."""
+    lab, many = fqdn_lab
+    learned_file(lab).unlink(missing_ok=True)
+    write_zone(lab, zone(many))
+    agent = agents.start(cli.policy(POLICY), backend="nftables")
+    agent.wait_ready()
+    listed = wait_until(lambda: agent.mine().get("drift_listings", 0) > 0, 20)
+    assert listed is not None, f"no drift check listed the table:\n{agent.log()}"
+    first = agent.mine()
+
+    lookups = [
+        {"name": f"c{i}.many.example.test", "type": "AAAA" if ":" in address else "A",
+         "server": EMBEDDED, "port": MANY_PORT, "connect": 3}
+        for i, address in enumerate(many[:60])
+    ]  # fmt: skip
+    results = resolve_connect(lab, "worker", lookups)
+    assert all([c["outcome"] for c in r["connects"]] == ["open"] for r in results), results[:3]
+    checks = int(first["drift_checks"])
+    counted = wait_until(lambda: agent.mine().get("drift_checks", 0) >= checks + 4, 30)
+    assert counted is not None, f"drift checks stopped:\n{agent.log()}"
+    later = agent.mine()
+    assert later["drift_listings"] - first["drift_listings"] <= 1, (first, later)  # the backstop
+    assert later["repairs"] == first["repairs"]
+    print(f"{len(results)} names learned, {later['drift_checks'] - checks} checks, "
+          f"{later['drift_listings'] - first['drift_listings']} listed")  # fmt: skip
+
+    lab.host.run(["nft", "flush", "chain", "inet", "dockwall", "forward"])
+    fixed = wait_until(lambda: agent.mine().get("repairs", 0) > later["repairs"], EVENT_BOUND)
+    assert fixed is not None, f"a hand flush was not repaired:\n{agent.log()}"
+    repaired = agent.mine()
+    assert repaired["drift_listings"] > later["drift_listings"]
+    prober = Prober(lab, timeout=1.0)
+    target = (many[0], MANY_PORT)
+    assert tcp(prober, "worker", [target, ("192.0.2.7", MANY_PORT)]) == ["open", "timeout"]

@@ -51,6 +51,12 @@ class FakeBackend:
         return True
 
 
+class FakeNftables(FakeBackend):
+    """The backend whose drift checks the generation gate may skip."""
+
+    name = "nftables"
+
+
 SELECTED = Selected(FakeBackend(), "test", ())
 DRIFT = Change("ipv4", "add", "DOCKWALL-FORWARD", "our rules")
 
@@ -65,14 +71,19 @@ class FakeFirewall:
     applied: list[tuple[float, Ruleset]] = field(default_factory=list)
     selections: int = 0
     fail: DockwallError | None = None
+    selected: Selected = SELECTED
+    plans: list[float] = field(default_factory=list)
+    generation: int = 0  # nf_tables' commits, anyone's
+    own: int = 0  # those made by the agent's own (DNS) writer
 
     def plan_ruleset(
         self, ruleset: Ruleset, preferred: BackendChoice = "auto"
     ) -> tuple[Selected, list[Plan]]:
         self.selections += 1
-        return SELECTED, self.plan_with(SELECTED, ruleset)
+        return self.selected, self.plan_with(self.selected, ruleset)
 
     def plan_with(self, selected: Selected, ruleset: Ruleset) -> list[Plan]:
+        self.plans.append(self.clock.t)
         if self.fail is not None:
             raise self.fail
         return [Plan("fake", () if self.live == ruleset else (DRIFT,))]
@@ -85,7 +96,11 @@ class FakeFirewall:
         list_lines: Mapping[str, int] | None = None,
     ) -> None:
         self.live = ruleset
+        self.generation += 1
         self.applied.append((self.clock.t, ruleset))
+
+    def stamp(self) -> tuple[int, int]:
+        return self.generation, self.own
 
 
 @dataclass

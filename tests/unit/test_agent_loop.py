@@ -16,10 +16,19 @@ from dockwall.agent.events import Disconnected, Event, Item
 from dockwall.agent.loop import Agent, AgentConfig
 from dockwall.agent.services import Enforced, Hosting
 from dockwall.compile.ir import Ruleset
+from dockwall.engine import Selected
 from dockwall.errors import DockwallError
 from dockwall.model.state import Attachment, Container
 
-from .agent_fakes import Action, FakeClock, FakeDocker, FakeFirewall, FakeSession, Host
+from .agent_fakes import (
+    Action,
+    FakeClock,
+    FakeDocker,
+    FakeFirewall,
+    FakeNftables,
+    FakeSession,
+    Host,
+)
 from .state_samples import DOCKER0
 
 POLICY = """\
@@ -279,3 +288,57 @@ def test_a_service_that_cannot_start_stops_those_started_and_the_agent(rig: Rig)
         agent.run(rig.stop)
     assert calls == ["start dns", "stop dns"]
     assert rig.docker.opened == []
+
+
+def gated(rig: Rig) -> None:
+    rig.firewall.selected = Selected(FakeNftables(), "test", ())
+
+
+def test_the_drift_check_lists_only_when_someone_else_committed(rig: Rig) -> None:
+    """Generation gate (agent/driftgate.py): the forwarder's own commits (2.5 s) leave the
+    checks at 3 and 4 s to the stamp; a flush by someone else (4.5 s) is listed at 5 s
+    and repaired; the check after a repair lists again, then the gate holds."""
+    gated(rig)
+
+    def learned() -> None:
+        rig.firewall.generation += 2
+        rig.firewall.own += 2
+
+    def flush() -> None:
+        rig.firewall.live = None
+        rig.firewall.generation += 1
+
+    script: list[tuple[float, Item | Action]] = [(T0 + 2.5, learned), (T0 + 4.5, flush)]
+    agent = rig.agent(rig.session(script), until=8.2, generation=rig.firewall.stamp)
+    rig.run(agent)
+    assert [round(at - T0, 3) for at in rig.firewall.plans] == [0.0, 1.0, 5.0, 6.0]
+    assert rig.applies() == [(0.0, set()), (5.0, set())]
+    assert agent.stats.drift_checks == 8
+    assert agent.stats.repairs == 1
+
+
+def test_a_gated_drift_check_still_lists_at_the_backstop_and_when_unreadable(
+    rig: Rig,
+) -> None:
+    gated(rig)
+    stamps: list[tuple[int, int] | None] = []
+
+    def stamp() -> tuple[int, int]:
+        if rig.clock.t - T0 > 40:
+            raise DockwallError("netlink: query: no reply from the kernel")
+        found = rig.firewall.stamp()
+        stamps.append(found)
+        return found
+
+    agent = rig.agent(rig.session([]), until=42.2, generation=stamp)
+    rig.run(agent)
+    listed = [round(at - T0, 3) for at in rig.firewall.plans]
+    assert listed == [0.0, 1.0, 31.0, 41.0, 42.0]
+    assert agent.stats.drift_checks == 42
+
+
+def test_without_a_stamp_or_on_another_backend_every_check_lists(rig: Rig) -> None:
+    agent = rig.agent(rig.session([]), until=3.2, generation=rig.firewall.stamp)
+    rig.run(agent)
+    assert [round(at - T0, 3) for at in rig.firewall.plans] == [0.0, 1.0, 2.0, 3.0]
+    assert agent.stats.drift_checks == 3

@@ -167,3 +167,25 @@ def test_ipset_errors_of_its_own_are_named() -> None:
     requests = ipset.requests([SetElement("dwfq-x-4", "192.0.2.5", 5)], 2)
     with pytest.raises(nl.NetlinkError, match=r"add 192.0.2.5 to ipset dwfq-x-4: set is full"):
         nl.check(nl.errors_of(reply(2, -4352)), requests, 1, ipset.IPSET_ERRORS)
+
+
+def newgen(seq: int, genid: int) -> bytes:
+    """The kernel's NFT_MSG_NEWGEN reply: NFTA_GEN_ID (be32), then the process's pid."""
+    body = nl.attr(nft.NFTA_GEN_ID, struct.pack("!I", genid)) + nl.attr(2, struct.pack("!I", 7))
+    return nl.message(10 << 8 | 15, 0, seq, nl.AF_UNSPEC, 0, body)
+
+
+def test_the_generation_reply_of_our_request_is_found_and_its_id_read() -> None:
+    data = nl.message(nl.NLMSG_ERROR, 0, 3, 0, 0, b"") + newgen(4, 0xFFFFFFFE)
+    payload = nl.reply_payload(data, 4)
+    assert nl.attributes(payload)[nft.NFTA_GEN_ID] == struct.pack("!I", 0xFFFFFFFE)
+
+
+def test_a_generation_request_refused_or_unanswered_raises() -> None:
+    refused = nl.message(nl.NLMSG_ERROR, 0, 5, 0, 0, b"")
+    refused = refused[: nl.HEADER.size] + struct.pack("=i", -errno.EPERM)
+    refused = struct.pack("=I", len(refused)) + refused[4:]
+    with pytest.raises(nl.NetlinkError, match="EPERM"):
+        nl.reply_payload(refused, 5)
+    with pytest.raises(nl.NetlinkError, match="no reply"):
+        nl.reply_payload(newgen(4, 1), 5)

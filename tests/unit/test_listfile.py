@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
-from dockwall.policy.listfile import ListFileError, parse_lines
+from dockwall.policy.listfile import ListFileError, parse_lines, read_list_file
 
 
 @pytest.mark.parametrize(
@@ -17,6 +19,11 @@ from dockwall.policy.listfile import ListFileError, parse_lines
         ("2001:DB8::1", (), ("2001:db8::1",)),
         ("2001:db8:0:0::1/128", (), ("2001:db8::1",)),
         ("2001:db8::/32", (), ("2001:db8::/32",)),
+        ("1.10.16.0/20 ; SBL256894", ("1.10.16.0/20",), ()),
+        ("; Spamhaus DROP List", (), ()),
+        ("\t192.0.2.1\t#\ttabbed", ("192.0.2.1",), ()),
+        ("192.0.2.1\r", ("192.0.2.1",), ()),
+        ("2001:db8::1;note", (), ("2001:db8::1",)),
     ],
 )
 def test_each_spelling_becomes_the_kernel_spelling(
@@ -75,3 +82,17 @@ def test_covered_entries_go_so_interval_sets_never_overlap() -> None:
     assert found.interval4 and found.interval6
     hosts = parse_lines(["192.0.2.2", "192.0.2.1"], "l.txt", "fail")
     assert not hosts.interval4 and set(hosts.v4) == {"192.0.2.1", "192.0.2.2"}
+
+
+def test_a_file_with_a_byte_order_mark_and_crlf_lines_reads_like_any_other(tmp_path: Path) -> None:
+    path = tmp_path / "drop.txt"
+    path.write_bytes(b"\xef\xbb\xbf; Spamhaus DROP\r\n1.10.16.0/20 ; SBL1\r\n192.0.2.1\r\n")
+    found = read_list_file(path)
+    assert found.v4 == ("1.10.16.0/20", "192.0.2.1") and found.lines == 3
+
+
+def test_a_byte_order_mark_elsewhere_is_still_a_bad_line(tmp_path: Path) -> None:
+    path = tmp_path / "odd.txt"
+    path.write_bytes(b"192.0.2.1\n\xef\xbb\xbf192.0.2.2\n")
+    with pytest.raises(ListFileError, match=r"odd\.txt:2: .*is not an IP address"):
+        read_list_file(path)

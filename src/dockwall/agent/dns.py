@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
+from dockwall.agent.driftgate import Stamp
 from dockwall.agent.services import Enforced, Hosting
 from dockwall.backends.nftables.expr import TABLE
 from dockwall.compile.ir import Dns
@@ -21,6 +22,7 @@ from dockwall.dnsproxy import ipsetnetlink, libnft, nftnetlink
 from dockwall.dnsproxy.forwarder import Config, Forwarder, Log
 from dockwall.dnsproxy.kernelsets import Writers, for_backend
 from dockwall.dnsproxy.service import DnsService
+from dockwall.errors import DockwallError
 from dockwall.runner import Runner
 
 RESOLV_CONF = "/etc/resolv.conf"
@@ -69,6 +71,7 @@ class DnsHost:
         self.service: DnsService | None = None
         self.debug = os.environ.get("DOCKWALL_LOG_LEVEL", "").lower() == "debug"
         self.writers: dict[str, Writers] = {}
+        self.nft: nftnetlink.NftNetlink | None = None
 
     def set_writers(self, backend: str, runner: Runner) -> Writers:
         """The in-process writers, made once per backend: the netlink socket, else (it
@@ -79,12 +82,28 @@ class DnsHost:
             return Writers()
         if backend not in self.writers:
             if backend == "nftables":
-                nft = nftnetlink.load(TABLE)
+                nft = self.nft_writer()
                 library = None if nft is not None else libnft.load()
                 self.writers[backend] = Writers(library=library, nft=nft)
             else:
                 self.writers[backend] = Writers(ipset=ipsetnetlink.load())
         return self.writers[backend]
+
+    def nft_writer(self) -> nftnetlink.NftNetlink | None:
+        """The nf_tables netlink writer, made once: the forwarder writes through it and
+        the drift gate reads its commit count (`generation`)."""
+        if self.nft is None:
+            self.nft = nftnetlink.load(TABLE)
+        return self.nft
+
+    def generation(self) -> Stamp:
+        """The agent's drift gate stamp (agent/driftgate.py), read through the writer the
+        forwarder commits with, so its commits are counted; only where that socket is in
+        the namespace the firewall is written in."""
+        writer = None if getattr(self.runner(), "netns", None) else self.nft_writer()
+        if writer is None:
+            raise DockwallError("no nf_tables netlink socket in the firewall's namespace")
+        return writer.stamp()
 
     def after_apply(self, dns: Dns | None, backend: str) -> None:
         """Called with each ruleset once it is in force (its sets exist)."""

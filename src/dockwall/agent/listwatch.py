@@ -71,11 +71,14 @@ class ListWatch:
         self.seen = now
         return True
 
+    def deep_due(self, policy: Policy) -> bool:
+        """Whether the next drift check compares the list sets' elements."""
+        return bool(policy.lists) and self.clock() - self.deep_checked >= self.deep_every
+
     def drift_check(self, policy: Policy) -> AbstractContextManager[None]:
         """What a drift check runs under: the deep comparison of the list sets' elements
         when the policy has lists and the last one is `deep_every` seconds ago."""
-        now = self.clock()
-        if not policy.lists or now - self.deep_checked < self.deep_every:
+        if not self.deep_due(policy):
             return contextlib.nullcontext()
-        self.deep_checked = now
+        self.deep_checked = self.clock()
         return records_distrusted()

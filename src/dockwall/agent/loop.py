@@ -22,6 +22,7 @@ from typing import Any
 from docker.errors import DockerException
 
 from dockwall.agent import timing
+from dockwall.agent.driftgate import DriftGate, Stamp
 from dockwall.agent.events import Disconnected
 from dockwall.agent.listwatch import ListWatch
 from dockwall.agent.seams import Clock, Connect, Firewall, Session, SystemClock
@@ -89,6 +90,7 @@ class Stats:
     events: int = 0
     reconciles: int = 0
     drift_checks: int = 0
+    drift_listings: int = 0  # checks that read the ruleset (the rest: driftgate)
     repairs: int = 0
     last_reconcile: str | None = None
     last_reconcile_ms: float | None = None
@@ -116,6 +118,7 @@ class Agent:
         clock: Clock | None = None,
         services: Sequence[Service] = (),
         after_apply: Sequence[AfterApply] = (),
+        generation: Callable[[], Stamp] | None = None,
     ) -> None:
         self.config = config
         self.timing = Timing(config.debounce, config.max_delay, config.drift_interval)
@@ -130,6 +133,7 @@ class Agent:
         loaded = read_policy(config.policy_path, config.max_policy_bytes)
         self.policy: Policy = loaded.policy
         self.lists = ListWatch(config.policy_path, self.policy)
+        self.gate = DriftGate(generation)
         for warning in loaded.warnings:
             self.log(f"warning: {warning}")
         self.stop = threading.Event()
@@ -301,6 +305,7 @@ class Agent:
                 plans = self.engine.plan_with(self.selected, ruleset)
             self.ruleset = ruleset
             if not repair or any(not p.in_sync for p in plans):
+                self.gate.forget()
                 self.engine.apply(self.selected, plans, ruleset, list_lines(self.policy))
             return plans
 
@@ -312,6 +317,12 @@ class Agent:
         if self.ruleset is None or self.selected is None:
             self.reconcile("retry")
             return
+        stamp = self.gate.stamp() if self.selected.backend.name == "nftables" else None
+        if not self.lists.deep_due(self.policy) and self.gate.unchanged(stamp, self.clock.now()):
+            self.stats.drift_checks += 1
+            self.save()
+            return
+        self.stats.drift_listings += 1
         try:
             with self.lists.drift_check(self.policy):
                 plans = self.enforce(self.ruleset, repair=True)
@@ -330,6 +341,8 @@ class Agent:
         if changes:
             self.stats.repairs += 1
             self.log(f"drift repaired: {changes} rule(s) and hook(s) restored")
+        else:
+            self.gate.found_in_force(stamp, self.clock.now())
         self.save()  # the check count too: tests see checks that found nothing
 
     def reload_policy(self) -> bool:

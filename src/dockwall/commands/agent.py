@@ -114,6 +114,7 @@ def agent(
         connect=docker_session,
         services=(dns, *observe.services()),
         after_apply=(dns.enforced, observe.applied),
+        generation=dns.generation,
     )
     observe.agent = runner
     log(f"started with {policy}")

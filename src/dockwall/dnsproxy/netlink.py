@@ -116,6 +116,36 @@ def errors_of(data: bytes) -> dict[int, int]:
     return found
 
 
+def reply_payload(data: bytes, seq: int) -> bytes:
+    """The attributes of the reply to request `seq` (after nlmsghdr and nfgenmsg); an
+    error reply or none raises NetlinkError."""
+    at = 0
+    while at + HEADER.size <= len(data):
+        length, kind, _, found, _ = HEADER.unpack_from(data, at)
+        if length < HEADER.size or at + length > len(data):
+            break
+        if found == seq:
+            if kind == NLMSG_ERROR:
+                (code,) = ERROR.unpack_from(data, at + HEADER.size)
+                raise refusal(-code, "query")
+            return data[at + HEADER.size + NFGEN.size : at + length]
+        at += (length + 3) & ~3
+    raise NetlinkError("netlink: query: no reply from the kernel")
+
+
+def attributes(data: bytes) -> dict[int, bytes]:
+    """type -> payload of a flat attribute list (nested flag cleared)."""
+    found: dict[int, bytes] = {}
+    at = 0
+    while at + ATTR.size <= len(data):
+        length, kind = ATTR.unpack_from(data, at)
+        if length < ATTR.size or at + length > len(data):
+            break
+        found[kind & ~NLA_F_NESTED] = data[at + ATTR.size : at + length]
+        at += (length + 3) & ~3
+    return found
+
+
 def refusal(code: int, what: str, private: Mapping[int, str] | None = None) -> NetlinkError:
     """The error of a refused request: errno's text, or the subsystem's own for the codes
     it defines above errno's (ipset's 4096 and up)."""
@@ -168,6 +198,7 @@ class NetfilterSocket:
         self.private = private
         self.lock = threading.Lock()
         self.seq = 0
+        self.commits = 0
 
     def transaction(self, subsystem: int, build: Callable[[int], list[Request]]) -> None:
         """Sends the requests `build` numbers from the seq it is given, as one batch, and
@@ -195,6 +226,22 @@ class NetfilterSocket:
                 raise NetlinkError(f"netlink: send: {exc}", exc.errno or 0) from exc
             replies = self.replies(requests[-1].seq if requests else begin)
             check(replies, requests, begin, self.private)
+            if subsystem is not None and requests:
+                self.commits += 1
+
+    def query(self, kind: int, family: int, res_id: int) -> tuple[bytes, int]:
+        """The payload of the kernel's one reply to a get request without attributes,
+        with the number of batches this socket has committed, both read under the lock
+        so that no batch of ours falls between them (see `nftnetlink.NftNetlink.stamp`)."""
+        with self.lock:
+            self.seq = self.seq % (1 << 30) + 1
+            request = message(kind, NLM_F_REQUEST, self.seq, family, res_id, b"")
+            try:
+                self.sock.send(request)
+                data = self.sock.recv(RECEIVE, socket.MSG_DONTWAIT)
+            except OSError as exc:
+                raise NetlinkError(f"netlink: query: {exc}", exc.errno or 0) from exc
+            return reply_payload(data, self.seq), self.commits
 
     def replies(self, last: int) -> dict[int, int]:
         """The replies waiting, by seq, up to the one to `last` (or until none is left:

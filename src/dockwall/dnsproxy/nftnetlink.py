@@ -25,6 +25,8 @@ from dockwall.dnsproxy.netlink import SetElement
 NFNL_SUBSYS_NFTABLES = 10
 NFT_MSG_NEWSETELEM = 12
 NFT_MSG_DELSETELEM = 14
+NFT_MSG_GETGEN = 16
+NFTA_GEN_ID = 1
 NFPROTO_INET = 1
 NFTA_SET_ELEM_LIST_TABLE = 1
 NFTA_SET_ELEM_LIST_SET = 2
@@ -35,6 +37,7 @@ NFTA_SET_ELEM_TIMEOUT = 4
 NFTA_DATA_VALUE = 1
 NEW = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_NEWSETELEM
 DEL = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_DELSETELEM
+GETGEN = NFNL_SUBSYS_NFTABLES << 8 | NFT_MSG_GETGEN
 PER_BATCH = 512  # elements per transaction: a batch stays far below the socket's sndbuf
 
 
@@ -102,6 +105,17 @@ class NftNetlink:
             chunk = items[start : start + PER_BATCH]
             build = functools.partial(requests, self.table, chunk)
             self.socket.transaction(NFNL_SUBSYS_NFTABLES, build)
+
+    def stamp(self) -> tuple[int, int]:
+        """(nf_tables' generation, batches committed through this writer): the kernel
+        counts one generation per committed transaction of anyone, so when both have
+        grown by the same amount since a drift check read them, every commit since was
+        one of ours (learned elements), and the ruleset the check saw is still live."""
+        payload, commits = self.socket.query(GETGEN, nl.AF_UNSPEC, 0)
+        found = nl.attributes(payload).get(NFTA_GEN_ID)
+        if found is None or len(found) != 4:
+            raise nl.NetlinkError("netlink: the kernel's generation reply has no id")
+        return int.from_bytes(found, "big"), commits
 
 
 def load(table: str) -> NftNetlink | None:

@@ -16,7 +16,7 @@ import docker
 from docker.errors import DockerException, NotFound
 
 from dockwall.errors import DockwallError
-from dockwall.lab import mounts, netns, processes
+from dockwall.lab import mounts, netns, processes, sockets
 from dockwall.lab import topology as t
 from dockwall.lab.image import rootfs_tar
 from dockwall.runner import Runner, SubprocessRunner, netns_path
@@ -92,16 +92,19 @@ class Lab:
     def start_listeners(self) -> None:
         ports = t.INTERNET_PORTS
         inet = netns.in_ns(self.names.inet_ns)
-        inet.spawn(
+        inet_log = self.names.state_dir / "internet-listener.log"
+        inet_pid = inet.spawn(
             netns.listener_argv(self.names.name, t.INTERNET_V4 + t.INTERNET_V6, ports, ports),
-            log_path=str(self.names.state_dir / "internet-listener.log"),
+            log_path=str(inet_log),
         )
         self.start_dns_server(inet)
         host_port = (t.HOST_SERVICE_PORT,)
-        netns.in_ns(self.names.host_ns).spawn(
-            netns.listener_argv(self.names.name, (), host_port, host_port),
-            log_path=str(self.names.state_dir / "host-listener.log"),
+        host_log = self.names.state_dir / "host-listener.log"
+        host_pid = netns.in_ns(self.names.host_ns).spawn(
+            netns.listener_argv(self.names.name, (), host_port, host_port), log_path=str(host_log)
         )
+        sockets.wait_bound(inet_pid, sockets.listener_sockets(ports, ports), inet_log)
+        sockets.wait_bound(host_pid, sockets.listener_sockets(host_port, host_port), host_log)
 
     def start_dns_server(self, inet: SubprocessRunner) -> None:
         """The lab's own DNS (dnsserver.py), so containers' lookups never leave the lab."""
@@ -215,10 +218,11 @@ class Lab:
         udp = tuple(int(k.split("/")[0]) for k in ports if k.endswith("/udp"))
         if listen and (tcp or udp):
             pid = attrs["State"]["Pid"]
+            log = self.names.state_dir / f"listener-{name}.log"
             SubprocessRunner(netns=f"/proc/{pid}/ns/net").spawn(
-                netns.listener_argv(self.names.name, (), tcp, udp),
-                log_path=str(self.names.state_dir / f"listener-{name}.log"),
+                netns.listener_argv(self.names.name, (), tcp, udp), log_path=str(log)
             )
+            sockets.wait_bound(pid, sockets.listener_sockets(tcp, udp), log)
         return attrs
 
     def down(self) -> None:

@@ -125,6 +125,11 @@ class DockwallCollector(Collector):
             ("dockwall_reconciles", "reconciles", "Reconciles that loaded the policy."),
             ("dockwall_drift_repairs", "repairs", "Times our rules were restored."),
             ("dockwall_drift_checks", "drift_checks", "Checks that our rules are in place."),
+            (
+                "dockwall_drift_listings",
+                "drift_listings",
+                "Drift checks that read the ruleset (nf_tables changed by someone else).",
+            ),
             ("dockwall_docker_events", "events", "Docker events received."),
         ):
             yield CounterMetricFamily(name, text, value=number(stats.get(key)))

@@ -1,4 +1,8 @@
-"""Address list files: one address or CIDR per line, `#` comments, blank lines, both families.
+"""Address list files: one address or CIDR per line, comments, blank lines, both families.
+
+Comments start at `#` or `;` (Spamhaus DROP writes `1.10.16.0/20 ; SBL256894` and
+heads its file with `;` lines), anywhere on a line; a UTF-8 byte order mark (files
+saved on Windows) and CRLF line ends are accepted.
 
 Threat feeds and country ranges hold 100,000 to 1,000,000 lines and change hourly, so
 this is a plain line reader, never the YAML machinery: each line is parsed with the C
@@ -124,7 +128,7 @@ def parse_lines(lines: Iterable[str], source: str, on_error: OnError) -> ListCon
     pton = socket.inet_pton
     inet = socket.AF_INET
     for count, raw in enumerate(lines, 1):
-        text = (raw.split("#", 1)[0] if "#" in raw else raw).strip()
+        text = comment_cut(raw).strip() if "#" in raw or ";" in raw else raw.strip()
         if not text:
             continue
         if "/" not in text and ":" not in text:
@@ -158,6 +162,11 @@ def parse_lines(lines: Iterable[str], source: str, on_error: OnError) -> ListCon
         skipped=len(bad),
         warnings=skip_warnings(source, bad),
     )
+
+
+def comment_cut(raw: str) -> str:
+    """The line before its first `#` or `;`."""
+    return raw.split("#", 1)[0].split(";", 1)[0]
 
 
 def family_elements(
@@ -201,7 +210,7 @@ def read_list_file(
     if remembered is not None:
         return ListContents(**{**remembered.__dict__, "file": str(path), "digest": digest})
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ListFileError(f"{path}:{line}: not UTF-8 text") from None
