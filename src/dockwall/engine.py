@@ -34,6 +34,7 @@ from dockwall.statefile import (
     PENDING,
     Applied,
     StateError,
+    applied_digests,
     applied_list,
     commit_pending,
     discard_pending,
@@ -109,7 +110,7 @@ def read_inputs(
     policy_path: Path, max_bytes: int | None = None, runner: Runner | None = None
 ) -> Inputs:
     """The policy is read and validated before Docker is even asked."""
-    loaded = read_policy(policy_path, max_bytes, remembered_list)
+    loaded = read_policy(policy_path, max_bytes, remembered_list, applied_contents)
     state = with_interfaces(read_host_state(), runner or SubprocessRunner())
     return Inputs(loaded.policy, state, compile_policy(loaded.policy, state), loaded.warnings)
 
@@ -119,8 +120,20 @@ def remembered_list(digest: str) -> ListContents | None:
     unchanged million-line file is hashed, not parsed again. Only contents read without
     a skipped line are kept that way (a skipped line's warning must be shown again);
     the state directory is trusted as much as for `apply --boot`."""
+    contents = stored_contents(digest)
+    return contents if contents is not None and contents.lines >= 0 else None
+
+
+def applied_contents(name: str) -> ListContents | None:
+    """List `name` as the last apply loaded it (any backend's: a backend uses the change
+    read against it only when its own record has that digest), from the state directory."""
+    digest = applied_digests().get(name)
+    return stored_contents(digest) if digest else None
+
+
+def stored_contents(digest: str) -> ListContents | None:
     stored = stored_list(digest)
-    if stored is None or stored.lines < 0:
+    if stored is None:
         return None
     return ListContents(
         file="",

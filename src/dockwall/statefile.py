@@ -116,7 +116,7 @@ def _payload(backend: str, ruleset: Ruleset) -> str:
 
 
 def without_elements(found: AddressSet) -> AddressSet:
-    return replace(found, v4=(), v6=())
+    return replace(found, v4=(), v6=(), change=None)
 
 
 def list_store(digest: str) -> Path:

@@ -261,3 +261,57 @@ def test_the_agent_applies_a_changed_list_file(
         return list(inet_outcomes(lab, quick, probes).values()) == ["open", "timeout"]
 
     assert wait_until(swapped, EVENT_BOUND, interval=0.5) is not None, agent.log()
+
+
+def ipv4_feed(path: Path, listed: list[str], start: int = 1) -> list[str]:
+    """100,000 IPv4 hosts of 10.0.0.0/8 from `start` and `listed`, under a comment
+    header: the shape of a threat feed, read against the list before (listchange)."""
+    hosts = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(start, start + 100_000)]
+    path.write_text("\n".join(["# feed of the day", "; its source", *hosts, *listed]) + "\n")
+    return hosts
+
+
+def test_an_ipv4_feed_edited_in_place_loads_its_change_exactly(
+    lab: Lab, dockwall: Dockwall
+) -> None:
+    """An edit of an IPv4 host feed is read against the list last applied and loaded
+    as the change found while reading it: the swapped sources are in force, the kernel
+    set holds exactly the file (`plan --verify-lists` compares every element)."""
+    listed = dockwall.workdir / "big.txt"
+    ipv4_feed(listed, ["198.51.100.7"])
+    dockwall.apply(BIG)
+    quick = Prober(lab, timeout=2)
+    probes = [("198.51.100.7", "8080/tcp"), ("203.0.113.20", "8080/tcp")]
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["timeout", "open"]
+    ipv4_feed(listed, ["203.0.113.20"], start=1001)
+    plan = dockwall.run("plan", "-f", str(dockwall.policy(BIG))).stdout
+    assert re.search(r"list big: \+1001 -1001 \(in place", plan), plan
+    dockwall.apply(BIG)
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["open", "timeout"]
+    assert dockwall.plan_exit(BIG) == 0
+    verify = ("plan", "--detailed-exitcode", "--verify-lists", "-f", str(dockwall.policy(BIG)))
+    verified = dockwall.run(*verify, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("backend", ["iptables", "nftables"])
+def test_the_agent_loads_an_edited_ipv4_feed_from_its_change(
+    lab: Lab, cli: LabCli, agents: Agents, backend: str
+) -> None:
+    listed = cli.workdir / "big.txt"
+    ipv4_feed(listed, ["198.51.100.7"])
+    agent = agents.start(cli.policy(BIG), backend=backend)
+    agent.wait_ready()
+    quick = Prober(lab, timeout=2)
+    probes = [("198.51.100.7", "8080/tcp"), ("203.0.113.20", "8080/tcp")]
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["timeout", "open"]
+    ipv4_feed(listed, ["203.0.113.20"], start=501)
+
+    def swapped() -> bool:
+        return list(inet_outcomes(lab, quick, probes).values()) == ["open", "timeout"]
+
+    assert wait_until(swapped, EVENT_BOUND, interval=0.5) is not None, agent.log()
+    agents.stop_all()
+    verify = ["plan", "--backend", backend, "--detailed-exitcode", "--verify-lists"]
+    verified = cli.run(*verify, "-f", str(cli.policy(BIG)), check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr

@@ -10,7 +10,15 @@ from dataclasses import dataclass, replace
 from dockwall.backends.iptables import IptablesBackend
 from dockwall.backends.iptables.ipsets import IpSet
 from dockwall.backends.iptables.render import render
-from dockwall.compile.ir import AddressSet, Allow, Filter, Guard, PortMatch, Ruleset
+from dockwall.compile.ir import (
+    AddressSet,
+    Allow,
+    Filter,
+    Guard,
+    ListChange,
+    PortMatch,
+    Ruleset,
+)
 
 from .test_iptables_backend import NFT, live_after_apply
 from .test_iptables_ipsets import BRIDGE, ENDPOINTS, Host, is_read
@@ -117,6 +125,26 @@ def test_a_changed_list_is_its_difference_from_the_record_without_reading_the_se
     assert load.argv == ("ipset", "-exist", "restore")  # type: ignore[attr-defined]
     assert member_reads(host) == []
     assert plan.transaction.rules == ()
+
+
+def test_a_change_read_against_the_recorded_digest_is_the_update() -> None:
+    """The change found while reading the file stands for the comparison (it is what
+    this plan loads, here on purpose not the lists' real difference); one read against
+    another digest is ignored and the lists are compared."""
+    old = feed(ENTRIES)
+    new = replace(feed(ENTRIES + 100, start=100), digest="d2")
+    host = host_with(rules(old))
+    said = ListChange("d1", ("10.0.0.0",), ("10.0.0.100",))
+    plan = backend(host, Record(old)).plan(rules(replace(new, change=said)))
+    [load] = plan.transaction.before
+    assert load.payload.splitlines() == [  # type: ignore[attr-defined]
+        "del dwl-big-v4 10.0.0.0",
+        "add dwl-big-v4 10.0.0.100",
+    ]
+    stale = ListChange("d0", ("10.0.0.0",), ("10.0.0.100",))
+    plan = backend(host, Record(old)).plan(rules(replace(new, change=stale)))
+    [load] = plan.transaction.before
+    assert len(load.payload.splitlines()) == 200  # type: ignore[attr-defined]
 
 
 def test_a_header_that_disagrees_with_the_record_reads_the_members() -> None:

@@ -15,7 +15,7 @@ import pytest
 from dockwall.agent.listwatch import ListWatch
 from dockwall.backends.nftables import NftablesBackend
 from dockwall.backends.nftables.render import table_objects
-from dockwall.compile.ir import AddressSet, Ruleset
+from dockwall.compile.ir import AddressSet, ListChange, Ruleset
 from dockwall.policy.model import Policy
 from dockwall.statefile import applied_list, records_distrusted, save_applied
 from tests.unit.test_nft_live import FakeRunner, listed, without_table
@@ -75,6 +75,38 @@ def test_a_changed_file_updates_in_place_from_the_record_without_reading_the_set
         "add element inet dockwall list-big-v4 { 10.9.0.1 }\n"
     )
     assert reads_of_the_list(runner) == 0
+
+
+def test_a_change_read_against_the_recorded_digest_is_loaded_as_it_is(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The change found while reading the file (ListChange) is the update: the recorded
+    elements are never read, nor the two lists compared."""
+    save_applied("nftables", WITH_LIST)
+    monkeypatch.setattr("dockwall.statefile.stored_elements", fail_if_read)
+    change = ListChange(BIG.digest, ("10.0.0.0",), ("10.9.0.1",))
+    newer = replace(BIG, digest="b" * 64, v4=(*BIG.v4[1:], "10.9.0.1"), change=change)
+    plan = NftablesBackend(kernel(WITH_LIST)).plan(replace(RULESET, lists=(newer,)))
+    assert [c.text for c in plan.changes] == ["list big: +1 -1 (in place, 500 entries)"]
+    assert plan.transaction.rules[0].payload == (
+        "delete element inet dockwall list-big-v4 { 10.0.0.0 }\n"
+        "add element inet dockwall list-big-v4 { 10.9.0.1 }\n"
+    )
+
+
+def test_a_change_read_against_another_digest_is_ignored() -> None:
+    save_applied("nftables", WITH_LIST)
+    stale = ListChange("c" * 64, ("10.0.0.7",), ("10.8.0.1",))
+    newer = replace(BIG, digest="b" * 64, v4=(*BIG.v4[1:], "10.9.0.1"), change=stale)
+    plan = NftablesBackend(kernel(WITH_LIST)).plan(replace(RULESET, lists=(newer,)))
+    assert plan.transaction.rules[0].payload == (
+        "delete element inet dockwall list-big-v4 { 10.0.0.0 }\n"
+        "add element inet dockwall list-big-v4 { 10.9.0.1 }\n"
+    )
+
+
+def fail_if_read(digest: str) -> None:
+    raise AssertionError(f"the recorded elements of {digest} were read")
 
 
 def test_without_a_record_the_set_is_read() -> None:

@@ -355,7 +355,11 @@ class Agent:
             return False
         self.policy_seen = seen
         try:
-            loaded = read_policy(self.config.policy_path, self.config.max_policy_bytes)
+            loaded = read_policy(
+                self.config.policy_path,
+                self.config.max_policy_bytes,
+                previous=self.policy.loaded_lists.get,
+            )
         except DockwallError as exc:
             problem = f"policy not reloaded, the previous one stays in force: {exc}"
             if problem != self.stats.policy_problem:

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from dockwall.model.state import Address, Bridge, Network
+from dockwall.policy.listchange import ListChange as ListChange  # noqa: PLC0414 - the IR re-exports it to the backends
 
 Proto = Literal["tcp", "udp", "icmp"]
 
@@ -99,6 +100,8 @@ class AddressSet:
     """A named list as the kernel holds it: element texts per family (a host bare, a
     network as address/length), disjoint, and whether a family needs ranges. `digest`
     is the list file's SHA-256 when loaded: a plan compares it, not a million elements.
+    `change`: the difference from the list's previous contents found while reading the
+    file (ListChange), never saved with the state and not part of comparisons.
     """
 
     name: str
@@ -108,6 +111,7 @@ class AddressSet:
     v6: Sequence[str] = ()
     interval4: bool = False
     interval6: bool = False
+    change: ListChange | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self) -> None:
         """Elements as tuples whatever came in (a state file's JSON gives lists), so

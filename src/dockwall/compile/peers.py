@@ -73,6 +73,7 @@ def address_set(name: str, contents: ListContents) -> AddressSet:
         v6=contents.v6,
         interval4=contents.interval4,
         interval6=contents.interval6,
+        change=contents.change,
     )
 
 

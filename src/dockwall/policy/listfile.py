@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from dockwall.errors import DockwallError
+from dockwall.policy.listchange import ListChange, comment_cut, hosts_read_against
 
 OnError = Literal["fail", "skip"]
 MAX_SHOWN_WARNINGS = 5
@@ -57,6 +58,7 @@ class ListContents:
     lines: int
     skipped: int = 0
     warnings: tuple[str, ...] = ()
+    change: ListChange | None = None
 
     @property
     def size(self) -> int:
@@ -164,11 +166,6 @@ def parse_lines(lines: Iterable[str], source: str, on_error: OnError) -> ListCon
     )
 
 
-def comment_cut(raw: str) -> str:
-    """The line before its first `#` or `;`."""
-    return raw.split("#", 1)[0].split(";", 1)[0]
-
-
 def family_elements(
     family: int, entries: set[tuple[int, int]], hosts: dict[str, None]
 ) -> tuple[str, ...]:
@@ -191,13 +188,19 @@ KnownContents = Callable[[str], "ListContents | None"]
 
 
 def read_list_file(
-    path: Path, on_error: OnError = "fail", known: KnownContents | None = None
+    path: Path,
+    on_error: OnError = "fail",
+    known: KnownContents | None = None,
+    previous: ListContents | None = None,
 ) -> ListContents:
     """The list in the file at `path`; an unreadable or non-UTF-8 file is an error naming it.
 
     `known` answers, for the file's digest, contents read before (the state directory
     keeps those of the last apply): a file unchanged since then is hashed, not parsed,
-    which is what keeps a plan of a million-entry list in sync quick."""
+    which is what keeps a plan of a million-entry list in sync quick. `previous` is the
+    list as last read (by the agent) or applied: an IPv4 host list changed since is
+    read against it with set operations (`listchange`), and the result then carries the
+    change from it, which the backends load without comparing the lists again."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_LIST_BYTES + 1)
@@ -214,5 +217,20 @@ def read_list_file(
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ListFileError(f"{path}:{line}: not UTF-8 text") from None
-    contents = parse_lines(text.splitlines(), str(path), on_error)
+    lines = text.splitlines()
+    quick = None
+    if previous is not None and previous.digest and previous.digest != digest:
+        quick = hosts_read_against(lines, previous, previous.digest)
+    if quick is not None:
+        return ListContents(
+            file=str(path),
+            v4=quick.v4,
+            v6=(),
+            interval4=False,
+            interval6=False,
+            digest=digest,
+            lines=len(lines),
+            change=quick.change,
+        )
+    contents = parse_lines(lines, str(path), on_error)
     return ListContents(**{**contents.__dict__, "digest": digest})

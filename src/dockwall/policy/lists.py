@@ -6,6 +6,7 @@ everything that compiles a policy, the agent included, sees the lists it was rea
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 from dockwall.policy.listfile import KnownContents, ListContents, ListFileError, read_list_file
@@ -18,16 +19,26 @@ def list_path(policy_path: Path, file: str) -> Path:
     return path if path.is_absolute() else policy_path.parent / path
 
 
+PreviousContents = Callable[[str], ListContents | None]
+"""The contents list NAME had when last read or applied (read_list_file's `previous`)."""
+
+
 def load_lists(
-    policy: Policy, policy_path: Path, known: KnownContents | None = None
+    policy: Policy,
+    policy_path: Path,
+    known: KnownContents | None = None,
+    previous: PreviousContents | None = None,
 ) -> tuple[Policy, tuple[str, ...]]:
     """The policy with every list's contents, and the warnings of lists that skip bad
-    lines; `known` gives contents already read for a file's digest (read_list_file)."""
+    lines; `known` gives contents already read for a file's digest, `previous` a list's
+    contents before (read_list_file)."""
     loaded: dict[str, ListContents] = {}
     warnings: list[str] = []
     for name, spec in policy.lists.items():
+        before = previous(name) if previous is not None else None
+        path = list_path(policy_path, spec.file)
         try:
-            contents = read_list_file(list_path(policy_path, spec.file), spec.on_error, known)
+            contents = read_list_file(path, spec.on_error, known, before)
         except ListFileError as exc:
             raise ListFileError(f"lists.{name}: {exc}") from None
         loaded[name] = contents
@@ -35,8 +46,3 @@ def load_lists(
     if not loaded:
         return policy, ()
     return policy.model_copy(update={"loaded_lists": loaded}), tuple(warnings)
-
-
-def reload_lists(policy: Policy, policy_path: Path) -> tuple[Policy, tuple[str, ...]]:
-    """The same policy with its list files read again (the agent's list watcher)."""
-    return load_lists(policy, policy_path)

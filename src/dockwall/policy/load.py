@@ -20,7 +20,7 @@ from pydantic_core import ErrorDetails
 from dockwall.errors import Location, PolicyError
 from dockwall.policy.base import yaml_context
 from dockwall.policy.listfile import KnownContents
-from dockwall.policy.lists import load_lists
+from dockwall.policy.lists import PreviousContents, load_lists
 from dockwall.policy.model import Policy
 from dockwall.policy.policyfile import read_policy_bytes
 from dockwall.policy.problems import Path, PathStep, Problem, shown
@@ -73,14 +73,18 @@ class LoadedPolicy:
 
 
 def read_policy(
-    path: FilePath, max_bytes: int | None = None, known: KnownContents | None = None
+    path: FilePath,
+    max_bytes: int | None = None,
+    known: KnownContents | None = None,
+    previous: PreviousContents | None = None,
 ) -> LoadedPolicy:
     """The policy in the file at `path` (a regular file of at most `max_bytes`, by default
     DOCKWALL_MAX_POLICY_BYTES or 1 MiB); every problem is a PolicyError naming the place.
-    `known`: list contents already read, by file digest (see read_list_file)."""
+    `known`: list contents already read, by file digest; `previous`: each list's
+    contents before, by name (see read_list_file)."""
     read = read_policy_bytes(path, max_bytes)
     parsed = parse_policy(read.data, str(path))
-    policy, list_warnings = load_lists(parsed, FilePath(path), known)
+    policy, list_warnings = load_lists(parsed, FilePath(path), known, previous)
     return LoadedPolicy(policy, (*read.warnings, *list_warnings))
 
 

@@ -16,7 +16,7 @@ import hashlib
 import re
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from dockwall.backends.base import Change
 from dockwall.backends.iptables.detect import Family
@@ -27,6 +27,7 @@ from dockwall.backends.iptables.setread import (
     Header,
 )
 from dockwall.backends.transaction import Load
+from dockwall.compile.ir import ListChange
 from dockwall.errors import CommandError, DockwallError
 from dockwall.model.state import Network
 from dockwall.runner import Runner
@@ -53,6 +54,7 @@ class IpSet:
     members: Sequence[str]
     listed: bool = False
     digest: str = ""
+    change: ListChange | None = field(default=None, compare=False, repr=False)
 
     @property
     def kind(self) -> str:

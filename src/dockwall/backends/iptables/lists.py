@@ -72,6 +72,7 @@ def list_ipsets(
             found.elements(number(family)),
             listed=True,
             digest=found.digest,
+            change=found.change,
         )
         for found in lists
     }

@@ -145,13 +145,32 @@ def list_step(wanted: IpSet, live: LiveSet | None, record: AddressSet | None) ->
         return ListStep(wanted, "new set", wanted.members, ())
     if live.members is None and in_record(wanted, record):
         return None
-    held = live.members
-    if held is None:
-        held = frozenset(record.elements(family_number(wanted)) if record is not None else ())
-    members = set(wanted.members)
-    removed = tuple(sorted(held - members))
-    added = tuple(sorted(members - held))
+    change = read_change(wanted, live, record)
+    if change is not None:
+        removed, added = change
+    else:
+        held = live.members
+        if held is None:
+            held = frozenset(record.elements(family_number(wanted)) if record is not None else ())
+        members = set(wanted.members)
+        removed = tuple(sorted(held - members))
+        added = tuple(sorted(members - held))
     if not added and not removed:
         return None
-    fits = live.maxelem >= len(members) and (live.kind, live.family) == ("hash:net", wanted.family)
+    size = len(wanted.members)
+    fits = live.maxelem >= size and (live.kind, live.family) == ("hash:net", wanted.family)
     return ListStep(wanted, "in place" if fits else "refilled", added, removed)
+
+
+def read_change(
+    wanted: IpSet, live: LiveSet, record: AddressSet | None
+) -> tuple[Sequence[str], Sequence[str]] | None:
+    """(removed, added) as found while reading the list file, when it was read against
+    the digest the header-vouched record says the set holds; else None (compare)."""
+    change = wanted.change
+    if change is None or live.members is not None or record is None:
+        return None
+    if change.base != record.digest:
+        return None
+    number = family_number(wanted)
+    return change.removed(number), change.added(number)

@@ -48,10 +48,15 @@ def list_deltas(ruleset: Ruleset, kept: set[str], runner: Runner) -> list[ListDe
 
 def one_list(listed: AddressSet, kept: set[str], runner: Runner) -> list[ListDelta]:
     """A kept set of a list whose digest is the one last applied is in sync; any other
-    kept set is updated in place from the recorded (else the kernel's) elements."""
+    kept set is updated in place: by the change read with the file when it was read
+    against the recorded digest (ListChange), else from the recorded (else the
+    kernel's) elements."""
     record = applied_list(listed.name, BACKEND)
     trusted = record is not None and record.digest == listed.digest
-    previous = record.elements() if record is not None and not trusted else None
+    change = listed.change if record is not None and not trusted else None
+    if change is not None and record is not None and change.base != record.digest:
+        change = None
+    previous = record.elements() if record is not None and not trusted and change is None else None
     found: list[ListDelta] = []
     for family, index in ((4, 0), (6, 1)):
         name = list_set_name(listed.name, family)
@@ -59,6 +64,10 @@ def one_list(listed: AddressSet, kept: set[str], runner: Runner) -> list[ListDel
             found.append(fresh(listed, family))
             continue
         if trusted:
+            continue
+        if change is not None:
+            size = len(listed.elements(family))
+            found.append(ListDelta(name, change.removed(family), change.added(family), size))
             continue
         before = frozenset(previous[index]) if previous else kernel_elements(runner, name)
         delta = difference(name, before, listed.elements(family))
