@@ -25,6 +25,7 @@ SECTIONS = (
     ("bench.bench_datapath", "Datapath at 10,000 allowed sources (issue 4)"),
     ("bench.bench_agent", "Agent latency and memory (issue 5)"),
     ("bench.bench_drift", "Agent drift repair (issue 9: a benchmark figure, not a test deadline)"),
+    ("bench.bench_agent_idle", "The agent on a quiet host: CPU and ruleset listings"),
     ("bench.bench_explain", "explain on 10,000 rules (issue 6)"),
     ("bench.bench_dns", "DNS forwarder for to_fqdn (issue 12)"),
     ("bench.bench_fqdn_datapath", "Datapath with 10,000 learned addresses (issue 12)"),

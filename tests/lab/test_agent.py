@@ -408,6 +408,24 @@ def test_nftables_drift_is_restored(lab: Lab, cli: LabCli, agents: Agents, probe
     assert agent.mine()["repairs"] >= len(NFT_TAMPERING)
 
 
+def test_an_interface_the_host_gains_or_loses_is_seen_at_once(
+    lab: Lab, cli: LabCli, agents: Agents
+) -> None:
+    """The agent reads the links only when rtnetlink says they changed (LinkWatch):
+    a link added while it runs is in its host set within the bound, and gone again."""
+    agent = agents.start(cli.policy(DRIFT_POLICY), backend="nftables")
+    agent.wait_ready()
+    assert '"dwt0"' not in nft_table(lab)
+    lab.host.run(["ip", "link", "add", "dwt0", "type", "veth", "peer", "name", "dwt1"])
+    try:
+        seen = wait_until(lambda: '"dwt0"' in nft_table(lab), EVENT_BOUND, interval=0.1)
+        assert seen is not None, f"a new host interface was not picked up:\n{agent.log()}"
+    finally:
+        lab.host.run(["ip", "link", "del", "dwt0"], check=False)
+    gone = wait_until(lambda: '"dwt0"' not in nft_table(lab), EVENT_BOUND, interval=0.1)
+    assert gone is not None, f"a removed host interface stayed:\n{agent.log()}"
+
+
 # --- agent killed, restarted ----------------------------------------------------------
 
 KILL_POLICY = """\

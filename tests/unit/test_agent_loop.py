@@ -342,3 +342,34 @@ def test_without_a_stamp_or_on_another_backend_every_check_lists(rig: Rig) -> No
     rig.run(agent)
     assert [round(at - T0, 3) for at in rig.firewall.plans] == [0.0, 1.0, 2.0, 3.0]
     assert agent.stats.drift_checks == 3
+
+
+def test_with_a_link_watch_the_interfaces_are_read_only_after_a_change_or_at_the_backstop(
+    rig: Rig,
+) -> None:
+    changes = {3.0, 5.0}
+    reads: list[float] = []
+
+    def links() -> bool:
+        now = round(rig.clock.t - T0, 3)
+        reads.append(now)
+        return now in changes
+
+    calls_at: list[float] = []
+    respond = rig.firewall.runner.respond
+
+    def recording(argv: list[str], text: str | None) -> tuple[int, str]:
+        if argv[:3] == ["ip", "-j", "link"]:
+            calls_at.append(round(rig.clock.t - T0, 3))
+        return respond(argv, text)
+
+    rig.firewall.runner.respond = recording
+    rig.run(rig.agent(rig.session([]), until=36.2, links=links))
+    at_checks = [at for at in calls_at if at >= 1.0]
+    assert at_checks == [1.0, 3.0, 5.0, 35.0], calls_at  # the first, two changes, backstop
+    assert reads[:4] == [2.0, 3.0, 4.0, 5.0], "the watch is asked at every other check"
+
+
+def test_without_a_link_watch_every_drift_check_reads_the_interfaces(rig: Rig) -> None:
+    rig.run(rig.agent(rig.session([]), until=3.2))
+    assert len([c for c in rig.firewall.runner.calls if c[0][:3] == ["ip", "-j", "link"]]) >= 3

@@ -49,6 +49,7 @@ from dockwall.sources.swarm import GWBRIDGE
 from dockwall.statefile import StateError, save_agent_state
 
 Log = Callable[[str], None]
+LINKS_BACKSTOP = 30.0  # seconds: interfaces read at least this often with a link watch
 
 
 @dataclass(frozen=True)
@@ -119,6 +120,7 @@ class Agent:
         services: Sequence[Service] = (),
         after_apply: Sequence[AfterApply] = (),
         generation: Callable[[], Stamp] | None = None,
+        links: Callable[[], bool] | None = None,
     ) -> None:
         self.config = config
         self.timing = Timing(config.debounce, config.max_delay, config.drift_interval)
@@ -134,6 +136,8 @@ class Agent:
         self.policy: Policy = loaded.policy
         self.lists = ListWatch(config.policy_path, self.policy)
         self.gate = DriftGate(generation)
+        self.links = links
+        self.links_read = float("-inf")
         for warning in loaded.warnings:
             self.log(f"warning: {warning}")
         self.stop = threading.Event()
@@ -191,6 +195,14 @@ class Agent:
         self.interfaces = self.read_interfaces()
         self.mesh = state.mesh
 
+    def links_may_differ(self, now: float) -> bool:
+        """Whether to read the interfaces at this drift check: always without a link
+        watch, else when it saw a change, or `LINKS_BACKSTOP` seconds after the last read."""
+        if self.links is None or now - self.links_read >= LINKS_BACKSTOP or self.links():
+            self.links_read = now
+            return True
+        return False
+
     def read_interfaces(self) -> tuple[str, ...] | None:
         bridges = {b.interface for b in self.bridges.values()}
         return host_interfaces(self.engine.runner, bridges)
@@ -218,7 +230,7 @@ class Agent:
                 state = self.drift(state, now)
 
     def drift(self, state: LoopState, now: float) -> LoopState:
-        if self.read_interfaces() != self.interfaces:
+        if self.links_may_differ(now) and self.read_interfaces() != self.interfaces:
             state = timing.bridges_changed(state, now)
         self.check_drift()
         return timing.drift_checked(state, self.clock.now(), self.timing)

@@ -20,6 +20,7 @@ from dockwall.dnsproxy.metrics import DnsCollector
 from dockwall.engine import default_engine
 from dockwall.observe.hosting import DEFAULT_LISTEN, Listen, Observe, parse_listen
 from dockwall.observe.web import is_loopback
+from dockwall.sources.interfaces import link_watch
 
 
 def log(message: str) -> None:
@@ -99,6 +100,7 @@ def agent(
     config = AgentConfig(policy, drift_interval=drift_interval, max_policy_bytes=max_policy_bytes)
     engine = default_engine(backend)
     dns = DnsHost(lambda: engine.runner, log)
+    links = None if getattr(engine.runner, "netns", None) else link_watch()
     listen = None if metrics_listen == "off" else parse_listen(metrics_listen)
     observe = Observe(
         policy.name,
@@ -115,6 +117,7 @@ def agent(
         services=(dns, *observe.services()),
         after_apply=(dns.enforced, observe.applied),
         generation=dns.generation,
+        links=links.changed if links is not None else None,
     )
     observe.agent = runner
     log(f"started with {policy}")

@@ -10,6 +10,7 @@ interface is held by the defaults.
 from __future__ import annotations
 
 import json
+import socket
 from collections.abc import Iterable
 
 from dockwall.errors import CommandError
@@ -46,3 +47,44 @@ def host_interfaces(runner: Runner, docker_bridges: set[str]) -> tuple[str, ...]
     if not isinstance(links, list):
         return None
     return own_interfaces((link for link in links if isinstance(link, dict)), docker_bridges)
+
+
+RTMGRP_LINK = 1  # linux/rtnetlink.h: link added, removed or changed (master included)
+
+
+class LinkWatch:
+    """Whether the namespace's links changed since the last look, from the kernel's own
+    rtnetlink notifications: the agent runs `ip -j link` once a drift interval only
+    then (or at its backstop), not every second. A process started every second held
+    the DNS forwarder's set writes up for 10-20 ms now and then (docs/benchmarks.md).
+    Opened in the caller's namespace; a lost notification (ENOBUFS) counts as a change."""
+
+    def __init__(self) -> None:
+        kind = socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
+        self.sock = socket.socket(socket.AF_NETLINK, kind, socket.NETLINK_ROUTE)
+        self.sock.bind((0, RTMGRP_LINK))
+
+    def changed(self) -> bool:
+        """Reads every notification waiting; True when there was any."""
+        seen = False
+        for _ in range(10_000):
+            try:
+                data = self.sock.recv(65536)
+            except BlockingIOError:
+                return seen
+            except OSError:  # ENOBUFS: notifications were dropped, so anything may differ
+                seen = True
+                continue
+            seen = seen or bool(data)
+        return True
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def link_watch() -> LinkWatch | None:
+    """None where rtnetlink cannot be subscribed to (then every check reads the links)."""
+    try:
+        return LinkWatch()
+    except OSError:
+        return None
