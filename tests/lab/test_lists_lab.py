@@ -315,3 +315,30 @@ def test_the_agent_loads_an_edited_ipv4_feed_from_its_change(
     verify = ["plan", "--backend", backend, "--detailed-exitcode", "--verify-lists"]
     verified = cli.run(*verify, "-f", str(cli.policy(BIG)), check=False)
     assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_the_agent_never_applies_a_feed_half_written(lab: Lab, cli: LabCli, agents: Agents) -> None:
+    """A feed rewritten in place over 1.6 s (truncated, then written in 20 chunks, as a
+    slow `curl -o` does) is applied once, whole: the agent reads a list file only after
+    it has been still for a moment, whatever its drift checks see in between."""
+    feed = cli.workdir / "feeds.txt"
+    feed.write_text("203.0.113.20\n")
+    agent = agents.start(cli.policy(CARVED), backend="nftables")
+    agent.wait_ready()
+    hosts = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(1, 3001)]
+    lines = [*hosts, "198.51.100.7"]
+    chunk = len(lines) // 20 + 1
+    with feed.open("w") as out:
+        for start in range(0, len(lines), chunk):
+            out.write("".join(f"{line}\n" for line in lines[start : start + chunk]))
+            out.flush()
+            time.sleep(0.08)
+    quick = Prober(lab, timeout=2)
+    probes = [("198.51.100.7", "8080/tcp"), ("203.0.113.20", "8080/tcp")]
+
+    def swapped() -> bool:
+        return list(inet_outcomes(lab, quick, probes).values()) == ["timeout", "open"]
+
+    assert wait_until(swapped, EVENT_BOUND, interval=0.5) is not None, agent.log()
+    loads = re.findall(r"list feeds: \+\d+ -\d+ \(in place, (\d+) entries\)", agent.log())
+    assert loads == [str(len(lines))], agent.log()

@@ -21,14 +21,17 @@ import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
+from typing import Literal
 
 from dockwall.policy import Policy
 from dockwall.policy.lists import list_path
 from dockwall.statefile import records_distrusted
 
 DEEP_CHECK_SECONDS = 3600.0
+SETTLE_SECONDS = 0.3
 
 ListVersion = tuple[int, int, int] | str
+Poll = Literal["same", "changed", "unsettled"]
 
 
 def list_version(path: Path) -> ListVersion:
@@ -50,10 +53,13 @@ class ListWatch:
         policy: Policy,
         clock: Callable[[], float] = time.monotonic,
         deep_every: float = DEEP_CHECK_SECONDS,
+        wall: Callable[[], float] = time.time,
     ) -> None:
         self.policy_path = policy_path
         self.seen = self.versions(policy)
+        self.checked = self.seen
         self.clock = clock
+        self.wall = wall
         self.deep_every = deep_every
         self.deep_checked = clock()
 
@@ -63,13 +69,39 @@ class ListWatch:
             for name, spec in policy.lists.items()
         }
 
-    def changed(self, policy: Policy) -> bool:
-        """Whether a list file changed since the last call (each change is seen once)."""
+    def poll(self, policy: Policy) -> Poll:
+        """Whether a list file changed since the last read, and has settled: one written
+        in the last SETTLE_SECONDS may still be being written (`curl -o`, a script that
+        truncates and then writes: an empty feed read in between would open everything
+        it blocks), so the caller waits for a later poll (`unsettled`)."""
         now = self.versions(policy)
         if now == self.seen:
-            return False
-        self.seen = now
-        return True
+            self.checked = now
+            return "same"
+        if any(self.fresh(v) for name, v in now.items() if v != self.seen.get(name)):
+            return "unsettled"
+        self.checked = now
+        return "changed"
+
+    def fresh(self, version: ListVersion) -> bool:
+        """Written less than SETTLE_SECONDS ago (a time in the future is not fresh: a
+        skewed clock must not hold a list back for ever)."""
+        return isinstance(version, tuple) and 0 <= self.wall() - version[0] / 1e9 < SETTLE_SECONDS
+
+    def read(self, policy: Policy) -> None:
+        """The lists of `policy` were just read: a file whose version moved since
+        `poll` looked (written while it was read) keeps its old version, so the next
+        poll reads it again."""
+        now = self.versions(policy)
+        self.seen = {
+            name: self.checked[name] if self.checked.get(name, version) != version else version
+            for name, version in now.items()
+        }
+
+    def failed(self) -> None:
+        """The read after `poll` failed: those versions count as seen (a bad file is
+        read again when it changes, not at every poll)."""
+        self.seen = self.checked
 
     def deep_due(self, policy: Policy) -> bool:
         """Whether the next drift check compares the list sets' elements."""

@@ -136,6 +136,7 @@ class Agent:
         self.policy: Policy = loaded.policy
         self.lists = ListWatch(config.policy_path, self.policy)
         self.gate = DriftGate(generation)
+        self.phases = (0.0, 0.0)  # seconds the last enforce planned, then loaded
         self.links = links
         self.links_read = float("-inf")
         for warning in loaded.warnings:
@@ -282,7 +283,13 @@ class Agent:
         self.stats.last_reconcile_ms = round(elapsed, 1)
         self.stats.last_error = None
         if changes:
-            self.log(f"reconciled ({reason}): {changes} change(s) in {elapsed:.0f} ms")
+            plan_ms, load_ms = (1000 * t for t in self.phases)
+            lists = [c.text for p in plans for c in p.changes if c.text.startswith("list ")]
+            self.log(
+                f"reconciled ({reason}): {changes} change(s) in {elapsed:.0f} ms "
+                f"(plan {plan_ms:.0f} ms, load and state {load_ms:.0f} ms)"
+                + "".join(f"; {text}" for text in lists)
+            )
         self.applied(state, compiled, reason)
         self.save()
 
@@ -311,14 +318,17 @@ class Agent:
         with firewall_lock("dockwall agent", say=self.log, stop=self.stop) as held:
             if not held:
                 return None
+            started = time.perf_counter()
             if reselect or self.selected is None:
                 self.selected, plans = self.engine.plan_ruleset(ruleset, self.policy.backend)
             else:
                 plans = self.engine.plan_with(self.selected, ruleset)
+            planned = time.perf_counter()
             self.ruleset = ruleset
             if not repair or any(not p.in_sync for p in plans):
                 self.gate.forget()
                 self.engine.apply(self.selected, plans, ruleset, list_lines(self.policy))
+            self.phases = (planned - started, time.perf_counter() - planned)
             return plans
 
     def check_drift(self) -> None:
@@ -362,8 +372,8 @@ class Agent:
         an empty or oversized or broken file), the last good policy stays in force and
         each change of the file's state is logged once."""
         seen = file_version(self.config.policy_path)
-        lists_changed = self.lists.changed(self.policy)
-        if seen == self.policy_seen and not lists_changed:
+        lists = self.lists.poll(self.policy)
+        if lists == "unsettled" or (seen == self.policy_seen and lists == "same"):
             return False
         self.policy_seen = seen
         try:
@@ -373,6 +383,7 @@ class Agent:
                 previous=self.policy.loaded_lists.get,
             )
         except DockwallError as exc:
+            self.lists.failed()
             problem = f"policy not reloaded, the previous one stays in force: {exc}"
             if problem != self.stats.policy_problem:
                 self.log(f"warning: {problem}")
@@ -384,7 +395,7 @@ class Agent:
         for warning in loaded.warnings:
             self.log(f"warning: {warning}")
         self.policy = loaded.policy
-        self.lists.changed(self.policy)
+        self.lists.read(self.policy)
         return True
 
     def trouble(self, message: str) -> None:
