@@ -18,7 +18,7 @@ def written(path: Path, text: str, at: float) -> None:
 
 
 def watch_at(tmp_path: Path, wall: list[float]) -> ListWatch:
-    return ListWatch(tmp_path / "policy.yaml", POLICY, wall=lambda: wall[0])
+    return ListWatch(tmp_path / "policy.yaml", POLICY, wall=lambda: wall[0], sleep=lambda _: None)
 
 
 def test_a_file_written_just_now_waits_until_it_has_settled(tmp_path: Path) -> None:
@@ -66,4 +66,22 @@ def test_a_time_in_the_future_does_not_hold_a_list_back(tmp_path: Path) -> None:
     written(feeds, "192.0.2.1\n", wall[0] - 10)
     watch = watch_at(tmp_path, wall)
     written(feeds, "192.0.2.9\n", wall[0] + 3600)
+    assert watch.poll(POLICY) == "changed"
+
+
+def test_a_file_that_moves_during_the_recheck_waits(tmp_path: Path) -> None:
+    """Truncated a while ago and written now (a writer that computed in between): the
+    old truncation time looks settled, the recheck sees the size move."""
+    feeds = tmp_path / "feeds.txt"
+    wall = [1_000_000.0]
+    written(feeds, "192.0.2.1\n", wall[0] - 10)
+
+    def writer_goes_on(_: float) -> None:
+        if feeds.stat().st_size == 0:
+            written(feeds, "192.0.2.1\n192.0.2.2\n", wall[0])
+
+    watch = ListWatch(tmp_path / "policy.yaml", POLICY, wall=lambda: wall[0], sleep=writer_goes_on)
+    written(feeds, "", wall[0] - 5)
+    assert watch.poll(POLICY) == "unsettled"
+    wall[0] += 1
     assert watch.poll(POLICY) == "changed"

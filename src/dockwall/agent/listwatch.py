@@ -29,6 +29,7 @@ from dockwall.statefile import records_distrusted
 
 DEEP_CHECK_SECONDS = 3600.0
 SETTLE_SECONDS = 0.3
+RECHECK_SECONDS = 0.1  # a changed file must also look the same this much later
 
 ListVersion = tuple[int, int, int] | str
 Poll = Literal["same", "changed", "unsettled"]
@@ -54,12 +55,14 @@ class ListWatch:
         clock: Callable[[], float] = time.monotonic,
         deep_every: float = DEEP_CHECK_SECONDS,
         wall: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.policy_path = policy_path
         self.seen = self.versions(policy)
         self.checked = self.seen
         self.clock = clock
         self.wall = wall
+        self.sleep = sleep
         self.deep_every = deep_every
         self.deep_checked = clock()
 
@@ -71,14 +74,20 @@ class ListWatch:
 
     def poll(self, policy: Policy) -> Poll:
         """Whether a list file changed since the last read, and has settled: one written
-        in the last SETTLE_SECONDS may still be being written (`curl -o`, a script that
-        truncates and then writes: an empty feed read in between would open everything
-        it blocks), so the caller waits for a later poll (`unsettled`)."""
+        in the last SETTLE_SECONDS, or whose size or time moves within RECHECK_SECONDS,
+        may still be being written (`curl -o`, a script that truncates and then writes:
+        an empty feed read in between would open everything it blocks), so the caller
+        waits for a later poll (`unsettled`). A writer that truncates and then pauses
+        for longer still defeats this: writing beside the file and renaming it over
+        never does."""
         now = self.versions(policy)
         if now == self.seen:
             self.checked = now
             return "same"
         if any(self.fresh(v) for name, v in now.items() if v != self.seen.get(name)):
+            return "unsettled"
+        self.sleep(RECHECK_SECONDS)
+        if self.versions(policy) != now:
             return "unsettled"
         self.checked = now
         return "changed"

@@ -134,14 +134,16 @@ class Agent:
         self.policy_seen = file_version(config.policy_path)
         loaded = read_policy(config.policy_path, config.max_policy_bytes)
         self.policy: Policy = loaded.policy
-        self.lists = ListWatch(config.policy_path, self.policy)
+        self.stop = threading.Event()
+        self.lists = ListWatch(
+            config.policy_path, self.policy, sleep=lambda s: self.clock.wait(self.stop, s)
+        )
         self.gate = DriftGate(generation)
         self.phases = (0.0, 0.0)  # seconds the last enforce planned, then loaded
         self.links = links
         self.links_read = float("-inf")
         for warning in loaded.warnings:
             self.log(f"warning: {warning}")
-        self.stop = threading.Event()
         self.bridges: dict[str, Bridge] = {}
         self.containers: dict[str, Container] = {}
         self.interfaces: tuple[str, ...] | None = None
