@@ -3,11 +3,14 @@ learned name of an egress drop's destination (no kernel, no root)."""
 
 from __future__ import annotations
 
+import threading
+import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
-from dockwall.compile.ir import AddressSet, Ruleset
+from dockwall.compile.ir import AddressSet, DropLog, Ruleset
 from dockwall.observe.history import AddressHistory
 from dockwall.observe.journal import Journal
 from dockwall.observe.logview import columns
@@ -93,3 +96,43 @@ def test_an_egress_drop_names_the_learned_fqdn_of_its_destination(
     assert asked == ([] if prefix.startswith("dw:i") else [entry["remote"]])
     if fqdn is not None:
         assert columns(entry)[3].endswith(f"/{entry['proto']} ({fqdn})")
+
+
+class SlowReader:
+    """An NFLOG reader that records its group; reads return nothing for their timeout."""
+
+    groups: ClassVar[list[int]] = []
+
+    def __init__(self, group: int) -> None:
+        SlowReader.groups.append(group)
+
+    def read(self, timeout: float) -> list[Record]:
+        time.sleep(timeout)
+        return []
+
+    def close(self) -> None:
+        pass
+
+
+def test_an_apply_returns_once_its_nflog_group_is_bound(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """So the agent says a ruleset is in force only when its first drops are logged."""
+    monkeypatch.setattr("dockwall.observe.service.NflogReader", SlowReader)
+    SlowReader.groups = []
+    service = DropLogService(
+        "policy.yaml", AddressHistory(tmp_path / "a.json"), Journal(tmp_path / "d.jsonl"), print
+    )
+    stop = threading.Event()
+    thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        time.sleep(0.05)  # the thread is waiting for a ruleset
+        for group in (7, 8):
+            log = DropLog(group, None, None, None)
+            service.applied(Ruleset((), (), None, None, log=log), [], list)
+            assert SlowReader.groups[-1] == group, SlowReader.groups
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+    assert not thread.is_alive()

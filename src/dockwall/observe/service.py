@@ -32,6 +32,7 @@ Log = Callable[[str], None]
 Counters = Callable[[], list[RuleCounter]]
 FqdnOf = Callable[[str], str | None]
 SUMMARY_INTERVAL = 2.0
+BIND_WAIT = 2.0  # seconds an apply waits for the reader to bind its ruleset's group
 
 
 def iso(stamp: float) -> str:
@@ -66,35 +67,54 @@ class DropLogService:
         self.ruleset: Ruleset | None = None
         self.counters: Counters | None = None
         self.lock = threading.Lock()
+        self.bound = threading.Condition(self.lock)
+        self.group: int | None = None  # the group the reader thread has bound (or tried)
+        self.running = False
         self.suppressed: dict[LogDirection, int] | None = None
         self.pending: tuple[list[Container], float] | None = None
         self.next_summary = time.monotonic() + SUMMARY_INTERVAL
 
     def applied(self, ruleset: Ruleset, containers: list[Container], counters: Counters) -> None:
         """Called on the agent's loop after each apply: only hands over what is in force
-        (the history, which writes a file, is updated on this service's own thread)."""
-        with self.lock:
+        (the history, which writes a file, is updated on this service's own thread).
+        When the ruleset logs to another NFLOG group, it waits (BIND_WAIT at most) until
+        the reader has bound it: so once the agent says a ruleset is in force, its
+        drops are being logged, the first ones too."""
+        wanted = ruleset.log.group if ruleset.log else None
+        with self.bound:
             self.pending = (containers, time.time())
             self.ruleset, self.counters = ruleset, counters
             self.suppressed = None  # a load may reset the counters: take a new baseline
             self.next_summary = time.monotonic()
+            self.bound.notify_all()
+            if self.running:
+                self.bound.wait_for(lambda: self.group == wanted, BIND_WAIT)
 
     def run(self, stop: threading.Event) -> None:
         reader: NflogReader | None = None
         group: int | None = None
+        with self.lock:
+            self.running = True
         while not stop.is_set():
-            wanted = self.ruleset.log.group if self.ruleset and self.ruleset.log else None
+            with self.lock:
+                wanted = self.ruleset.log.group if self.ruleset and self.ruleset.log else None
             if wanted != group:
                 if reader is not None:
                     reader.close()
                 reader, group = self.bind(wanted), wanted
+                with self.bound:
+                    self.group = group
+                    self.bound.notify_all()
             self.learn()
             if reader is None:
-                stop.wait(0.2)
+                with self.bound:
+                    self.bound.wait(0.2)
                 continue
             self.journal.write([self.entry(item) for item in reader.read(0.2)])
             if time.monotonic() >= self.next_summary:
                 self.summarize()
+        with self.lock:
+            self.running = False
         if reader is not None:
             reader.close()
 
