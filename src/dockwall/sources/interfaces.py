@@ -54,10 +54,10 @@ RTMGRP_LINK = 1  # linux/rtnetlink.h: link added, removed or changed (master inc
 
 class LinkWatch:
     """Whether the namespace's links changed since the last look, from the kernel's own
-    rtnetlink notifications: the agent runs `ip -j link` once a drift interval only
-    then (or at its backstop), not every second. A process started every second held
-    the DNS forwarder's set writes up for 10-20 ms now and then (docs/benchmarks.md).
-    Opened in the caller's namespace; a lost notification (ENOBUFS) counts as a change."""
+    rtnetlink notifications: the agent runs `ip -j link` at a drift check only then
+    (or at its backstop), not as a process every second on a host where nothing
+    changes. Opened in the caller's namespace; a lost notification (ENOBUFS) counts as
+    a change."""
 
     def __init__(self) -> None:
         kind = socket.SOCK_RAW | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC
@@ -77,9 +77,6 @@ class LinkWatch:
                 continue
             seen = seen or bool(data)
         return True
-
-    def close(self) -> None:
-        self.sock.close()
 
 
 def link_watch() -> LinkWatch | None:
