@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import secrets
+import statistics
 import sys
 import tempfile
 import time
@@ -33,6 +35,7 @@ from dockwall.policy.listfile import read_list_file
 from dockwall.runner import SubprocessRunner
 
 ENTRIES = 1_000_000
+UPDATE_ROUNDS = 3
 BACKENDS = ("nftables", "iptables")
 POLICY = """\
 version: 1
@@ -57,6 +60,7 @@ class Row:
     floor_s: float
     update_s: float
     update_floor_s: float
+    scattered_s: float
     rule_only_s: float
     plan_s: float
     plan_inputs_s: float
@@ -130,6 +134,22 @@ def changed(members: list[str], start: int) -> tuple[list[str], list[str], list[
     return [*members[len(gone) :], *new], gone, new
 
 
+def scattered(members: list[str], start: int) -> list[str]:
+    """1% of the list again, spread through it: half of that removed at random places,
+    as many new entries put in at others (the same random places every run)."""
+    count = len(members) // 100
+    chosen = random.Random(16)
+    gone = set(chosen.sample(range(len(members)), count // 2))
+    kept = [m for i, m in enumerate(members) if i not in gone]
+    spots = set(chosen.sample(range(len(kept)), count - len(gone)))
+    out: list[str] = []
+    for i, member in enumerate(kept):
+        if i in spots:
+            out.append(address(start + len(out) - i))
+        out.append(member)
+    return out
+
+
 def measure(lab: Lab, backend: str, entries: int) -> Row:
     work = Path(tempfile.mkdtemp(prefix="dockwall-bench-lists-"))
     policy = work / "policy.yaml"
@@ -145,15 +165,24 @@ def measure(lab: Lab, backend: str, entries: int) -> Row:
     apply_s = timed(lab, dockwall(backend, "apply", "-f", str(policy)))
     policy.write_text(POLICY.replace("PORT", "8081"))
     rule_only_s = timed(lab, dockwall(backend, "apply", "-f", str(policy)))
-    members, gone, new = changed(members, entries)
-    write_list(listed, members)
-    update_s = timed(lab, dockwall(backend, "apply", "-f", str(policy)))
+    apply_argv = dockwall(backend, "apply", "-f", str(policy))
+    updates, spread = [], []
+    for round_ in range(UPDATE_ROUNDS):
+        members = changed(members, entries + round_ * entries // 100)[0]
+        write_list(listed, members)
+        updates.append(timed(lab, apply_argv))
+    for round_ in range(UPDATE_ROUNDS):
+        members = scattered(members, entries * 3 + round_ * entries // 100)
+        write_list(listed, members)
+        spread.append(timed(lab, apply_argv))
+    update_s, scattered_s = statistics.median(updates), statistics.median(spread)
     plan_argv = dockwall(backend, "plan", "--detailed-exitcode", "-f", str(policy))
     plan_s = min(timed(lab, plan_argv) for _ in range(3))
     plan_inputs_s, plan_engine_s = plan_in_process(lab, backend, policy)
     agent_s, reconcile_ms = agent_edit(lab, backend, work, policy, members, entries * 2)
     lab.host.run(dockwall(backend, "reset"))
     first = [address(i) for i in range(entries)]
+    _, gone, new = changed(first, entries)
     floor_s, update_floor_s = floors(lab, backend, first, gone, new)
     return Row(
         backend,
@@ -164,6 +193,7 @@ def measure(lab: Lab, backend: str, entries: int) -> Row:
         floor_s,
         update_s,
         update_floor_s,
+        scattered_s,
         rule_only_s,
         plan_s,
         plan_inputs_s,
@@ -259,16 +289,20 @@ def table(rows: list[Row]) -> str:
     head = (
         "| backend | entries | fixed (empty list) | list file parse | dockwall apply "
         "| over fixed | floor (load) "
-        "| ratio | 1% update | over fixed | floor (update) | rule-only apply | plan in sync "
+        "| ratio | 1% update | over fixed | floor (update) | ratio | 1% scattered: over fixed "
+        "| ratio | rule-only apply | plan in sync "
         "| plan in process: inputs + plan | agent: edit to applied | agent reconcile |\n"
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n"
     )
     return head + "".join(
         f"| {r.backend} | {r.entries:,} | {r.fixed_s:.2f} s | {r.parse_s:.2f} s | "
         f"{r.apply_s:.2f} s | "
         f"{r.apply_s - r.fixed_s:.2f} s | {r.floor_s:.2f} s | "
         f"{(r.apply_s - r.fixed_s) / r.floor_s:.1f}x | {r.update_s:.2f} s | "
-        f"{r.update_s - r.fixed_s:.2f} s | {r.update_floor_s:.2f} s | {r.rule_only_s:.2f} s | "
+        f"{r.update_s - r.fixed_s:.2f} s | {r.update_floor_s:.2f} s | "
+        f"{(r.update_s - r.fixed_s) / r.update_floor_s:.1f}x | "
+        f"{r.scattered_s - r.fixed_s:.2f} s | "
+        f"{(r.scattered_s - r.fixed_s) / r.update_floor_s:.1f}x | {r.rule_only_s:.2f} s | "
         f"{r.plan_s:.2f} s | {r.plan_inputs_s:.2f} s + {r.plan_engine_s:.2f} s | "
         f"{r.agent_s:.2f} s | {r.agent_reconcile_ms:.0f} ms |\n"
         for r in rows

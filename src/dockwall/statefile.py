@@ -28,6 +28,7 @@ import functools
 import json
 import os
 import tempfile
+from array import array
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -37,6 +38,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from dockwall.compile.ir import AddressSet, Ruleset
 from dockwall.errors import DockwallError
+from dockwall.policy.hostlines import KEY_TYPE, HostLines
 
 LAST_APPLIED = "last-applied.json"
 PENDING = "pending-apply.json"
@@ -89,14 +91,15 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
-def write_atomically(path: Path, text: str) -> None:
+def write_atomically(path: Path, text: str | bytes, sync_dir: bool = True) -> None:
     """A temporary file next to `path`, fsynced and renamed over it: a crash leaves the
     old file or the new one, never half of one, and never a stray temporary file name
-    another writer could collide with."""
+    another writer could collide with. `sync_dir=False` leaves the directory's fsync,
+    which makes the rename durable, to the next write into the same directory."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as out:
+        with os.fdopen(fd, "wb" if isinstance(text, bytes) else "w") as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())
@@ -105,7 +108,8 @@ def write_atomically(path: Path, text: str) -> None:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if sync_dir:
+        _fsync_dir(path.parent)
 
 
 def _payload(backend: str, ruleset: Ruleset) -> str:
@@ -123,6 +127,12 @@ def list_store(digest: str) -> Path:
     return state_dir() / LISTS / f"{digest}.txt"
 
 
+def keys_store(digest: str) -> Path:
+    """Beside the elements of a list whose file was exactly its IPv4 hosts (HostLines):
+    their sorted keys, which the next version of the file is read against."""
+    return state_dir() / LISTS / f"{digest}.keys"
+
+
 def save_lists(lists: tuple[AddressSet, ...], lines: Mapping[str, int] | None = None) -> None:
     """Each list's elements, once per digest: a header line (digest, the count per
     family, which a reader checks, so a torn or foreign file is never trusted, whether
@@ -135,6 +145,10 @@ def save_lists(lists: tuple[AddressSet, ...], lines: Mapping[str, int] | None = 
             continue
         flags = f"{int(found.interval4)} {int(found.interval6)} {lines_read}"
         head = f"{LIST_HEADER} {found.digest} {len(found.v4)} {len(found.v6)} {flags}\n"
+        if isinstance(found.v4, HostLines) and not found.v6:
+            write_atomically(keys_store(found.digest), found.v4.keys().tobytes(), sync_dir=False)
+            write_atomically(path, head.encode("ascii") + found.v4.body)
+            continue
         elements = (*found.v4, *found.v6)
         write_atomically(path, head + "".join(("\n".join(elements), "\n" if elements else "")))
 
@@ -244,9 +258,24 @@ def stored_list(digest: str) -> StoredList | None:
         return None
     if min(count4, count6) < 0 or body.count(b"\n") != count4 + count6:
         return None
+    if not count6 and not interval4 and keys_store(digest).exists():
+        hosts = HostLines(body, count4, load_keys=functools.partial(stored_keys, digest))
+        return StoredList(hosts, (), False, bool(interval6), read)
     saved = SavedElements(body, count4, count6)
     v4, v6 = StoredElements(saved, 0), StoredElements(saved, 1)
     return StoredList(v4, v6, bool(interval4), bool(interval6), read)
+
+
+def stored_keys(digest: str) -> array[int] | None:
+    """The keys saved beside a list's elements (keys_store), or None when unreadable;
+    HostLines checks their count against its own."""
+    keys = array(KEY_TYPE)
+    try:
+        data = keys_store(digest).read_bytes()
+        keys.frombytes(data)
+    except (OSError, ValueError):
+        return None
+    return keys
 
 
 def with_elements(found: AddressSet) -> AddressSet:
@@ -262,7 +291,7 @@ def with_elements(found: AddressSet) -> AddressSet:
 
 def prune_lists() -> None:
     """Element files neither the last applied nor a pending ruleset names any more."""
-    keep = {f"{digest}.txt" for digest in recorded_digests()}
+    keep = {f"{digest}{kind}" for digest in recorded_digests() for kind in (".txt", ".keys")}
     with contextlib.suppress(OSError):
         for path in (state_dir() / LISTS).iterdir():
             if path.name not in keep:

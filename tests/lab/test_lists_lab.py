@@ -4,6 +4,7 @@ reset or an ICMP error (a drop a timeout), and a 200,000-entry list changes in p
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import time
@@ -11,12 +12,14 @@ from pathlib import Path
 
 import pytest
 
-from dockwall.lab.lab import Lab
+from dockwall.lab import processes
+from dockwall.lab.lab import Lab, read_pid
 from dockwall.lab.probe import Probe, Prober
 from dockwall.runner import netns_path
 
 from .agent_helpers import EVENT_BOUND, Agents, LabCli, wait_until
 from .dockwall_cli import Dockwall, Held
+from .test_boot import WIPE
 
 pytestmark = [pytest.mark.lab, pytest.mark.timeout(600)]
 
@@ -263,12 +266,15 @@ def test_the_agent_applies_a_changed_list_file(
     assert wait_until(swapped, EVENT_BOUND, interval=0.5) is not None, agent.log()
 
 
-def ipv4_feed(path: Path, listed: list[str], start: int = 1) -> list[str]:
+def ipv4_feed(path: Path, listed: list[str], start: int = 1, header: bool = True) -> str:
     """100,000 IPv4 hosts of 10.0.0.0/8 from `start` and `listed`, under a comment
-    header: the shape of a threat feed, read against the list before (listchange)."""
+    header (read against the list before with set operations, listchange) or bare
+    (read against its bytes, hostlines); the file's digest."""
     hosts = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(start, start + 100_000)]
-    path.write_text("\n".join(["# feed of the day", "; its source", *hosts, *listed]) + "\n")
-    return hosts
+    head = ["# feed of the day", "; its source"] if header else []
+    data = ("\n".join([*head, *hosts, *listed]) + "\n").encode()
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
 
 
 def test_an_ipv4_feed_edited_in_place_loads_its_change_exactly(
@@ -294,23 +300,107 @@ def test_an_ipv4_feed_edited_in_place_loads_its_change_exactly(
     assert verified.returncode == 0, verified.stdout + verified.stderr
 
 
+def bare_feed(path: Path, hosts: list[str]) -> str:
+    """The feed as most threat feeds are: one address per line and nothing else, which
+    dockwall keeps as its bytes (HostLines); its digest."""
+    data = "".join(f"{host}\n" for host in hosts).encode()
+    path.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def kept_as_bytes(lab: Lab, digest: str) -> bool:
+    """Whether the state directory keeps this version of the file as its bytes, with
+    keys: the next version is then read against it as bytes."""
+    lists = lab.names.state_dir / "dockwall-state" / "lists"
+    return (lists / f"{digest}.keys").exists() and (lists / f"{digest}.txt").exists()
+
+
+def test_a_bare_feed_is_read_against_its_bytes_and_loads_its_change_exactly(
+    lab: Lab, dockwall: Dockwall
+) -> None:
+    """A feed of bare addresses edited here and there, then edited to repeat a line it
+    keeps (which the bytes cannot vouch for, so it is read the careful way): each time
+    the plan names the change exactly, the sources swapped are in force, and the
+    kernel set holds exactly the file (`plan --verify-lists` compares every element)."""
+    listed = dockwall.workdir / "big.txt"
+    hosts = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(1, 100_001)]
+    first = bare_feed(listed, [*hosts[:50_000], "198.51.100.7", *hosts[50_000:]])
+    dockwall.apply(BIG)
+    assert kept_as_bytes(lab, first)
+    quick = Prober(lab, timeout=2)
+    probes = [("198.51.100.7", "8080/tcp"), ("203.0.113.20", "8080/tcp")]
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["timeout", "open"]
+    edited = [h for i, h in enumerate(hosts) if i % 97]
+    edited[70_000:70_000] = ["203.0.113.20", "10.200.0.1"]
+    second = bare_feed(listed, [*edited[:-3], "10.200.0.2", *edited[-3:]])
+    removed, added = len(range(0, 100_000, 97)) + 1, 3
+    plan = dockwall.run("plan", "-f", str(dockwall.policy(BIG))).stdout
+    assert re.search(rf"list big: \+{added} -{removed} \(in place", plan), plan
+    dockwall.apply(BIG)
+    assert kept_as_bytes(lab, second)
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["open", "timeout"]
+    verify = ("plan", "--detailed-exitcode", "--verify-lists", "-f", str(dockwall.policy(BIG)))
+    verified = dockwall.run(*verify, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+    rest = [host for host in edited if host != "203.0.113.20"]
+    third = bare_feed(listed, [*rest[:10], "198.51.100.7", rest[500], *rest[10:]])
+    plan = dockwall.run("plan", "-f", str(dockwall.policy(BIG))).stdout
+    assert re.search(r"list big: \+1 -2 \(in place", plan), plan
+    dockwall.apply(BIG)
+    assert not kept_as_bytes(lab, third), "a repeated line: the careful reader's contents"
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["timeout", "open"]
+    verified = dockwall.run(*verify, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+def test_boot_restores_a_bare_feed_updated_in_place(lab: Lab, dockwall: Dockwall) -> None:
+    """The state a bare feed's in-place update saves (the file's bytes and patched keys)
+    is what `apply --boot` restores after a reboot: the listed source is refused, the
+    source taken out of the list allowed, and the kernel set is exactly the file."""
+    listed = dockwall.workdir / "big.txt"
+    hosts = [f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}" for i in range(1, 50_001)]
+    bare_feed(listed, [*hosts, "198.51.100.7"])
+    dockwall.apply(BIG)
+    updated = bare_feed(listed, [*hosts[:20_000], "203.0.113.20", *hosts[20_007:]])
+    dockwall.apply(BIG)
+    assert kept_as_bytes(lab, updated)
+    pid = read_pid(lab.names.dockerd_pidfile)
+    assert pid is not None
+    processes.stop({pid})
+    for command in [*WIPE, ["ipset", "destroy"]]:
+        lab.host.run(command)
+    assert "Restored" in dockwall.run("apply", "--boot").stdout
+    lab.start_dockerd()
+    if dockwall.backend == "iptables":
+        dockwall.apply(BIG)
+    quick = Prober(lab, timeout=2)
+    probes = [("198.51.100.7", "8080/tcp"), ("203.0.113.20", "8080/tcp")]
+    assert list(inet_outcomes(lab, quick, probes).values()) == ["open", "timeout"]
+    verify = ("plan", "--detailed-exitcode", "--verify-lists", "-f", str(dockwall.policy(BIG)))
+    verified = dockwall.run(*verify, check=False)
+    assert verified.returncode == 0, verified.stdout + verified.stderr
+
+
+@pytest.mark.parametrize("header", [True, False], ids=["feed-with-header", "bare-feed"])
 @pytest.mark.parametrize("backend", ["iptables", "nftables"])
 def test_the_agent_loads_an_edited_ipv4_feed_from_its_change(
-    lab: Lab, cli: LabCli, agents: Agents, backend: str
+    lab: Lab, cli: LabCli, agents: Agents, backend: str, header: bool
 ) -> None:
     listed = cli.workdir / "big.txt"
-    ipv4_feed(listed, ["198.51.100.7"])
+    ipv4_feed(listed, ["198.51.100.7"], header=header)
     agent = agents.start(cli.policy(BIG), backend=backend)
     agent.wait_ready()
     quick = Prober(lab, timeout=2)
     probes = [("198.51.100.7", "8080/tcp"), ("203.0.113.20", "8080/tcp")]
     assert list(inet_outcomes(lab, quick, probes).values()) == ["timeout", "open"]
-    ipv4_feed(listed, ["203.0.113.20"], start=501)
+    edited = ipv4_feed(listed, ["203.0.113.20"], start=501, header=header)
 
     def swapped() -> bool:
         return list(inet_outcomes(lab, quick, probes).values()) == ["open", "timeout"]
 
     assert wait_until(swapped, EVENT_BOUND, interval=0.5) is not None, agent.log()
+    assert "list big: +501 -501 (in place" in agent.log(), agent.log()
+    assert kept_as_bytes(lab, edited) is not header
     agents.stop_all()
     verify = ["plan", "--backend", backend, "--detailed-exitcode", "--verify-lists"]
     verified = cli.run(*verify, "-f", str(cli.policy(BIG)), check=False)

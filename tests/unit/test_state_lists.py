@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from dockwall.compile.ir import AddressSet, Ruleset
-from dockwall.engine import remembered_list
+from dockwall.engine import applied_contents, remembered_list
+from dockwall.policy.hostlines import HostLines, host_key
+from dockwall.policy.listchange import ListChange
 from dockwall.policy.listfile import ListContents, read_list_file
 from dockwall.statefile import (
     LAST_APPLIED,
@@ -172,3 +174,42 @@ def test_contents_saved_without_a_line_count_get_one_from_a_clean_read() -> None
     commit_pending()
     remembered = remembered_list(BIG.digest)
     assert remembered is not None and remembered.lines == 3
+
+
+def host_list(listed: Path, hosts: list[str]) -> AddressSet:
+    listed.write_text("".join(f"{h}\n" for h in hosts))
+    contents = read_list_file(listed)
+    return replace(BIGGER, digest=contents.digest, v4=contents.v4, v6=())
+
+
+def test_a_host_file_is_saved_as_its_bytes_with_keys_and_the_next_read_against_them(
+    tmp_path: Path, state: Path
+) -> None:
+    listed = tmp_path / "big.txt"
+    hosts = [f"10.2.{i >> 8}.{i & 255}" for i in range(2000)]
+    first = host_list(listed, hosts)
+    save_pending("nftables", ruleset(first), {first.digest: len(hosts)})
+    commit_pending()
+    assert stored(state) == {f"{first.digest}.txt", f"{first.digest}.keys"}
+    applied = applied_contents("big")
+    assert applied is not None and isinstance(applied.v4, HostLines)
+    assert applied.v4.body == listed.read_bytes()
+    assert list(applied.v4.keys()) == sorted(host_key(h) for h in hosts)
+    listed.write_text("".join(f"{h}\n" for h in [*hosts[3:], "192.0.2.44"]))
+    second = read_list_file(listed, previous=applied)
+    assert isinstance(second.v4, HostLines)
+    assert second.change == ListChange(first.digest, tuple(sorted(hosts[:3])), ("192.0.2.44",))
+    save_pending("nftables", ruleset(replace(first, digest=second.digest, v4=second.v4)))
+    commit_pending()
+    assert stored(state) == {f"{second.digest}.txt", f"{second.digest}.keys"}
+
+
+def test_damaged_keys_are_computed_again_from_the_elements(tmp_path: Path, state: Path) -> None:
+    listed = tmp_path / "big.txt"
+    found = host_list(listed, ["192.0.2.1", "192.0.2.2", "192.0.2.3"])
+    save_applied("nftables", ruleset(found))
+    keys = state / LISTS / f"{found.digest}.keys"
+    keys.write_bytes(keys.read_bytes()[:5])
+    applied = applied_contents("big")
+    assert applied is not None and isinstance(applied.v4, HostLines)
+    assert sorted(applied.v4.keys()) == sorted(host_key(h) for h in found.v4)

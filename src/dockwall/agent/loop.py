@@ -39,7 +39,7 @@ from dockwall.agent.timing import BACKOFF_START, LoopState, Timing
 from dockwall.backends.base import Plan
 from dockwall.compile.compiler import Compiled, compile_policy
 from dockwall.compile.ir import Ruleset
-from dockwall.engine import Selected, list_lines
+from dockwall.engine import Selected, list_lines, remembered_list
 from dockwall.errors import DockwallError
 from dockwall.locking import firewall_lock
 from dockwall.model.state import Bridge, Container, HostState, Mesh
@@ -132,7 +132,7 @@ class Agent:
         self.after_apply = tuple(after_apply)
         self.stats = Stats(policy=os.path.realpath(config.policy_path))
         self.policy_seen = file_version(config.policy_path)
-        loaded = read_policy(config.policy_path, config.max_policy_bytes)
+        loaded = read_policy(config.policy_path, config.max_policy_bytes, remembered_list)
         self.policy: Policy = loaded.policy
         self.stop = threading.Event()
         self.lists = ListWatch(
@@ -382,6 +382,7 @@ class Agent:
             loaded = read_policy(
                 self.config.policy_path,
                 self.config.max_policy_bytes,
+                remembered_list,
                 previous=self.policy.loaded_lists.get,
             )
         except DockwallError as exc:

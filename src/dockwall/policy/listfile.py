@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Literal
 
 from dockwall.errors import DockwallError
+from dockwall.policy.hostlines import HostLines, HostsChange, hosts_changed, verbatim_hosts
 from dockwall.policy.listchange import ListChange, comment_cut, hosts_read_against
 
 OnError = Literal["fail", "skip"]
@@ -199,8 +200,9 @@ def read_list_file(
     keeps those of the last apply): a file unchanged since then is hashed, not parsed,
     which is what keeps a plan of a million-entry list in sync quick. `previous` is the
     list as last read (by the agent) or applied: an IPv4 host list changed since is
-    read against it with set operations (`listchange`), and the result then carries the
-    change from it, which the backends load without comparing the lists again."""
+    read against it, as bytes when both files are exactly their hosts (`hostlines`),
+    else with set operations (`listchange`), and the result then carries the change
+    from it, which the backends load without comparing the lists again."""
     try:
         with path.open("rb") as handle:
             data = handle.read(MAX_LIST_BYTES + 1)
@@ -212,6 +214,9 @@ def read_list_file(
     remembered = known(digest) if known is not None else None
     if remembered is not None:
         return ListContents(**{**remembered.__dict__, "file": str(path), "digest": digest})
+    fast = bytes_changed(previous, digest, data) if previous is not None else None
+    if fast is not None:
+        return hosts_contents(path, fast.elements, digest, fast.change)
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -222,15 +227,38 @@ def read_list_file(
     if previous is not None and previous.digest and previous.digest != digest:
         quick = hosts_read_against(lines, previous, previous.digest)
     if quick is not None:
-        return ListContents(
-            file=str(path),
-            v4=quick.v4,
-            v6=(),
-            interval4=False,
-            interval6=False,
-            digest=digest,
-            lines=len(lines),
-            change=quick.change,
-        )
+        verbatim = verbatim_hosts(data, quick.v4)
+        return hosts_contents(path, verbatim or quick.v4, digest, quick.change, len(lines))
     contents = parse_lines(lines, str(path), on_error)
-    return ListContents(**{**contents.__dict__, "digest": digest})
+    return ListContents(**{**contents.__dict__, "digest": digest, "v4": kept_v4(contents, data)})
+
+
+def bytes_changed(previous: ListContents, digest: str, data: bytes) -> HostsChange | None:
+    """The change from a previous file that was exactly its IPv4 hosts, read as bytes."""
+    before = previous.v4
+    if not isinstance(before, HostLines) or previous.v6 or previous.digest in ("", digest):
+        return None
+    return hosts_changed(before, data, previous.digest)
+
+
+def hosts_contents(
+    path: Path, v4: Sequence[str], digest: str, change: ListChange, lines: int = -1
+) -> ListContents:
+    return ListContents(
+        file=str(path),
+        v4=v4,
+        v6=(),
+        interval4=False,
+        interval6=False,
+        digest=digest,
+        lines=len(v4) if lines < 0 else lines,
+        change=change,
+    )
+
+
+def kept_v4(contents: ListContents, data: bytes) -> Sequence[str]:
+    """The IPv4 elements, as the file's own bytes when they are exactly those (HostLines:
+    the next version of the file is then read against them as bytes)."""
+    pure = not contents.v6 and not contents.interval4 and contents.lines == len(contents.v4)
+    verbatim = verbatim_hosts(data, contents.v4) if pure and not contents.skipped else None
+    return verbatim or contents.v4
