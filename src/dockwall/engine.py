@@ -29,6 +29,7 @@ from dockwall.runner import Runner, SubprocessRunner
 from dockwall.signals import signals_deferred
 from dockwall.sources.docker_state import connect, read_state
 from dockwall.sources.interfaces import host_interfaces
+from dockwall.statedir import state_dir
 from dockwall.statefile import (
     LAST_APPLIED,
     PENDING,
@@ -42,9 +43,8 @@ from dockwall.statefile import (
     load_applied,
     load_pending,
     save_pending,
-    state_dir,
-    stored_list,
 )
+from dockwall.statelists import stored_list
 
 DEFAULT_POLICY = Path("/etc/dockwall/policy.yaml")
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dockwall.errors import DockwallError
-from dockwall.statefile import run_dir
+from dockwall.statedir import run_dir
 
 LOCK_NAME = "firewall.lock"
 EXIT_LOCKED = 4

@@ -16,8 +16,6 @@ from dockwall.policy.listchange import ListChange
 from dockwall.policy.listfile import ListContents, read_list_file
 from dockwall.statefile import (
     LAST_APPLIED,
-    LISTS,
-    StoredElements,
     applied_digests,
     applied_list,
     commit_pending,
@@ -27,8 +25,8 @@ from dockwall.statefile import (
     records_distrusted,
     save_applied,
     save_pending,
-    stored_list,
 )
+from dockwall.statelists import LISTS, StoredElements, stored_list
 
 BIG = AddressSet("big", "big.txt", "a" * 64, ("192.0.2.1", "198.51.100.0/24"), ("2001:db8::1",))
 BIGGER = AddressSet("big", "big.txt", "b" * 64, ("192.0.2.1", "192.0.2.2"), ())

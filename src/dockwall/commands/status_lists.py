@@ -9,7 +9,8 @@ from rich.markup import escape
 from rich.table import Table
 
 from dockwall.policy import Policy
-from dockwall.statefile import LAST_APPLIED, applied_digests, state_dir
+from dockwall.statedir import state_dir
+from dockwall.statefile import LAST_APPLIED, applied_digests
 
 
 def applied_lists() -> tuple[dict[str, str], str | None]:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from dockwall.statefile import FQDN_LEARNED, run_dir, write_atomically
+from dockwall.statedir import run_dir, write_atomically
+from dockwall.statefile import FQDN_LEARNED
 
 FILE = FQDN_LEARNED
 REFRESH_SLACK = 0.1  # refresh an element when it would fall short by more than this share

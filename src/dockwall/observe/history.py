@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from dockwall.model.state import Address, Container
-from dockwall.statefile import write_atomically
+from dockwall.statedir import write_atomically
 
 MAX_INTERVALS = 20_000
 STARTUP_GRACE = 5.0  # seconds between a container's first packet and the agent seeing it

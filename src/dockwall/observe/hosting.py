@@ -35,7 +35,7 @@ from dockwall.observe.metrics import (
 )
 from dockwall.observe.service import DropLogService, FqdnOf
 from dockwall.observe.web import Site, is_loopback, serve
-from dockwall.statefile import run_dir
+from dockwall.statedir import run_dir
 
 Log = Callable[[str], None]
 DEFAULT_LISTEN = "127.0.0.1:9771"

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from dockwall.statefile import run_dir
+from dockwall.statedir import run_dir
 
 NAME = "drops.jsonl"
 MAX_BYTES = 8 << 20
