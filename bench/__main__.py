@@ -30,6 +30,7 @@ SECTIONS = (
     ("bench.bench_dns", "DNS forwarder for to_fqdn (issue 12)"),
     ("bench.bench_fqdn_datapath", "Datapath with 10,000 learned addresses (issue 12)"),
     ("bench.bench_lists", "A 1,000,000-entry list (issue 16)"),
+    ("bench.bench_list_read", "An edited feed read against the last one (issue 16)"),
 )
 
 
