@@ -16,13 +16,12 @@ from __future__ import annotations
 
 import functools
 from array import array
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import overload
 
 from dockwall.compile.ir import AddressSet
-from dockwall.policy.hostlines import KEY_TYPE, HostLines
+from dockwall.policy.hostlines import KEY_TYPE, HostLines, LazyElements
 from dockwall.statedir import state_dir, write_atomically
 
 LISTS = "lists"
@@ -114,7 +113,7 @@ class SavedElements:
         return self.read
 
 
-class StoredElements(Sequence[str]):
+class StoredElements(LazyElements):
     """One family's elements of a saved list (SavedElements): the length from the header,
     the elements (and any comparison) once split."""
 
@@ -126,26 +125,6 @@ class StoredElements(Sequence[str]):
 
     def __len__(self) -> int:
         return self.saved.counts[self.slot]
-
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
-        return self.loaded()[index]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.loaded())
-
-    def __eq__(self, other: object) -> bool:
-        if isinstance(other, StoredElements | tuple | list):
-            return len(self) == len(other) and self.loaded() == tuple(other)
-        return NotImplemented
-
-    def __hash__(self) -> int:
-        return hash(self.loaded())
 
     def __repr__(self) -> str:
         return f"StoredElements(ipv{(4, 6)[self.slot]}, {len(self)} elements)"

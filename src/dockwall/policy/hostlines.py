@@ -84,7 +84,38 @@ def patched_keys(keys: array[int], removed: list[int], added: list[int]) -> arra
     return out
 
 
-class HostLines(Sequence[str]):
+class LazyElements(Sequence[str]):
+    """Elements kept unsplit (a million lines as one bytes object) and split into strings
+    at the first use; a subclass says how (`loaded`) and how many (`__len__`)."""
+
+    def loaded(self) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    @overload
+    def __getitem__(self, index: int) -> str: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
+
+    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
+        return self.loaded()[index]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.loaded())
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, Sequence) and not isinstance(other, str | bytes):
+            return len(self) == len(other) and self.loaded() == tuple(other)
+        return NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self.loaded())
+
+
+class HostLines(LazyElements):
     """The elements of a list file that is exactly its canonical IPv4 hosts: `body` is
     the file's bytes, one address and a newline per element, in file order. The
     elements are split into strings only when asked for, and the sorted keys computed
@@ -117,24 +148,10 @@ class HostLines(Sequence[str]):
     def __len__(self) -> int:
         return self.size
 
-    @overload
-    def __getitem__(self, index: int) -> str: ...
-
-    @overload
-    def __getitem__(self, index: slice) -> tuple[str, ...]: ...
-
-    def __getitem__(self, index: int | slice) -> str | tuple[str, ...]:
-        return self.loaded()[index]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self.loaded())
-
     def __eq__(self, other: object) -> bool:
         if isinstance(other, HostLines):
             return self.body == other.body
-        if isinstance(other, Sequence) and not isinstance(other, str):
-            return len(self) == len(other) and self.loaded() == tuple(other)
-        return NotImplemented
+        return super().__eq__(other)
 
     def __hash__(self) -> int:
         return hash(self.body)
