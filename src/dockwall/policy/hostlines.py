@@ -4,7 +4,7 @@ Why: most threat feeds are plain IPv4 addresses, one per line, and a million of 
 change by a percent an hour. When a file is exactly its canonical contents (each line
 an address as the kernel prints it, no comment, blank line or duplicate), its bytes
 are its elements: they are saved as they are, and the next version of the file is
-compared with them as bytes (`linediff`), so an update reads, checks and loads only
+compared with them as bytes (`bytealign`), so an update reads, checks and loads only
 the lines that changed instead of a million. What the bytes cannot say, whether an
 inserted line repeats one elsewhere in the file, the sorted keys answer (`HostKeys`):
 each address as a 32-bit integer, sorted, looked up by bisection and patched, not
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import overload
 
 from dockwall.gcpause import gc_paused
-from dockwall.policy.linediff import aligned_edits
+from dockwall.policy.bytealign import aligned_edits
 from dockwall.policy.listchange import ListChange, is_canonical_host
 
 KEY_TYPE = "I"

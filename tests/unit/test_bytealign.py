@@ -9,7 +9,7 @@ from collections import Counter
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from dockwall.policy.linediff import aligned_edits, equal_bytes
+from dockwall.policy.bytealign import aligned_edits, equal_bytes
 
 LINES = st.lists(st.sampled_from(["a", "b", "ab", "abc", "10.0.0.1", "10.0.0.10", ""]))
 
