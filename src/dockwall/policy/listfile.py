@@ -260,5 +260,5 @@ def kept_v4(contents: ListContents, data: bytes) -> Sequence[str]:
     """The IPv4 elements, as the file's own bytes when they are exactly those (HostLines:
     the next version of the file is then read against them as bytes)."""
     pure = not contents.v6 and not contents.interval4 and contents.lines == len(contents.v4)
-    verbatim = verbatim_hosts(data, contents.v4) if pure and not contents.skipped else None
+    verbatim = verbatim_hosts(data, contents.v4) if pure else None
     return verbatim or contents.v4
