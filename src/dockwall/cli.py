@@ -9,9 +9,11 @@ shell completion see every command, because they build the whole app.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import sys
-from typing import Any
+import threading
+from typing import Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -94,4 +96,25 @@ def main() -> None:
         build_app(invoked_command(sys.argv))()
     except DockwallError as exc:
         err_console.print(f"[red]error:[/] {escape(str(exc))}", highlight=False)
-        sys.exit(exc.exit_code)
+        leave(exc.exit_code)
+    except SystemExit as exc:
+        leave(exc.code)
+    leave(0)
+
+
+def leave(code: int | str | None) -> NoReturn:
+    """Exit with `code` as `sys.exit` reads it, without the interpreter's teardown when
+    nothing is left to finish. Why: a finished command's teardown frees its ~650 modules
+    one object at a time, 0.1-0.2 s on this machine (a fifth of a `plan` in sync), for
+    memory the kernel takes back at once. Output and logging are flushed first; a run
+    with another thread still alive (which `sys.exit` would wait for) exits normally."""
+    if isinstance(code, str):
+        sys.stderr.write(f"{code}\n")
+        code = 1
+    status = 0 if code is None else code
+    sys.stdout.flush()
+    sys.stderr.flush()
+    logging.shutdown()
+    if threading.active_count() > 1:
+        sys.exit(status)
+    os._exit(status)

@@ -132,9 +132,23 @@ class StoredElements(LazyElements):
 
 def stored_list(digest: str) -> StoredList | None:
     """The contents saved for `digest`, or None when missing or not what the header says
-    (the header's counts are checked against the lines there, unsplit: SavedElements)."""
+    (the header's counts are checked against the lines there, unsplit: SavedElements).
+    One command asks for the same digest more than once (the file unchanged since the
+    last apply, and the list as last applied), so the last few reads are kept, each for
+    the file as it was then (inode, size, modification time)."""
+    path = list_store(digest)
     try:
-        data = list_store(digest).read_bytes()
+        found = path.stat()
+    except OSError:
+        return None
+    return read_stored(str(path), digest, (found.st_ino, found.st_size, found.st_mtime_ns))
+
+
+@functools.lru_cache(maxsize=2)
+def read_stored(path: str, digest: str, version: tuple[int, int, int]) -> StoredList | None:
+    """stored_list's read of the file at `path` as it is at `version`."""
+    try:
+        data = Path(path).read_bytes()
     except OSError:
         return None
     first, _, body = data.partition(b"\n")

@@ -104,3 +104,16 @@ def test_an_oversized_policy_is_refused_before_it_is_read(tmp_path: Path, how: s
         f"error: {policy}: the file is {size} bytes; the limit is 1000 bytes (raise it with "
         "--max-policy-bytes or DOCKWALL_MAX_POLICY_BYTES)"
     )
+
+
+def test_a_finished_command_delivers_all_of_its_output_through_a_pipe(tmp_path: Path) -> None:
+    """The command exits without the interpreter's teardown (cli.leave): whatever it
+    wrote must still reach the pipe whole, and its exit code be the command's."""
+    policy = tmp_path / "policy.yaml"
+    ports = range(1000, 1400)
+    rules = "".join(f"      - {{from: [192.0.2.0/24], port: {p}/tcp}}\n" for p in ports)
+    policy.write_text(f"version: 1\ncontainers:\n  - name: web\n    ingress:\n{rules}")
+    result = dockwall("export", "ufw", "-f", str(policy))
+    assert result.returncode == 0, result.stderr
+    assert all(f"port {p} " in result.stdout for p in ports)
+    assert result.stdout.endswith("\n")

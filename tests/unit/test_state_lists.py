@@ -211,3 +211,16 @@ def test_damaged_keys_are_computed_again_from_the_elements(tmp_path: Path, state
     applied = applied_contents("big")
     assert applied is not None and isinstance(applied.v4, HostLines)
     assert sorted(applied.v4.keys()) == sorted(host_key(h) for h in found.v4)
+
+
+def test_a_saved_list_asked_for_again_is_not_read_again_unless_replaced(state: Path) -> None:
+    save_applied("nftables", ruleset(BIG))
+    first = stored_list(BIG.digest)
+    assert first is not None and stored_list(BIG.digest) is first
+    path = state / LISTS / f"{BIG.digest}.txt"
+    torn = path.with_name("torn")
+    torn.write_bytes(path.read_bytes()[:-3])
+    torn.replace(path)
+    assert stored_list(BIG.digest) is None
+    path.unlink()
+    assert stored_list(BIG.digest) is None
